@@ -1,0 +1,200 @@
+from raftsched.v1 import jobs_pb2 as _jobs_pb2
+from raftsched.v1 import scheduler_pb2 as _scheduler_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Command(_message.Message):
+    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    ASSIGN_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_UP_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_DOWN_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    CREATE_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    DELETE_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    FIRE_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    SKIP_FIRES_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    time_ms: int
+    submit: SubmitJobsCmd
+    cancel: CancelJobCmd
+    assign: AssignCmd
+    started: AttemptsStartedCmd
+    finished: AttemptsFinishedCmd
+    timed_out: AttemptTimedOutCmd
+    executor_up: ExecutorUpCmd
+    executor_down: ExecutorDownCmd
+    drain: DrainExecutorCmd
+    create_schedule: CreateScheduleCmd
+    pause_schedule: PauseScheduleCmd
+    delete_schedule: DeleteScheduleCmd
+    fire_schedule: FireScheduleCmd
+    skip_fires: SkipFiresCmd
+    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ...) -> None: ...
+
+class SubmitJobsCmd(_message.Message):
+    __slots__ = ("specs",)
+    SPECS_FIELD_NUMBER: _ClassVar[int]
+    specs: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.JobSpec]
+    def __init__(self, specs: _Optional[_Iterable[_Union[_jobs_pb2.JobSpec, _Mapping]]] = ...) -> None: ...
+
+class CancelJobCmd(_message.Message):
+    __slots__ = ("job_id", "reason")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    reason: str
+    def __init__(self, job_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AssignCmd(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[AssignItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[AssignItem, _Mapping]]] = ...) -> None: ...
+
+class AssignItem(_message.Message):
+    __slots__ = ("job_id", "attempt", "executor")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    executor: str
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., executor: _Optional[str] = ...) -> None: ...
+
+class AttemptsStartedCmd(_message.Message):
+    __slots__ = ("items", "executor")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.AttemptRef]
+    executor: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ..., executor: _Optional[str] = ...) -> None: ...
+
+class AttemptsFinishedCmd(_message.Message):
+    __slots__ = ("items", "executor")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[FinishedItem]
+    executor: str
+    def __init__(self, items: _Optional[_Iterable[_Union[FinishedItem, _Mapping]]] = ..., executor: _Optional[str] = ...) -> None: ...
+
+class FinishedItem(_message.Message):
+    __slots__ = ("job_id", "attempt", "end", "exit_code", "error", "output_tail")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TAIL_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    attempt: int
+    end: _jobs_pb2.AttemptEnd
+    exit_code: int
+    error: str
+    output_tail: bytes
+    def __init__(self, job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., end: _Optional[_Union[_jobs_pb2.AttemptEnd, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., output_tail: _Optional[bytes] = ...) -> None: ...
+
+class AttemptTimedOutCmd(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.AttemptRef]
+    def __init__(self, items: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ...) -> None: ...
+
+class ExecutorUpCmd(_message.Message):
+    __slots__ = ("executor_id", "slots", "labels", "handlers")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    HANDLERS_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    slots: int
+    labels: _containers.ScalarMap[str, str]
+    handlers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, executor_id: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., handlers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExecutorDownCmd(_message.Message):
+    __slots__ = ("executor_id", "reason")
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    reason: str
+    def __init__(self, executor_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DrainExecutorCmd(_message.Message):
+    __slots__ = ("executor_id",)
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    def __init__(self, executor_id: _Optional[str] = ...) -> None: ...
+
+class CreateScheduleCmd(_message.Message):
+    __slots__ = ("spec",)
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    spec: _scheduler_pb2.ScheduleSpec
+    def __init__(self, spec: _Optional[_Union[_scheduler_pb2.ScheduleSpec, _Mapping]] = ...) -> None: ...
+
+class PauseScheduleCmd(_message.Message):
+    __slots__ = ("name", "paused", "note")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    paused: bool
+    note: str
+    def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleCmd(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class FireScheduleCmd(_message.Message):
+    __slots__ = ("name", "scheduled_time", "manual")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    MANUAL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    scheduled_time: int
+    manual: bool
+    def __init__(self, name: _Optional[str] = ..., scheduled_time: _Optional[int] = ..., manual: _Optional[bool] = ...) -> None: ...
+
+class SkipFiresCmd(_message.Message):
+    __slots__ = ("name", "fires")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FIRES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    fires: _containers.RepeatedCompositeFieldContainer[_scheduler_pb2.SkippedFire]
+    def __init__(self, name: _Optional[str] = ..., fires: _Optional[_Iterable[_Union[_scheduler_pb2.SkippedFire, _Mapping]]] = ...) -> None: ...
+
+class ApplyResult(_message.Message):
+    __slots__ = ("submitted", "job", "error", "code", "schedule")
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    submitted: _containers.RepeatedCompositeFieldContainer[_scheduler_pb2.SubmitResult]
+    job: _jobs_pb2.Job
+    error: str
+    code: int
+    schedule: _scheduler_pb2.Schedule
+    def __init__(self, submitted: _Optional[_Iterable[_Union[_scheduler_pb2.SubmitResult, _Mapping]]] = ..., job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ..., error: _Optional[str] = ..., code: _Optional[int] = ..., schedule: _Optional[_Union[_scheduler_pb2.Schedule, _Mapping]] = ...) -> None: ...
