@@ -59,7 +59,7 @@ class VoteResponse(_message.Message):
     def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., granted: _Optional[bool] = ..., pre_vote: _Optional[bool] = ..., **kwargs) -> None: ...
 
 class AppendEntriesRequest(_message.Message):
-    __slots__ = ("to", "term", "prev_log_index", "prev_log_term", "entries", "commit", "read_seq")
+    __slots__ = ("to", "term", "prev_log_index", "prev_log_term", "entries", "commit", "read_seq", "heartbeat")
     FROM_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class AppendEntriesRequest(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     READ_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     to: str
     term: int
     prev_log_index: int
@@ -75,10 +76,11 @@ class AppendEntriesRequest(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[Entry]
     commit: int
     read_seq: int
-    def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., prev_log_index: _Optional[int] = ..., prev_log_term: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., read_seq: _Optional[int] = ..., **kwargs) -> None: ...
+    heartbeat: bool
+    def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., prev_log_index: _Optional[int] = ..., prev_log_term: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., read_seq: _Optional[int] = ..., heartbeat: _Optional[bool] = ..., **kwargs) -> None: ...
 
 class AppendEntriesResponse(_message.Message):
-    __slots__ = ("to", "term", "success", "match_index", "reject_hint_index", "reject_hint_term", "read_seq")
+    __slots__ = ("to", "term", "success", "match_index", "reject_hint_index", "reject_hint_term", "read_seq", "heartbeat")
     FROM_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +89,7 @@ class AppendEntriesResponse(_message.Message):
     REJECT_HINT_INDEX_FIELD_NUMBER: _ClassVar[int]
     REJECT_HINT_TERM_FIELD_NUMBER: _ClassVar[int]
     READ_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     to: str
     term: int
     success: bool
@@ -94,7 +97,8 @@ class AppendEntriesResponse(_message.Message):
     reject_hint_index: int
     reject_hint_term: int
     read_seq: int
-    def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., success: _Optional[bool] = ..., match_index: _Optional[int] = ..., reject_hint_index: _Optional[int] = ..., reject_hint_term: _Optional[int] = ..., read_seq: _Optional[int] = ..., **kwargs) -> None: ...
+    heartbeat: bool
+    def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., success: _Optional[bool] = ..., match_index: _Optional[int] = ..., reject_hint_index: _Optional[int] = ..., reject_hint_term: _Optional[int] = ..., read_seq: _Optional[int] = ..., heartbeat: _Optional[bool] = ..., **kwargs) -> None: ...
 
 class InstallSnapshotChunk(_message.Message):
     __slots__ = ("to", "term", "last_included_index", "last_included_term", "config", "offset", "data", "done", "crc32c")
