@@ -45,12 +45,14 @@ class Register(_message.Message):
     def __init__(self, executor_id: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., handlers: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ..., unacked: _Optional[_Iterable[_Union[TaskFinished, _Mapping]]] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("seq", "running")
+    __slots__ = ("seq", "running", "draining")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     seq: int
     running: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.AttemptRef]
-    def __init__(self, seq: _Optional[int] = ..., running: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ...) -> None: ...
+    draining: bool
+    def __init__(self, seq: _Optional[int] = ..., running: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class TaskStarted(_message.Message):
     __slots__ = ("job_id", "attempt")
