@@ -1,0 +1,22 @@
+"""Typed errors of the Raft core.
+
+    RaftError
+     +-- NotLeaderError        this node cannot take the request; `leader` is a hint ("" if unknown)
+     +-- ProposalDroppedError  the leader refuses for now (transfer or membership change in flight)
+"""
+
+from __future__ import annotations
+
+
+class RaftError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class NotLeaderError(RaftError):
+    def __init__(self, leader: str) -> None:
+        super().__init__(f"not the leader (leader: {leader or 'unknown'})")
+        self.leader = leader
+
+
+class ProposalDroppedError(RaftError):
+    """The leader is transferring leadership or already has a membership change in flight."""

@@ -1,0 +1,88 @@
+"""The leader's view of each follower: what matches, what to send next, how much is in flight."""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+
+
+class ProgressState(Enum):
+    PROBE = 0  # one append at a time until we learn where the logs match
+    REPLICATE = 1  # optimistic pipelining within the in-flight window
+    SNAPSHOT = 2  # a snapshot is being streamed; nothing else is sent
+
+
+class Progress:
+    def __init__(self, next_index: int, max_inflight: int) -> None:
+        # Invariant: match < next
+        self.match = 0
+        self.next = next_index
+        self.state = ProgressState.PROBE
+        self.probe_sent = False  # PROBE: an append is outstanding, wait for its answer
+        self.pending_snapshot = 0  # SNAPSHOT: the index of the snapshot being sent
+        self.recent_active = False  # heard from since the last check-quorum round
+        self.read_acked = 0  # highest ReadIndex heartbeat round this follower confirmed
+        self.max_inflight = max_inflight
+        self.inflight: deque[int] = deque()  # last index of each append in flight, ascending
+
+    def __repr__(self) -> str:
+        return f"Progress(match={self.match}, next={self.next}, {self.state.name})"
+
+    def is_paused(self) -> bool:
+        if self.state is ProgressState.PROBE:
+            return self.probe_sent
+        if self.state is ProgressState.SNAPSHOT:
+            return True
+        return len(self.inflight) >= self.max_inflight
+
+    def become_probe(self) -> None:
+        # After a snapshot, resume right after it; otherwise right after what we know matches.
+        self.next = max(self.match + 1, self.pending_snapshot + 1)
+        self._reset(ProgressState.PROBE)
+
+    def become_replicate(self) -> None:
+        self.next = self.match + 1
+        self._reset(ProgressState.REPLICATE)
+
+    def become_snapshot(self, index: int) -> None:
+        self._reset(ProgressState.SNAPSHOT)
+        self.pending_snapshot = index
+
+    def _reset(self, state: ProgressState) -> None:
+        self.state = state
+        self.probe_sent = False
+        self.pending_snapshot = 0
+        self.inflight.clear()
+
+    def sent(self, last_index: int, entry_count: int) -> None:
+        """Record an append carrying entries up to `last_index`."""
+        if self.state is ProgressState.REPLICATE:
+            if entry_count:
+                self.next = last_index + 1
+                self.inflight.append(last_index)
+        elif self.state is ProgressState.PROBE:
+            self.probe_sent = True
+
+    def maybe_update(self, index: int) -> bool:
+        """A follower acknowledged everything up to `index`; False if that is old news."""
+        updated = index > self.match
+        if updated:
+            self.match = index
+            self.probe_sent = False
+        self.next = max(self.next, index + 1)
+        while self.inflight and self.inflight[0] <= index:
+            self.inflight.popleft()
+        return updated
+
+    def maybe_decrease(self, rejected: int, probe_hint: int) -> bool:
+        """A follower rejected the append after `rejected`; False if the rejection is stale."""
+        if self.state is ProgressState.REPLICATE:
+            if rejected <= self.match:
+                return False
+            self.next = self.match + 1
+            return True
+        if self.next - 1 != rejected:
+            return False
+        self.next = max(min(rejected, probe_hint + 1), self.match + 1)
+        self.probe_sent = False
+        return True
