@@ -1,0 +1,112 @@
+"""Operators' API (SPEC §4 Admin): cluster status, membership, leadership transfer, backups, and a
+debug read of the committed log used by the chaos checker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from raftsched.api.errors import ApiError, guarded
+from raftsched.api.forward import call_leader, was_forwarded
+from raftsched.raft.messages import Role
+from raftsched.transport import convert
+from raftsched.v1 import admin_pb2, admin_pb2_grpc, raft_pb2
+
+if TYPE_CHECKING:
+    from raftsched.node import Node
+
+Context = grpc.aio.ServicerContext[Any, Any]
+PEER_STATUS_TIMEOUT = 1.0
+READ_LOG_LIMIT = 10_000
+
+
+class AdminService(admin_pb2_grpc.AdminServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @guarded
+    async def Status(self, request: admin_pb2.StatusRequest, context: Context) -> Any:
+        local = self.node.local_status()
+        if request.local_only:
+            return admin_pb2.StatusResponse(nodes=[local])
+        peers = sorted(p for p in self.node.addresses if p != self.node.id)
+        others = await asyncio.gather(*(self._peer_status(p) for p in peers))
+        nodes = sorted([local, *others], key=lambda n: n.id)
+        return admin_pb2.StatusResponse(nodes=nodes)
+
+    async def _peer_status(self, peer: str) -> admin_pb2.NodeStatus:
+        address = self.node.addresses[peer]
+        stub = admin_pb2_grpc.AdminStub(self.node.forwarder.channel(address))
+        try:
+            response = await stub.Status(admin_pb2.StatusRequest(local_only=True), timeout=PEER_STATUS_TIMEOUT)
+            return response.nodes[0]
+        except grpc.aio.AioRpcError as err:
+            return admin_pb2.NodeStatus(id=peer, address=address, healthy=False, error=err.code().name)
+
+    @guarded
+    async def ListMembers(self, request: admin_pb2.ListMembersRequest, context: Context) -> Any:
+        return self._members()
+
+    def _members(self) -> admin_pb2.ListMembersResponse:
+        conf = self.node.driver.core.conf
+        addr = self.node.addresses
+        return admin_pb2.ListMembersResponse(
+            voters=[raft_pb2.Member(id=v, address=addr.get(v, "")) for v in sorted(conf.voters)],
+            learners=[raft_pb2.Member(id=v, address=addr.get(v, "")) for v in sorted(conf.learners)],
+        )
+
+    @guarded
+    async def TransferLeader(self, request: admin_pb2.TransferLeaderRequest, context: Context) -> Any:
+        node = self.node
+        if not node.is_leader:
+            if was_forwarded(context):
+                raise ApiError(grpc.StatusCode.UNAVAILABLE, "leadership moved while forwarding; retry")
+            return await call_leader(node.forwarder, node.leader_address(), admin_pb2_grpc.AdminStub,
+                                     "TransferLeader", request, 15.0)
+        target = request.target or self._most_caught_up()
+        if target not in node.driver.core.conf.voters:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"target: {target!r} is not a voting member")
+        if target == node.id:
+            return admin_pb2.TransferLeaderResponse(leader=node.id)
+        node.driver.core.transfer_leader(target)
+        node.driver.wake()
+        return admin_pb2.TransferLeaderResponse(leader=await self._await_leader(target))
+
+    def _most_caught_up(self) -> str:
+        status = self.node.driver.core.status()
+        followers = [(m[0], p) for p, m in status.progress.items() if p != self.node.id and p in status.config.voters]
+        if not followers:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "no other voting member to hand leadership to")
+        return max(followers)[1]
+
+    async def _await_leader(self, target: str) -> str:
+        """Wait for the transfer to finish: the target leads, or the attempt times out."""
+        core = self.node.driver.core
+        deadline = time.monotonic() + 2 * self.node.config.election_ms / 1000 + 1
+        while time.monotonic() < deadline:
+            if core.leader == target:
+                return target
+            if core.role is Role.LEADER and not core.transferee:
+                break  # the transfer was abandoned and we lead again
+            await asyncio.sleep(0.01)
+        raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED, f"leadership transfer to {target} did not finish in time")
+
+    @guarded
+    async def ReadLog(self, request: admin_pb2.ReadLogRequest, context: Context) -> Any:
+        core = self.node.driver.core
+        first = core.log.first_index()
+        start = max(request.from_index, first)
+        limit = min(request.limit or 1000, READ_LOG_LIMIT)
+        end = min(core.commit + 1, start + limit)
+        entries = core.log.entries(start, None, end) if end > start else []
+        response = admin_pb2.ReadLogResponse(commit_index=core.commit, first_index=first)
+        convert.entries_to_pb(entries, response.entries)
+        return response
+
+    async def _not_yet(self, request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "membership changes and backups are not implemented yet")
+
+    AddMember = PromoteMember = RemoveMember = SaveSnapshot = _not_yet

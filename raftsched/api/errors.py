@@ -1,0 +1,86 @@
+"""Maps internal exceptions to gRPC status codes, in one place, with messages a user can act on.
+
+    ValidationError        -> INVALID_ARGUMENT (names the field)
+    NotFoundError          -> NOT_FOUND
+    NotLeaderError         -> UNAVAILABLE  (no leader known; safe to retry)
+    ProposalDroppedError   -> UNAVAILABLE  (transfer or membership change in flight)
+    ProposalLostError      -> UNAVAILABLE  (certainly not applied; safe to retry)
+    OutcomeUnknownError    -> UNAVAILABLE  (retry with the same idempotency key)
+    ApplyResult.error/code -> that code
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+
+from raftsched.raft.errors import NotLeaderError, ProposalDroppedError
+from raftsched.raft_driver import OutcomeUnknownError, ProposalLostError
+from raftsched.state.validate import ValidationError
+
+log = logging.getLogger("raftsched.api")
+T = TypeVar("T")
+
+
+class NotFoundError(Exception):
+    pass
+
+
+class ApiError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def status_of(err: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(err, ApiError):
+        return err.code, err.message
+    if isinstance(err, ValidationError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(err)
+    if isinstance(err, NotFoundError):
+        return grpc.StatusCode.NOT_FOUND, str(err)
+    if isinstance(err, NotLeaderError):
+        return grpc.StatusCode.UNAVAILABLE, f"no leader reachable ({err}); retry"
+    if isinstance(err, ProposalDroppedError):
+        return grpc.StatusCode.UNAVAILABLE, f"the leader refused the write for now: {err}; retry"
+    if isinstance(err, ProposalLostError):
+        return grpc.StatusCode.UNAVAILABLE, f"{err}; the write did not apply, retry"
+    if isinstance(err, OutcomeUnknownError):
+        return grpc.StatusCode.UNAVAILABLE, f"{err}; outcome unknown, retry with the same idempotency key"
+    if isinstance(err, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "timed out"
+    log.exception("internal error", exc_info=err)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(err).__name__}: {err}"
+
+
+def code_from_int(code: int) -> grpc.StatusCode:
+    for status in grpc.StatusCode:
+        if status.value[0] == code:
+            return status
+    return grpc.StatusCode.UNKNOWN
+
+
+async def abort(context: grpc.aio.ServicerContext[Any, Any], err: BaseException) -> NoReturn:
+    code, message = status_of(err)
+    await context.abort(code, message)
+    raise AssertionError("unreachable")  # context.abort raises
+
+
+def guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Decorate a unary servicer method: any exception becomes the right status code."""
+
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T:
+        try:
+            return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as err:  # the boundary: map to a status, never leak a traceback
+            await abort(context, err)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper

@@ -1,0 +1,53 @@
+"""Followers forward client calls to the leader over one cached channel per address."""
+
+from __future__ import annotations
+
+import grpc
+
+from raftsched.api.errors import ApiError
+
+FORWARDED_KEY = "raftsched-forwarded"
+LEADER_KEY = "raftsched-leader"
+
+
+class Forwarder:
+    def __init__(self, options: list[tuple[str, int]], credentials: grpc.ChannelCredentials | None = None) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._options = options
+        self._credentials = credentials
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            if self._credentials is not None:
+                channel = grpc.aio.secure_channel(address, self._credentials, options=self._options)
+            else:
+                channel = grpc.aio.insecure_channel(address, options=self._options)
+            self._channels[address] = channel
+        return channel
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+
+def was_forwarded(context: grpc.aio.ServicerContext) -> bool:  # type: ignore[type-arg]
+    return any(k == FORWARDED_KEY for k, _ in (context.invocation_metadata() or ()))
+
+
+def no_leader(leader_address: str) -> ApiError:
+    where = f"; the leader is at {leader_address}" if leader_address else ""
+    return ApiError(grpc.StatusCode.UNAVAILABLE, f"this node cannot reach the leader{where}; retry")
+
+
+async def call_leader(forwarder: Forwarder, leader_address: str, stub_cls: type, method: str,
+                      request: object, timeout: float) -> object:
+    """Send `request` to the leader's `method`; map its failure to the same status here."""
+    if not leader_address:
+        raise ApiError(grpc.StatusCode.UNAVAILABLE, "no leader elected right now; retry")
+    stub = stub_cls(forwarder.channel(leader_address))
+    try:
+        return await getattr(stub, method)(request, timeout=timeout, metadata=((FORWARDED_KEY, "1"),))
+    except grpc.aio.AioRpcError as err:
+        raise ApiError(err.code(), err.details() or str(err.code())) from None

@@ -1,0 +1,204 @@
+"""The client API (SPEC §4 Scheduler). Any node accepts any call: a follower forwards to the leader;
+the leader validates, proposes and answers once the command is applied. Reads are linearizable
+(ReadIndex on the leader) unless the request asks for a stale read from the local node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from raftsched.api.errors import ApiError, NotFoundError, abort, code_from_int, guarded
+from raftsched.api.forward import call_leader, was_forwarded
+from raftsched.state import commands as cmds
+from raftsched.state.validate import ValidationError, validate_spec
+from raftsched.v1 import jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
+
+if TYPE_CHECKING:
+    from raftsched.node import Node
+
+Context = grpc.aio.ServicerContext[Any, Any]
+TERMINAL = {
+    jobs_pb2.JOB_STATE_SUCCEEDED,
+    jobs_pb2.JOB_STATE_FAILED,
+    jobs_pb2.JOB_STATE_CANCELLED,
+    jobs_pb2.JOB_STATE_SKIPPED,
+}
+MAX_BATCH = 1000  # specs per SubmitJobs request
+WATCH_QUEUE = 256
+
+
+class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    # --- routing helpers ---
+
+    async def _leader_or_forward(self, method: str, request: Any, context: Context) -> Any | None:
+        """None when this node leads (serve here); otherwise the leader's answer."""
+        if self.node.is_leader:
+            return None
+        if was_forwarded(context):
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, "forwarded to a node that is no longer the leader; retry")
+        remaining = context.time_remaining()
+        timeout = min(remaining, 30.0) if remaining is not None else 10.0
+        return await call_leader(
+            self.node.forwarder, self.node.leader_address(), scheduler_pb2_grpc.SchedulerStub, method, request, timeout
+        )
+
+    async def _read(self, method: str, request: Any, context: Context, stale: bool) -> Any | None:
+        """For a read: None when it may be served from local state now, else the leader's answer."""
+        if stale:
+            return None
+        answer = await self._leader_or_forward(method, request, context)
+        if answer is None:
+            await self.node.driver.read_barrier()
+        return answer
+
+    # --- jobs ---
+
+    @guarded
+    async def SubmitJob(self, request: scheduler_pb2.SubmitJobRequest, context: Context) -> Any:
+        forwarded = await self._leader_or_forward("SubmitJob", request, context)
+        if forwarded is not None:
+            return forwarded
+        self._validate(request.spec)
+        existing = self.node.sm.job_by_key(request.spec.idempotency_key) if request.spec.idempotency_key else None
+        if existing is not None:
+            return scheduler_pb2.SubmitJobResponse(job=existing, existed=True)
+        result = await self.node.propose(cmds.submit(request.spec))
+        item = result.submitted[0] if result.submitted else None
+        if item is None or item.error:
+            raise ApiError(code_from_int(item.code if item else 13), item.error if item else "submit refused")
+        return scheduler_pb2.SubmitJobResponse(job=item.job, existed=item.existed)
+
+    @guarded
+    async def SubmitJobs(self, request: scheduler_pb2.SubmitJobsRequest, context: Context) -> Any:
+        if len(request.specs) > MAX_BATCH:
+            raise ValidationError("specs", f"at most {MAX_BATCH} jobs per request, got {len(request.specs)}")
+        forwarded = await self._leader_or_forward("SubmitJobs", request, context)
+        if forwarded is not None:
+            return forwarded
+        results: list[scheduler_pb2.SubmitResult | None] = [None] * len(request.specs)
+        valid: list[int] = []
+        for i, spec in enumerate(request.specs):
+            try:
+                self._validate(spec)
+                valid.append(i)
+            except ValidationError as err:
+                results[i] = scheduler_pb2.SubmitResult(error=str(err), code=grpc.StatusCode.INVALID_ARGUMENT.value[0])
+        if valid:
+            applied = await self.node.propose(cmds.submit(*(request.specs[i] for i in valid)))
+            for i, item in zip(valid, applied.submitted, strict=True):
+                results[i] = item
+        return scheduler_pb2.SubmitJobsResponse(results=[r for r in results if r is not None])
+
+    def _validate(self, spec: jobs_pb2.JobSpec) -> None:
+        validate_spec(spec, self.node.sm.known_handlers())
+        for i, dep in enumerate(spec.depends_on):
+            if self.node.sm.get_job(dep) is None:
+                raise ValidationError(f"depends_on[{i}]", f"unknown job id {dep!r}")
+
+    @guarded
+    async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Context) -> Any:
+        forwarded = await self._read("GetJob", request, context, request.stale)
+        if forwarded is not None:
+            return forwarded
+        job = self.node.sm.get_job(request.id)
+        if job is None:
+            raise NotFoundError(f"no job with id {request.id!r}")
+        return job
+
+    @guarded
+    async def ListJobs(self, request: scheduler_pb2.ListJobsRequest, context: Context) -> Any:
+        if request.page_size > 1000:
+            raise ValidationError("page_size", "at most 1000")
+        forwarded = await self._read("ListJobs", request, context, request.stale)
+        if forwarded is not None:
+            return forwarded
+        jobs, token = self.node.sm.list_jobs(
+            state=request.state,
+            schedule=request.schedule,
+            page_size=request.page_size or 100,
+            page_token=request.page_token,
+        )
+        return scheduler_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
+
+    @guarded
+    async def CancelJob(self, request: scheduler_pb2.CancelJobRequest, context: Context) -> Any:
+        forwarded = await self._leader_or_forward("CancelJob", request, context)
+        if forwarded is not None:
+            return forwarded
+        if self.node.sm.get_job(request.id) is None:
+            raise NotFoundError(f"no job with id {request.id!r}")
+        result = await self.node.propose(cmds.cancel(request.id, request.reason))
+        if result.error:
+            raise ApiError(code_from_int(result.code), result.error)
+        return result.job
+
+    async def WatchJob(self, request: scheduler_pb2.WatchJobRequest, context: Context) -> AsyncIterator[jobs_pb2.Job]:
+        queue: asyncio.Queue[jobs_pb2.Job] = asyncio.Queue(WATCH_QUEUE)
+
+        def on_change(job: jobs_pb2.Job) -> None:
+            if job.id == request.id:
+                if queue.full():
+                    queue.get_nowait()  # a slow watcher skips intermediate states, never the last
+                queue.put_nowait(job)
+
+        self.node.sm.add_listener(on_change)
+        try:
+            try:
+                current = await self.GetJob(scheduler_pb2.GetJobRequest(id=request.id), context)
+            except grpc.aio.AbortError:
+                return
+            yield current
+            state = current.state
+            while state not in TERMINAL:
+                job = await queue.get()
+                if job.state != state or job.updated_ms != current.updated_ms:
+                    current, state = job, job.state
+                    yield job
+        finally:
+            self.node.sm.remove_listener(on_change)
+
+    @guarded
+    async def CheckFence(self, request: scheduler_pb2.CheckFenceRequest, context: Context) -> Any:
+        forwarded = await self._read("CheckFence", request, context, stale=False)
+        if forwarded is not None:
+            return forwarded
+        if self.node.sm.get_job(request.job_id) is None:
+            raise NotFoundError(f"no job with id {request.job_id!r}")
+        return self.node.sm.check_fence(request.job_id, request.attempt)
+
+    # --- executors ---
+
+    @guarded
+    async def ListExecutors(self, request: scheduler_pb2.ListExecutorsRequest, context: Context) -> Any:
+        forwarded = await self._read("ListExecutors", request, context, request.stale)
+        if forwarded is not None:
+            return forwarded
+        return scheduler_pb2.ListExecutorsResponse(executors=self.node.scheduler.executor_view())
+
+    @guarded
+    async def DrainExecutor(self, request: scheduler_pb2.DrainExecutorRequest, context: Context) -> Any:
+        forwarded = await self._leader_or_forward("DrainExecutor", request, context)
+        if forwarded is not None:
+            return forwarded
+        if self.node.sm.executor(request.id) is None:
+            raise NotFoundError(f"no executor with id {request.id!r}")
+        result = await self.node.propose(cmds.drain(request.id))
+        if result.error:
+            raise ApiError(code_from_int(result.code), result.error)
+        views = [e for e in self.node.scheduler.executor_view() if e.id == request.id]
+        return views[0] if views else jobs_pb2.ExecutorInfo(id=request.id)
+
+    # --- schedules: recurring jobs come with their own issue ---
+
+    async def _no_schedules(self, request: Any, context: Context) -> Any:
+        await abort(context, ApiError(grpc.StatusCode.UNIMPLEMENTED, "recurring schedules are not implemented yet"))
+
+    CreateSchedule = ListSchedules = GetSchedule = PauseSchedule = _no_schedules
+    ResumeSchedule = TriggerSchedule = DeleteSchedule = _no_schedules

@@ -1,0 +1,235 @@
+"""One scheduler node: RocksDB, the Raft driver, the state machine, the gRPC server, and the
+leader-only scheduler that runs while this node leads.
+
+`run_node(config)` is what `raftsched node` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from raftsched.api.forward import Forwarder
+from raftsched.config import NodeConfig
+from raftsched.raft.core import RaftConfig
+from raftsched.raft.messages import ConfigState, Role, SoftState
+from raftsched.raft_driver import RaftDriver
+from raftsched.scheduler.dispatcher import LeaderScheduler
+from raftsched.state import commands as cmds
+from raftsched.state.machine import COLUMN_FAMILIES, SchedulerState
+from raftsched.storage.db import NodeDB
+from raftsched.storage.errors import StoreError
+from raftsched.storage.raft_store import RaftStore
+from raftsched.transport.peers import RaftTransport
+from raftsched.v1 import (
+    admin_pb2,
+    commands_pb2,
+    executor_pb2,
+    jobs_pb2,
+    raft_pb2,
+    scheduler_pb2,
+)
+
+log = logging.getLogger("raftsched.node")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Node:
+    """Holds a node's parts together; the servicers and the leader scheduler reach them here."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.id = config.id
+        self.addresses: dict[str, str] = dict(config.peers)
+        self.db = NodeDB(config.data_dir, column_families=COLUMN_FAMILIES)
+        self.store = RaftStore(self.db)
+        if not self.store.is_bootstrapped():
+            self.store.bootstrap(ConfigState(voters=frozenset(self.addresses)))
+        self.store.verify()
+        self.sm = SchedulerState(self.db)
+        options = _grpc_options(config)
+        self.forwarder = Forwarder(options)
+        self.transport = RaftTransport(
+            self.id,
+            {k: v for k, v in self.addresses.items() if k != self.id},
+            self._deliver,
+            max_message_bytes=config.max_message_bytes,
+        )
+        ticks = max(1, config.heartbeat_ms // config.tick_ms)
+        self.driver = RaftDriver(
+            node_id=self.id,
+            store=self.store,
+            transport=self.transport,
+            apply=self.sm.apply,
+            applied=self.sm.applied_index,
+            raft_config=RaftConfig(
+                id=self.id,
+                heartbeat_ticks=ticks,
+                election_ticks=max(ticks + 1, config.election_ms // config.tick_ms),
+                max_inflight=config.max_inflight,
+            ),
+            tick_seconds=config.tick_ms / 1000,
+            on_soft_state=self._on_soft_state,
+        )
+        self.scheduler = LeaderScheduler(self)
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.started_at = time.monotonic()
+
+    # --- facts the servicers need ---
+
+    @property
+    def is_leader(self) -> bool:
+        return self.driver.is_leader
+
+    @property
+    def leader_id(self) -> str:
+        return self.driver.core.leader
+
+    def leader_address(self) -> str:
+        return self.addresses.get(self.leader_id, "")
+
+    async def propose(self, cmd: commands_pb2.Command, timeout: float = 10.0) -> commands_pb2.ApplyResult:
+        """Stamp the leader's time on a command, replicate it, and return its apply result."""
+        result = await self.driver.propose(cmds.encode(cmd, now_ms()), timeout)
+        return result if result is not None else commands_pb2.ApplyResult()
+
+    def local_status(self) -> admin_pb2.NodeStatus:
+        st = self.driver.core.status()
+        role = admin_pb2.ROLE_LEARNER if self.id not in st.config.voters else _ROLES[st.role]
+        contact = 0 if st.role is Role.LEADER else int((time.monotonic() - self.driver.last_leader_contact) * 1000)
+        return admin_pb2.NodeStatus(
+            id=self.id,
+            address=self.config.listen,
+            role=role,
+            term=st.term,
+            leader=st.leader,
+            commit_index=st.commit,
+            applied_index=self.driver.applied_index,
+            last_log_index=st.last_index,
+            last_contact_ms=contact,
+            healthy=bool(st.leader),
+            snapshot_index=st.first_index - 1,
+            voter=self.id in st.config.voters,
+        )
+
+    # --- lifecycle ---
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.server = self._build_server()
+        self.server.add_insecure_port(self.config.listen)
+        await self.server.start()
+        self.driver.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.warning("node %s listening on %s (insecure mode: no TLS)", self.id, self.config.listen)
+        await stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        await self.scheduler.stop()
+        if self.server is not None:
+            await self.server.stop(grace=1.0)
+        await self.driver.stop()
+        await self.transport.close()
+        await self.forwarder.close()
+        self.db.close()
+        log.info("node %s stopped", self.id)
+
+    def _build_server(self) -> grpc.aio.Server:
+        from raftsched.api.admin_service import AdminService
+        from raftsched.api.executor_service import ExecutorService
+        from raftsched.api.scheduler_service import SchedulerService
+        from raftsched.v1 import admin_pb2_grpc, executor_pb2_grpc, scheduler_pb2_grpc
+
+        server = grpc.aio.server(options=_grpc_options(self.config))
+        self.transport.add_to_server(server)
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self), server)
+        executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(self), server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = [
+            d.services_by_name[s].full_name
+            for d, s in (
+                (raft_pb2.DESCRIPTOR, "Raft"),
+                (scheduler_pb2.DESCRIPTOR, "Scheduler"),
+                (executor_pb2.DESCRIPTOR, "Executor"),
+                (admin_pb2.DESCRIPTOR, "Admin"),
+            )
+        ]
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        return server
+
+    def _deliver(self, msg: Any) -> None:
+        self.driver.deliver(msg)
+
+    def _on_soft_state(self, soft: SoftState) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING if soft.leader else health_pb2.HealthCheckResponse.NOT_SERVING
+        asyncio.get_running_loop().create_task(self.health.set("", serving))
+        if soft.role is Role.LEADER:
+            self.scheduler.start()
+        else:
+            asyncio.get_running_loop().create_task(self.scheduler.stop())
+
+
+_ROLES = {
+    Role.FOLLOWER: admin_pb2.ROLE_FOLLOWER,
+    Role.PRE_CANDIDATE: admin_pb2.ROLE_PRE_CANDIDATE,
+    Role.CANDIDATE: admin_pb2.ROLE_CANDIDATE,
+    Role.LEADER: admin_pb2.ROLE_LEADER,
+}
+
+
+def _grpc_options(config: NodeConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def _setup_logging(config: NodeConfig) -> None:
+    level = getattr(logging, config.log_level.upper(), logging.INFO)
+    fmt = f"%(asctime)s %(levelname)s [{config.id}] %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt)
+
+
+async def _main(config: NodeConfig) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    node = Node(config)
+    await node.run(stop)
+    return 0
+
+
+def run_node(config: NodeConfig) -> int:
+    """Run one scheduler node until SIGTERM/SIGINT. Returns the process exit code."""
+    _setup_logging(config)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    try:
+        return asyncio.run(_main(config))
+    except StoreError as err:
+        log.error("cannot open the data directory %s: %s", config.data_dir, err)
+        print(f"raftsched: error: {err}", flush=True)
+        return 1
+
+
+__all__ = ["Node", "jobs_pb2", "now_ms", "run_node"]

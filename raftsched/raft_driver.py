@@ -1,0 +1,245 @@
+"""The asyncio driver of the Raft core: ticks, steps, persists, sends and applies.
+
+All access to the core happens on the event loop thread, and each ready is processed from
+`ready()` to `advance()` without an `await`, so no coroutine ever interleaves inside one step.
+Messages and proposals that arrive while a ready is being persisted wait in the core and go out
+together in the next one: that is the group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from raftsched.raft.config import ConfigChange
+from raftsched.raft.core import RaftConfig, RaftCore
+from raftsched.raft.errors import NotLeaderError
+from raftsched.raft.messages import NO_NODE, EntryType, Message, Ready, Role, SoftState
+from raftsched.storage.raft_store import RaftStore
+from raftsched.transport.peers import RaftTransport
+from raftsched.v1 import commands_pb2
+
+log = logging.getLogger("raftsched.raft")
+
+ApplyFn = Callable[[list[tuple[int, bytes | None]]], list["commands_pb2.ApplyResult | None"]]
+
+
+class ProposalLostError(Exception):
+    """The entry was overwritten by another leader's: it certainly did not apply. Safe to retry."""
+
+
+class OutcomeUnknownError(Exception):
+    """No answer in time: the proposal may or may not apply. Retry with the same idempotency key."""
+
+
+@dataclass(slots=True)
+class _Waiter:
+    term: int
+    future: asyncio.Future[commands_pb2.ApplyResult | None]
+
+
+class RaftDriver:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        store: RaftStore,
+        transport: RaftTransport,
+        apply: ApplyFn,
+        applied: int,
+        raft_config: RaftConfig,
+        tick_seconds: float,
+        on_soft_state: Callable[[SoftState], None] = lambda s: None,
+        on_config_entry: Callable[[int, bytes], None] = lambda i, d: None,
+    ) -> None:
+        self.node_id = node_id
+        self.store = store
+        self.transport = transport
+        self._apply = apply
+        self.core = RaftCore(raft_config, store, random.Random(), applied=applied)
+        self.tick_seconds = tick_seconds
+        self._on_soft_state = on_soft_state
+        self._on_config_entry = on_config_entry
+        self._wake = asyncio.Event()
+        self._waiters: dict[int, _Waiter] = {}
+        self._reads: dict[int, asyncio.Future[int]] = {}
+        self._read_ids = itertools.count(1)
+        self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.last_leader_contact = time.monotonic()
+        self.applied_index = applied
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._tick_loop(), name="raft-tick"),
+            asyncio.create_task(self._ready_loop(), name="raft-ready"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail_all(OutcomeUnknownError("node stopped"))
+
+    # --- inputs ---
+
+    def deliver(self, msg: Message) -> None:
+        """Called by the transport for every message received."""
+        if msg.frm == self.core.leader and msg.frm != NO_NODE:
+            self.last_leader_contact = time.monotonic()
+        self.core.step(msg)
+        self._wake.set()
+
+    async def propose(self, data: bytes, timeout: float = 10.0) -> commands_pb2.ApplyResult | None:
+        """Replicate one command; returns its apply result once applied on this node."""
+        index, term = self.core.propose([data])
+        future: asyncio.Future[commands_pb2.ApplyResult | None] = asyncio.get_running_loop().create_future()
+        self._waiters[index] = _Waiter(term, future)
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise OutcomeUnknownError(f"entry {index} not applied within {timeout:.0f} s") from None
+        finally:
+            if self._waiters.get(index) is not None and self._waiters[index].future is future:
+                del self._waiters[index]
+
+    def propose_config(self, change: ConfigChange) -> tuple[int, int]:
+        index, term = self.core.propose_config(change)
+        self._wake.set()
+        return index, term
+
+    async def read_barrier(self, timeout: float = 5.0) -> None:
+        """Wait until this leader may serve a linearizable read (ReadIndex, thesis §6.4)."""
+        ctx = next(self._read_ids)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[ctx] = future
+        try:
+            self.core.read_index(ctx)
+            self._wake.set()
+            index = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise OutcomeUnknownError("could not confirm leadership (no quorum?)") from None
+        finally:
+            self._reads.pop(ctx, None)
+        await self.wait_applied(index, timeout)
+
+    async def wait_applied(self, index: int, timeout: float = 5.0) -> None:
+        if self.applied_index >= index:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((index, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise OutcomeUnknownError(f"index {index} not applied within {timeout:.0f} s") from None
+
+    def wake(self) -> None:
+        """Something changed the core outside of step/propose: process its ready soon."""
+        self._wake.set()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.core.role is Role.LEADER
+
+    # --- the loops ---
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            next_tick += self.tick_seconds
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            if loop.time() - next_tick > 10 * self.tick_seconds:
+                next_tick = loop.time()  # we were paused (SIGSTOP): do not replay missed ticks
+            self.core.tick()
+            self._wake.set()
+
+    async def _ready_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.core.has_ready():
+                self._handle_ready(self.core.ready())
+            # Let the transport and the servicers run before the next batch.
+            await asyncio.sleep(0)
+
+    def _handle_ready(self, rd: Ready) -> None:
+        if rd.messages:
+            self.transport.send(rd.messages)
+        if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
+            self.store.save(rd.hard_state, rd.entries, rd.snapshot)
+        if rd.persisted_messages:
+            self.transport.send(rd.persisted_messages)
+        if rd.committed:
+            self._apply_committed(rd)
+        for read in rd.read_states:
+            future = self._reads.get(read.ctx)
+            if future is not None and not future.done():
+                future.set_result(read.index)
+        self.core.advance(rd)
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state)
+
+    def _apply_committed(self, rd: Ready) -> None:
+        batch: list[tuple[int, bytes | None]] = []
+        for entry in rd.committed:
+            if entry.type is EntryType.NORMAL:
+                batch.append((entry.index, entry.data))
+            else:
+                if entry.type is EntryType.CONFIG:
+                    self._on_config_entry(entry.index, entry.data)
+                batch.append((entry.index, None))
+        results = self._apply(batch)
+        for entry, result in zip(rd.committed, results, strict=True):
+            self._resolve(entry.index, entry.term, result)
+        self.applied_index = rd.committed[-1].index
+        self._wake_applied()
+
+    def _resolve(self, index: int, term: int, result: commands_pb2.ApplyResult | None) -> None:
+        waiter = self._waiters.pop(index, None)
+        if waiter is None or waiter.future.done():
+            return
+        if waiter.term == term:
+            waiter.future.set_result(result)
+        else:
+            waiter.future.set_exception(ProposalLostError(f"entry {index} was replaced by another leader"))
+
+    def _wake_applied(self) -> None:
+        if not self._applied_waiters:
+            return
+        still = []
+        for index, future in self._applied_waiters:
+            if index <= self.applied_index:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still.append((index, future))
+        self._applied_waiters = still
+
+    def _soft_state_changed(self, soft: SoftState) -> None:
+        log.info("node %s: %s in term %d, leader %s", self.node_id, soft.role.name, soft.term, soft.leader or "-")
+        self.last_leader_contact = time.monotonic()
+        if soft.role is not Role.LEADER:
+            # ReadIndex requests die with the leadership; proposals keep waiting, since an entry
+            # we appended may still commit under the next leader and we will apply it here.
+            for future in self._reads.values():
+                if not future.done():
+                    future.set_exception(NotLeaderError(soft.leader))
+        self._on_soft_state(soft)
+
+    def _fail_all(self, error: Exception) -> None:
+        for waiter in self._waiters.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+        self._waiters.clear()
+        for future in self._reads.values():
+            if not future.done():
+                future.set_exception(error)

@@ -1,0 +1,365 @@
+"""Leader-only work: assigning queued jobs to executors, serving executor streams, detecting dead
+executors and timed-out attempts. It changes state only through proposals, and runs only while
+this node leads (started and stopped by the node on leadership changes).
+
+Failure detection (SPEC promises 5, 9, 10): an executor is declared down only when it has not been
+heard from for the executor timeout, and never before one executor timeout has passed since this
+leader was elected, so that executors of a failed-over cluster have time to reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from raftsched.scheduler.sessions import ExecutorSession
+from raftsched.state import commands as cmds
+from raftsched.v1 import executor_pb2, jobs_pb2
+
+if TYPE_CHECKING:
+    from raftsched.node import Node
+
+log = logging.getLogger("raftsched.scheduler")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+DISPATCH_INTERVAL = 0.05  # seconds between scheduling rounds when nothing wakes us earlier
+WATCHDOG_INTERVAL = 0.1
+QUEUED_PER_ROUND = 2048
+TERMINAL = {
+    jobs_pb2.JOB_STATE_SUCCEEDED,
+    jobs_pb2.JOB_STATE_FAILED,
+    jobs_pb2.JOB_STATE_CANCELLED,
+    jobs_pb2.JOB_STATE_SKIPPED,
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class LeaderScheduler:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.sm = node.sm
+        self.sessions: dict[str, ExecutorSession] = {}
+        self.last_seen: dict[str, float] = {}  # executor -> monotonic time of its last message
+        self.elected_at = 0.0
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timeout_s = node.config.executor_timeout_ms / 1000
+
+    # --- lifecycle, driven by leadership ---
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.elected_at = time.monotonic()
+        self.last_seen.clear()
+        self.sm.add_listener(self._on_job_change)
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+        ]
+        log.info("leader scheduler started; executors have %.1f s to reconnect", self._timeout_s)
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        tasks, self._tasks = self._tasks, []
+        self.sm.remove_listener(self._on_job_change)
+        for session in self.sessions.values():
+            session.close()
+        self.sessions.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("leader scheduler stopped")
+
+    # --- executor streams ---
+
+    async def serve(self, context: Context) -> None:
+        """Run one executor's Connect stream until it ends or this node stops leading."""
+        first = await context.read()
+        if first is grpc.aio.EOF or not first.HasField("register") or not first.register.executor_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "register: the first message must register")
+        session = ExecutorSession(first.register)
+        old = self.sessions.get(session.id)
+        if old is not None:
+            old.close()
+        self.sessions[session.id] = session
+        self.last_seen[session.id] = time.monotonic()
+        workers = [
+            asyncio.create_task(self._write_loop(session, context)),
+            asyncio.create_task(self._report_loop(session)),
+        ]
+        try:
+            await self._register(session, first)
+            await self._read_loop(session, context)
+        finally:
+            session.close()
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if self.sessions.get(session.id) is session:
+                del self.sessions[session.id]
+            log.info("executor %s: stream closed", session.id)
+
+    async def _register(self, session: ExecutorSession, first: executor_pb2.ExecutorMessage) -> None:
+        reg = first.register
+        info = self.sm.executor(session.id)
+        changed = (
+            info is None
+            or info.state == jobs_pb2.EXECUTOR_STATE_DOWN
+            or info.slots != session.slots
+            or dict(info.labels) != session.labels
+            or set(info.handlers) != session.handlers
+        )
+        if changed:
+            await self.node.propose(cmds.executor_up(session.id, session.slots, session.labels, session.handlers))
+        if session.draining:
+            await self._drain(session.id)
+        session.send(executor_pb2.LeaderMessage(leader_id=self.node.id))
+        self._cancel_stale(session, reg.running)
+        if reg.unacked:
+            session.reports.put_nowait(executor_pb2.ExecutorMessage(finished=reg.unacked))
+        if first.HasField("heartbeat"):
+            self._on_heartbeat(session, first.heartbeat)
+        log.info("executor %s registered: %d slots, labels %s", session.id, session.slots, session.labels)
+        self._kick.set()
+
+    async def _read_loop(self, session: ExecutorSession, context: Context) -> None:
+        closed = asyncio.create_task(session.closed.wait())
+        try:
+            while True:
+                read = asyncio.ensure_future(context.read())
+                done, _ = await asyncio.wait({read, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if read not in done:
+                    read.cancel()
+                    return
+                msg = read.result()
+                if msg is grpc.aio.EOF:
+                    return
+                self._on_message(session, msg)
+        finally:
+            closed.cancel()
+
+    def _on_message(self, session: ExecutorSession, msg: executor_pb2.ExecutorMessage) -> None:
+        self.last_seen[session.id] = time.monotonic()
+        if msg.HasField("heartbeat"):
+            self._on_heartbeat(session, msg.heartbeat)
+        if msg.started or msg.finished:
+            try:
+                session.reports.put_nowait(msg)
+            except asyncio.QueueFull:
+                log.warning("executor %s: too many unreported results, closing its stream", session.id)
+                session.close()
+
+    def _on_heartbeat(self, session: ExecutorSession, hb: executor_pb2.Heartbeat) -> None:
+        lease_ms = self.node.config.lease_ms
+        session.send(executor_pb2.LeaderMessage(heartbeat_ack=executor_pb2.HeartbeatAck(seq=hb.seq, lease_ms=lease_ms)))
+        session.grant_lease()
+        self._cancel_stale(session, hb.running)
+        if hb.draining and not session.draining:
+            session.draining = True
+            asyncio.get_running_loop().create_task(self._drain(session.id))
+
+    async def _drain(self, executor_id: str) -> None:
+        info = self.sm.executor(executor_id)
+        if info is not None and info.state != jobs_pb2.EXECUTOR_STATE_DRAINING:
+            with contextlib.suppress(Exception):
+                await self.node.propose(cmds.drain(executor_id))
+
+    def _cancel_stale(self, session: ExecutorSession, running: Any) -> None:
+        """Kill at once what the executor runs but is no longer current (fencing)."""
+        stale = [ref for ref in running if not self._is_current(ref.job_id, ref.attempt, session.id)]
+        if stale:
+            log.info("executor %s: cancelling %d stale attempts", session.id, len(stale))
+            session.send(executor_pb2.LeaderMessage(cancel=stale))
+
+    def _is_current(self, job_id: str, attempt: int, executor_id: str) -> bool:
+        job = self.sm.get_job(job_id)
+        if job is None or job.state in TERMINAL or not job.attempts:
+            return False
+        last = job.attempts[-1]
+        return last.number == attempt and last.executor == executor_id and last.end == jobs_pb2.ATTEMPT_END_UNSPECIFIED
+
+    async def _write_loop(self, session: ExecutorSession, context: Context) -> None:
+        while True:
+            msg = await session.outbox.get()
+            await context.write(msg)
+
+    async def _report_loop(self, session: ExecutorSession) -> None:
+        """Replicate started/finished reports in batches, then acknowledge the results."""
+        while True:
+            batch = [await session.reports.get()]
+            while not session.reports.empty():
+                batch.append(session.reports.get_nowait())
+            started = [ref for m in batch for ref in m.started]
+            finished = [item for m in batch for item in m.finished]
+            try:
+                await self._report(session, started, finished)
+            except Exception as err:  # a failed proposal: the executor re-reports after reconnecting
+                log.warning("executor %s: could not record results: %s", session.id, err)
+                session.close()
+                return
+
+    async def _report(self, session: ExecutorSession, started: list[Any], finished: list[Any]) -> None:
+        if started:
+            refs = [(s.job_id, s.attempt) for s in started]
+            await self.node.propose(cmds.started(session.id, refs))
+        if finished:
+            items = [
+                cmds.finished_item(
+                    f.job_id, f.attempt, f.end, exit_code=f.exit_code, error=f.error, output_tail=f.output_tail
+                )
+                for f in finished
+            ]
+            await self.node.propose(cmds.finished(session.id, items))
+            acked = [jobs_pb2.AttemptRef(job_id=f.job_id, attempt=f.attempt) for f in finished]
+            session.send(executor_pb2.LeaderMessage(acked=acked))
+            self._kick.set()
+
+    # --- dispatching ---
+
+    def _on_job_change(self, job: jobs_pb2.Job) -> None:
+        """Called inside apply: only notes what to do, never proposes."""
+        if job.state == jobs_pb2.JOB_STATE_QUEUED:
+            self._kick.set()
+        elif job.state in TERMINAL:
+            self._kick.set()
+            last = job.attempts[-1] if job.attempts else None
+            if last is not None and last.end == jobs_pb2.ATTEMPT_END_CANCELLED and last.executor:
+                session = self.sessions.get(last.executor)
+                if session is not None:
+                    ref = jobs_pb2.AttemptRef(job_id=job.id, attempt=last.number)
+                    session.send(executor_pb2.LeaderMessage(cancel=[ref]))
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), DISPATCH_INTERVAL)
+            self._kick.clear()
+            try:
+                await self._dispatch_round()
+            except Exception as err:  # leadership loss or a lost proposal: try again next round
+                log.info("dispatch round failed: %s", err)
+                await asyncio.sleep(DISPATCH_INTERVAL)
+
+    async def _dispatch_round(self) -> None:
+        sessions = [s for s in self.sessions.values() if s.can_take_work() and self._accepting(s.id)]
+        if not sessions:
+            return
+        free = {s.id: s.slots - self.sm.slots_in_use(s.id) for s in sessions}
+        if max(free.values()) <= 0:
+            return
+        items = self._match(self.sm.queued(now_ms(), QUEUED_PER_ROUND), sessions, free)
+        if not items:
+            return
+        await self.node.propose(cmds.assign(items))
+        self._push_assignments(items)
+        self._kick.set()  # more may be waiting
+
+    def _accepting(self, executor_id: str) -> bool:
+        info = self.sm.executor(executor_id)
+        return info is not None and info.state == jobs_pb2.EXECUTOR_STATE_CONNECTED
+
+    @staticmethod
+    def _match(
+        jobs: list[jobs_pb2.Job], sessions: list[ExecutorSession], free: dict[str, int]
+    ) -> list[tuple[str, int, str]]:
+        """Priority then submit order (the order `queued` gives); spread over the freest executor."""
+        items = []
+        for job in jobs:
+            need = job.spec.slots or 1
+            fits = [s for s in sessions if free[s.id] >= need and s.accepts(job.spec)]
+            if not fits:
+                continue
+            best = max(fits, key=lambda s: (free[s.id], s.id))
+            free[best.id] -= need
+            attempt = (job.attempts[-1].number if job.attempts else 0) + 1
+            items.append((job.id, attempt, best.id))
+        return items
+
+    def _push_assignments(self, items: list[tuple[str, int, str]]) -> None:
+        by_executor: dict[str, list[executor_pb2.Assignment]] = {}
+        for job_id, attempt, executor_id in items:
+            if not self._is_current(job_id, attempt, executor_id):
+                continue  # refused at apply (cancelled meanwhile, executor gone)
+            job = self.sm.get_job(job_id)
+            assert job is not None
+            by_executor.setdefault(executor_id, []).append(
+                executor_pb2.Assignment(job_id=job_id, attempt=attempt, spec=job.spec)
+            )
+        for executor_id, assignments in by_executor.items():
+            session = self.sessions.get(executor_id)
+            if session is not None:
+                session.send(executor_pb2.LeaderMessage(assign=assignments))
+
+    # --- failure detection and timeouts ---
+
+    async def _watchdog_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+            try:
+                await self._expire_attempts()
+                await self._detect_dead_executors()
+            except Exception as err:
+                log.info("watchdog round failed: %s", err)
+
+    async def _expire_attempts(self) -> None:
+        refs = self.sm.timed_out(now_ms())
+        if not refs:
+            return
+        for ref in refs:
+            job = self.sm.get_job(ref.job_id)
+            session = self.sessions.get(job.attempts[-1].executor) if job and job.attempts else None
+            if session is not None:
+                session.send(executor_pb2.LeaderMessage(cancel=[ref]))
+        await self.node.propose(cmds.timed_out([(r.job_id, r.attempt) for r in refs]))
+
+    async def _detect_dead_executors(self) -> None:
+        now = time.monotonic()
+        if now - self.elected_at < self._timeout_s:
+            return  # a new leader first gives every executor time to reconnect
+        for info in self.sm.executors():
+            if info.state == jobs_pb2.EXECUTOR_STATE_DOWN:
+                continue
+            silent = now - self.last_seen.get(info.id, self.elected_at)
+            if silent > self._timeout_s:
+                log.warning("executor %s: silent for %.1f s, declaring it down", info.id, silent)
+                session = self.sessions.get(info.id)
+                if session is not None:
+                    session.close()
+                await self.node.propose(cmds.executor_down(info.id, f"no heartbeat for {silent:.1f} s"))
+
+    # --- views ---
+
+    def executor_view(self) -> list[jobs_pb2.ExecutorInfo]:
+        now = time.monotonic()
+        lease_s = self.node.config.lease_ms / 1000
+        out = []
+        for info in self.sm.executors():
+            view = jobs_pb2.ExecutorInfo()
+            view.CopyFrom(info)
+            session = self.sessions.get(info.id)
+            seen = self.last_seen.get(info.id)
+            silent = session is None or seen is None or now - seen > 2.0
+            if info.state == jobs_pb2.EXECUTOR_STATE_CONNECTED and silent:
+                view.state = jobs_pb2.EXECUTOR_STATE_DISCONNECTED
+            if seen is not None:
+                view.last_seen_ms = now_ms() - int((now - seen) * 1000)
+            if session is not None and session.lease_granted_at:
+                view.lease_remaining_ms = max(0, int((session.lease_granted_at + lease_s - now) * 1000))
+            view.running.extend(self.sm.attempts_on(info.id))
+            view.free_slots = max(0, info.slots - self.sm.slots_in_use(info.id))
+            out.append(view)
+        return out

@@ -1,0 +1,57 @@
+"""The leader's live view of one executor's stream: what it offers, when it was last heard from,
+what it may be sent. Nothing here is replicated; a new leader rebuilds it as executors reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from raftsched.v1 import executor_pb2, jobs_pb2
+
+log = logging.getLogger("raftsched.scheduler")
+OUTBOX_LIMIT = 4096  # messages queued for one executor before we consider it too slow
+
+
+class ExecutorSession:
+    def __init__(self, register: executor_pb2.Register) -> None:
+        self.id = register.executor_id
+        self.slots = register.slots or 1
+        self.labels = dict(register.labels)
+        self.handlers = set(register.handlers)
+        self.draining = register.draining
+        self.outbox: asyncio.Queue[executor_pb2.LeaderMessage] = asyncio.Queue(OUTBOX_LIMIT)
+        self.closed = asyncio.Event()
+        self.lease_granted_at = 0.0  # monotonic time of the last heartbeat ack (0: never)
+        self.reports: asyncio.Queue[executor_pb2.ExecutorMessage] = asyncio.Queue(OUTBOX_LIMIT)
+
+    def __repr__(self) -> str:
+        return f"ExecutorSession({self.id}, slots={self.slots}, draining={self.draining})"
+
+    @property
+    def open(self) -> bool:
+        return not self.closed.is_set()
+
+    def can_take_work(self) -> bool:
+        return self.open and not self.draining and self.lease_granted_at > 0
+
+    def send(self, msg: executor_pb2.LeaderMessage) -> None:
+        if not self.open:
+            return
+        try:
+            self.outbox.put_nowait(msg)
+        except asyncio.QueueFull:
+            log.warning("executor %s: outbox full, closing its stream", self.id)
+            self.close()
+
+    def close(self) -> None:
+        self.closed.set()
+
+    def accepts(self, spec: jobs_pb2.JobSpec) -> bool:
+        """The executor carries every label the job asks for, and its handler if it names one."""
+        if spec.handler and self.handlers and spec.handler not in self.handlers:
+            return False
+        return all(self.labels.get(k) == v for k, v in spec.labels.items())
+
+    def grant_lease(self) -> None:
+        self.lease_granted_at = time.monotonic()
