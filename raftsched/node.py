@@ -28,6 +28,7 @@ from raftsched.state.machine import COLUMN_FAMILIES, SchedulerState
 from raftsched.storage.db import NodeDB
 from raftsched.storage.errors import StoreError
 from raftsched.storage.raft_store import RaftStore
+from raftsched.transport.options import server_options
 from raftsched.transport.peers import RaftTransport
 from raftsched.v1 import (
     admin_pb2,
@@ -152,8 +153,8 @@ class Node:
         from raftsched.api.scheduler_service import SchedulerService
         from raftsched.v1 import admin_pb2_grpc, executor_pb2_grpc, scheduler_pb2_grpc
 
-        server = grpc.aio.server(options=_grpc_options(self.config))
-        self.transport.add_to_server(server)
+        server = grpc.aio.server(options=server_options(self.config.max_message_bytes))
+        self.transport.servicer().add_to_server(server)
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self), server)
         executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(self), server)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self), server)

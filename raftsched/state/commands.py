@@ -1,0 +1,106 @@
+"""Build and encode state-machine commands, the only bytes the scheduler puts in the Raft log.
+
+The leader builds a command, stamps it with its clock (`time_ms`) and proposes `encode(cmd)`;
+`apply` never reads a clock. `VERSION` is written into every command so the log format can
+outlive a refactor: an entry with any other version is refused, never guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from raftsched.v1 import commands_pb2, jobs_pb2
+
+VERSION = 1
+OUTPUT_TAIL_MAX_BYTES = 4096
+
+Command = commands_pb2.Command
+
+
+def encode(cmd: commands_pb2.Command, time_ms: int | None = None) -> bytes:
+    """The log bytes of `cmd`, with version 1 and `time_ms` (when given; else the one it holds).
+
+    Deterministic serialization: equal commands give equal bytes (protobuf maps otherwise may not).
+    """
+    out = commands_pb2.Command()
+    out.CopyFrom(cmd)
+    out.version = VERSION
+    if time_ms is not None:
+        out.time_ms = time_ms
+    return out.SerializeToString(deterministic=True)
+
+
+def decode(data: bytes) -> commands_pb2.Command:
+    """Parse log bytes; raises google.protobuf.message.DecodeError on malformed input."""
+    return commands_pb2.Command.FromString(data)
+
+
+def submit(*specs: jobs_pb2.JobSpec) -> commands_pb2.Command:
+    return commands_pb2.Command(submit=commands_pb2.SubmitJobsCmd(specs=specs))
+
+
+def cancel(job_id: str, reason: str = "") -> commands_pb2.Command:
+    return commands_pb2.Command(cancel=commands_pb2.CancelJobCmd(job_id=job_id, reason=reason))
+
+
+def assign(items: Iterable[tuple[str, int, str]]) -> commands_pb2.Command:
+    """Items are (job id, new attempt number, executor id)."""
+    cmd = commands_pb2.AssignCmd()
+    for job_id, attempt, executor in items:
+        cmd.items.add(job_id=job_id, attempt=attempt, executor=executor)
+    return commands_pb2.Command(assign=cmd)
+
+
+def started(executor: str, refs: Iterable[tuple[str, int]]) -> commands_pb2.Command:
+    cmd = commands_pb2.AttemptsStartedCmd(executor=executor, items=_refs(refs))
+    return commands_pb2.Command(started=cmd)
+
+
+def finished_item(
+    job_id: str,
+    attempt: int,
+    end: int,
+    *,
+    exit_code: int = 0,
+    error: str = "",
+    output_tail: bytes = b"",
+) -> commands_pb2.FinishedItem:
+    return commands_pb2.FinishedItem(
+        job_id=job_id,
+        attempt=attempt,
+        end=end,  # type: ignore[arg-type]
+        exit_code=exit_code,
+        error=error,
+        output_tail=output_tail[-OUTPUT_TAIL_MAX_BYTES:],
+    )
+
+
+def finished(executor: str, items: Iterable[commands_pb2.FinishedItem]) -> commands_pb2.Command:
+    cmd = commands_pb2.AttemptsFinishedCmd(executor=executor, items=items)
+    return commands_pb2.Command(finished=cmd)
+
+
+def timed_out(refs: Iterable[tuple[str, int]]) -> commands_pb2.Command:
+    return commands_pb2.Command(timed_out=commands_pb2.AttemptTimedOutCmd(items=_refs(refs)))
+
+
+def executor_up(
+    executor_id: str, slots: int, labels: Mapping[str, str] | None = None, handlers: Iterable[str] = ()
+) -> commands_pb2.Command:
+    cmd = commands_pb2.ExecutorUpCmd(
+        executor_id=executor_id, slots=slots, labels=dict(labels or {}), handlers=handlers
+    )
+    return commands_pb2.Command(executor_up=cmd)
+
+
+def executor_down(executor_id: str, reason: str = "") -> commands_pb2.Command:
+    cmd = commands_pb2.ExecutorDownCmd(executor_id=executor_id, reason=reason)
+    return commands_pb2.Command(executor_down=cmd)
+
+
+def drain(executor_id: str) -> commands_pb2.Command:
+    return commands_pb2.Command(drain=commands_pb2.DrainExecutorCmd(executor_id=executor_id))
+
+
+def _refs(refs: Iterable[tuple[str, int]]) -> list[jobs_pb2.AttemptRef]:
+    return [jobs_pb2.AttemptRef(job_id=job_id, attempt=attempt) for job_id, attempt in refs]

@@ -1,0 +1,325 @@
+"""One handler per command: check that it still applies, then change the model.
+
+A handler never raises on a committed entry. Whatever no longer applies (a stale attempt, an
+unknown job or executor, a spec out of its limits) is refused: counted, explained in the
+ApplyResult, and nothing else changes. Each check comes before the first change it guards, so a
+refused item leaves no half-done transition behind. Batch commands refuse item by item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from google.protobuf.message import DecodeError
+
+from raftsched.state import lifecycle
+from raftsched.state.commands import VERSION, decode
+from raftsched.state.lifecycle import end_name, state_name
+from raftsched.state.model import TERMINAL, Model, current_attempt, job_slots, last_attempt_number
+from raftsched.state.validate import ValidationError, validate_spec
+from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
+
+J = jobs_pb2
+C = commands_pb2
+
+# gRPC status codes carried in ApplyResult.code / SubmitResult.code.
+OK, INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNIMPLEMENTED = 0, 3, 5, 9, 12
+MAX_REASONS = 20  # item refusals spelled out in one result; the rest are only counted
+
+Handler = Callable[[Model, commands_pb2.Command], commands_pb2.ApplyResult]
+
+
+def apply_command(m: Model, data: bytes) -> commands_pb2.ApplyResult:
+    """Decode and apply one committed entry's bytes. Never raises on any input."""
+    try:
+        cmd = decode(data)
+    except DecodeError as err:
+        return refuse(m, INVALID_ARGUMENT, f"malformed command: {err}")
+    if cmd.version != VERSION:
+        reason = f"unknown command version {cmd.version} (this node knows {VERSION})"
+        return refuse(m, INVALID_ARGUMENT, reason)
+    kind = cmd.WhichOneof("body")
+    handler = HANDLERS.get(kind) if kind is not None else None
+    if handler is None:
+        return refuse(m, INVALID_ARGUMENT, "empty or unknown command body")
+    return handler(m, cmd)
+
+
+def refuse(m: Model, code: int, reason: str) -> commands_pb2.ApplyResult:
+    m.counters.refused_commands += 1
+    return C.ApplyResult(error=reason, code=code)
+
+
+def job_copy(job: jobs_pb2.Job) -> jobs_pb2.Job:
+    out = J.Job()
+    out.CopyFrom(job)
+    return out
+
+
+class _Refusals:
+    """Collects the refused items of a batch command into one counted, bounded explanation."""
+
+    def __init__(self, m: Model) -> None:
+        self._m = m
+        self._reasons: list[str] = []
+        self._count = 0
+
+    def add(self, what: str, reason: str) -> None:
+        self._m.counters.refused_items += 1
+        self._count += 1
+        if len(self._reasons) < MAX_REASONS:
+            self._reasons.append(f"{what}: {reason}")
+
+    def result(self) -> commands_pb2.ApplyResult:
+        if not self._count:
+            return C.ApplyResult()
+        more = f"; and {self._count - len(self._reasons)} more" if self._count > len(self._reasons) else ""
+        text = f"refused {self._count} item(s): " + "; ".join(self._reasons) + more
+        return C.ApplyResult(error=text, code=FAILED_PRECONDITION)
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def on_submit(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    result = C.ApplyResult()
+    for spec in cmd.submit.specs:
+        result.submitted.append(_submit_one(m, spec, cmd.time_ms))
+    return result
+
+
+def _submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int) -> scheduler_pb2.SubmitResult:
+    key = spec.idempotency_key
+    if key and key in m.idem:  # SPEC §6.2: one job per key, whatever the second spec says
+        return scheduler_pb2.SubmitResult(job=job_copy(m.jobs[m.idem[key]]), existed=True)
+    try:
+        validate_spec(spec, None)  # handlers were checked by the API; executors may come and go
+    except ValidationError as err:
+        m.counters.refused_items += 1
+        return scheduler_pb2.SubmitResult(error=str(err), code=INVALID_ARGUMENT)
+    missing = [dep for dep in spec.depends_on if dep not in m.jobs]
+    if missing:
+        m.counters.refused_items += 1
+        reason = f"depends_on: unknown job {missing[0]}"
+        return scheduler_pb2.SubmitResult(error=reason, code=INVALID_ARGUMENT)
+    seq = m.next_seq
+    m.next_seq += 1
+    state, reason = lifecycle.initial_state(m, spec)
+    job = J.Job(id=f"j{seq}", spec=spec, state=state, state_reason=reason, seq=seq)  # type: ignore[arg-type]
+    job.submitted_ms = job.updated_ms = now
+    m.add_job(job)
+    m.touch(job)
+    if key:
+        m.put_idem(key, job.id)
+    return scheduler_pb2.SubmitResult(job=job_copy(job))
+
+
+def on_cancel(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    """Cancel a job; the result's last attempt tells the caller which executor must kill what."""
+    job = m.jobs.get(cmd.cancel.job_id)
+    if job is None:
+        return refuse(m, NOT_FOUND, f"job {cmd.cancel.job_id!r} not found")
+    if job.state not in TERMINAL:  # a terminal job is returned as it is: cancel is idempotent
+        lifecycle.cancel(m, job, cmd.time_ms, cmd.cancel.reason)
+    return C.ApplyResult(job=job_copy(job))
+
+
+# --- attempts -----------------------------------------------------------------------------------
+
+
+def on_assign(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    refusals = _Refusals(m)
+    for item in cmd.assign.items:
+        reason = _assign_one(m, item, cmd.time_ms)
+        if reason:
+            refusals.add(f"{item.job_id}/{item.attempt}", reason)
+    return refusals.result()
+
+
+def _assign_one(m: Model, item: commands_pb2.AssignItem, now: int) -> str:
+    job = m.jobs.get(item.job_id)
+    if job is None:
+        return "unknown job"
+    if job.state != J.JOB_STATE_QUEUED:
+        return f"job is {state_name(job.state)}"
+    if item.attempt != last_attempt_number(job) + 1:
+        return f"attempt numbers only grow by one: expected {last_attempt_number(job) + 1}"
+    if job.not_before_ms > now:
+        return f"in retry backoff until {job.not_before_ms}"
+    executor = m.executors.get(item.executor)
+    if executor is None:
+        return f"unknown executor {item.executor!r}"
+    if executor.state != J.EXECUTOR_STATE_CONNECTED:  # DRAINING receives no new work, DOWN none
+        return f"executor {item.executor} is {J.ExecutorState.Name(executor.state)}"
+    if m.slots_in_use(executor.id) + job_slots(job) > executor.slots:
+        return f"executor {item.executor} has not enough free slots"
+    attempt = m.begin_attempt(job, executor.id, now)
+    m.set_state(job, J.JOB_STATE_ASSIGNED, now, f"attempt {attempt.number} on {executor.id}")
+    return ""
+
+
+def on_started(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    refusals = _Refusals(m)
+    for ref in cmd.started.items:
+        job = m.jobs.get(ref.job_id)
+        attempt = current_attempt(job) if job is not None else None
+        if job is None or attempt is None or attempt.number != ref.attempt:
+            refusals.add(f"{ref.job_id}/{ref.attempt}", "not the current attempt")
+        elif cmd.started.executor and attempt.executor != cmd.started.executor:
+            refusals.add(f"{ref.job_id}/{ref.attempt}", f"the attempt belongs to {attempt.executor}")
+        elif job.state != J.JOB_STATE_ASSIGNED:
+            refusals.add(f"{ref.job_id}/{ref.attempt}", f"job is {state_name(job.state)}")
+        else:
+            m.start_attempt(job, attempt, cmd.time_ms)
+            reason = f"attempt {attempt.number} on {attempt.executor}"
+            m.set_state(job, J.JOB_STATE_RUNNING, cmd.time_ms, reason)
+    return refusals.result()
+
+
+RESULT_ENDS = frozenset(
+    {J.ATTEMPT_END_SUCCEEDED, J.ATTEMPT_END_FAILED, J.ATTEMPT_END_TIMED_OUT, J.ATTEMPT_END_FENCED,
+     J.ATTEMPT_END_CANCELLED}
+)
+
+
+def on_finished(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    refusals = _Refusals(m)
+    for item in cmd.finished.items:
+        reason = _finish_one(m, item, cmd.finished.executor, cmd.time_ms)
+        if reason:
+            refusals.add(f"{item.job_id}/{item.attempt}", reason)
+    return refusals.result()
+
+
+def _finish_one(m: Model, item: commands_pb2.FinishedItem, executor: str, now: int) -> str:
+    job = m.jobs.get(item.job_id)
+    if job is None:
+        return "unknown job"
+    if item.end not in RESULT_ENDS:
+        return f"{end_name(item.end)} is not a result an executor reports"
+    if _is_late_cancel_report(job, item):
+        lifecycle.record_outcome(job.attempts[-1], item.exit_code, item.error, item.output_tail)
+        m.touch(job)
+        return ""
+    attempt = current_attempt(job)
+    if attempt is None or attempt.number != item.attempt or (executor and attempt.executor != executor):
+        # SPEC §6.4: the fencing token does not match; record it, change nothing else.
+        job.stale_results_refused = min(job.stale_results_refused + 1, 2**32 - 1)  # a uint32 field
+        m.counters.stale_results_refused += 1
+        m.touch(job)
+        return f"stale result (current attempt {last_attempt_number(job)}, {state_name(job.state)})"
+    lifecycle.record_outcome(attempt, item.exit_code, item.error, item.output_tail)
+    m.end_attempt(job, attempt, item.end, now)
+    if item.end == J.ATTEMPT_END_SUCCEEDED:
+        lifecycle.succeed(m, job, now)
+    else:
+        lifecycle.retry_or_fail(m, job, item.end, now)
+    return ""
+
+
+def _is_late_cancel_report(job: jobs_pb2.Job, item: commands_pb2.FinishedItem) -> bool:
+    """The executor reporting on the attempt a cancel already ended: expected, not stale."""
+    last = job.attempts[-1] if job.attempts else None
+    return (
+        job.state == J.JOB_STATE_CANCELLED
+        and last is not None
+        and last.number == item.attempt
+        and last.end == J.ATTEMPT_END_CANCELLED
+    )
+
+
+def on_timed_out(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    refusals = _Refusals(m)
+    for ref in cmd.timed_out.items:
+        job = m.jobs.get(ref.job_id)
+        attempt = current_attempt(job) if job is not None else None
+        deadline = m.deadline_of.get(job.seq) if job is not None else None
+        if job is None or attempt is None or attempt.number != ref.attempt:
+            refusals.add(f"{ref.job_id}/{ref.attempt}", "not the current attempt")
+        elif deadline is None or deadline[0] > cmd.time_ms:
+            # A start committed after the leader looked may have moved the deadline later.
+            refusals.add(f"{ref.job_id}/{ref.attempt}", "its deadline has not passed")
+        else:
+            attempt.error = f"timed out after {job.spec.timeout_ms} ms"
+            m.end_attempt(job, attempt, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
+            lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
+    return refusals.result()
+
+
+# --- executors ----------------------------------------------------------------------------------
+
+
+def on_executor_up(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    """Register or refresh an executor. Its current attempts are kept (SPEC §6.10: no re-runs)."""
+    up = cmd.executor_up
+    if not up.executor_id:
+        return refuse(m, INVALID_ARGUMENT, "executor_id: must not be empty")
+    old = m.executors.get(up.executor_id)
+    # A drain holds while the executor lives; one that went DOWN and came back starts afresh.
+    draining = old is not None and old.state == J.EXECUTOR_STATE_DRAINING
+    info = J.ExecutorInfo(
+        id=up.executor_id,
+        state=J.EXECUTOR_STATE_DRAINING if draining else J.EXECUTOR_STATE_CONNECTED,
+        slots=up.slots or 1,  # as for a job spec, 0 means 1
+        labels=dict(up.labels),
+        handlers=sorted(set(up.handlers)),
+        registered_ms=cmd.time_ms,
+    )
+    m.put_executor(info)
+    return C.ApplyResult()
+
+
+def on_executor_down(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    """Every attempt on the executor is lost and re-queued at once (no backoff; it still counts)."""
+    down = cmd.executor_down
+    executor = m.executors.get(down.executor_id)
+    if executor is None:
+        return refuse(m, NOT_FOUND, f"executor {down.executor_id!r} not found")
+    lost = sorted(m.on_executor.get(executor.id, {}), key=lambda job_id: m.jobs[job_id].seq)
+    for job_id in lost:
+        job = m.jobs[job_id]
+        attempt = current_attempt(job)
+        assert attempt is not None and attempt.executor == executor.id, "on_executor index drifted"
+        attempt.error = f"executor {executor.id} down" + (f": {down.reason}" if down.reason else "")
+        m.end_attempt(job, attempt, J.ATTEMPT_END_EXECUTOR_LOST, cmd.time_ms)
+        lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_EXECUTOR_LOST, cmd.time_ms, backoff=False)
+    executor.state = J.EXECUTOR_STATE_DOWN
+    m.put_executor(executor)
+    return C.ApplyResult()
+
+
+def on_drain(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    executor = m.executors.get(cmd.drain.executor_id)
+    if executor is None:
+        return refuse(m, NOT_FOUND, f"executor {cmd.drain.executor_id!r} not found")
+    if executor.state == J.EXECUTOR_STATE_DOWN:
+        return refuse(m, FAILED_PRECONDITION, f"executor {executor.id} is down")
+    executor.state = J.EXECUTOR_STATE_DRAINING
+    m.put_executor(executor)
+    return C.ApplyResult()
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+
+def on_schedule(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    """Placeholder until schedules land: each schedule command gets its own handler then."""
+    return refuse(m, UNIMPLEMENTED, "schedules: not implemented yet")
+
+
+HANDLERS: dict[str, Handler] = {
+    "submit": on_submit,
+    "cancel": on_cancel,
+    "assign": on_assign,
+    "started": on_started,
+    "finished": on_finished,
+    "timed_out": on_timed_out,
+    "executor_up": on_executor_up,
+    "executor_down": on_executor_down,
+    "drain": on_drain,
+    "create_schedule": on_schedule,
+    "pause_schedule": on_schedule,
+    "delete_schedule": on_schedule,
+    "fire_schedule": on_schedule,
+    "skip_fires": on_schedule,
+}
