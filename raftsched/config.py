@@ -6,7 +6,13 @@ win over the environment, which wins over the file. Loading lives in this module
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 DEFAULT_CLUSTER = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 
@@ -64,3 +70,407 @@ class ExecutorConfig:
     output_tail_bytes: int = 4096
     log_level: str = "info"
     tls: TLSConfig = field(default_factory=TLSConfig)
+    drain_ack_timeout_ms: int = 10_000  # on drain, how long to wait for the last results to be acked
+    guard_tasks: bool = True  # a guard process per command task kills it if this executor freezes
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: flags > RAFTSCHED_* environment > TOML file (--config) > defaults, validated once.
+# ---------------------------------------------------------------------------------------------
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_./-]{1,63}$")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+MAX_SLOTS = 1024
+
+Kind = Literal["int", "str", "bool", "peers", "labels", "addresses"]
+ArgsLike = argparse.Namespace | Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One configurable value: its field name is also its TOML key, flag and environment name."""
+
+    name: str
+    kind: Kind
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "RAFTSCHED_" + self.name.upper()
+
+
+_TLS_SETTINGS = (
+    Setting("tls_dir", "str", "directory holding ca.crt and <role>.crt/.key"),
+    Setting("tls_cert", "str", "certificate file (PEM)"),
+    Setting("tls_key", "str", "private key file (PEM)"),
+    Setting("tls_ca", "str", "CA certificate file (PEM)"),
+)
+
+NODE_SETTINGS: tuple[Setting, ...] = (
+    Setting("id", "str", "this node's id ([A-Za-z0-9_-])"),
+    Setting("listen", "str", "host:port to serve on (default: this node's address in --peers)"),
+    Setting("data_dir", "str", "RocksDB directory of this node"),
+    Setting("peers", "peers", "initial members: ID=HOST:PORT,... including this node"),
+    Setting("join", "str", "address of a running member to join instead of --peers"),
+    Setting("tick_ms", "int", "length of one Raft tick"),
+    Setting("heartbeat_ms", "int", "leader heartbeat interval"),
+    Setting("election_ms", "int", "election timeout (randomized up to twice this)"),
+    Setting("executor_timeout_ms", "int", "silence after which an executor is declared down"),
+    Setting("lease_ms", "int", "executor lease granted by an acknowledged heartbeat"),
+    Setting("kill_grace_ms", "int", "time an executor gives a task between SIGTERM and SIGKILL"),
+    Setting("max_inflight", "int", "append messages in flight per follower"),
+    Setting("max_message_bytes", "int", "largest gRPC message"),
+    Setting("max_pending_proposals", "int", "proposals waiting for commit before refusing more"),
+    Setting("snapshot_entries", "int", "applied entries between snapshots"),
+    Setting("snapshot_bytes", "int", "log bytes between snapshots"),
+    Setting("snapshot_keep_tail", "int", "entries kept behind a snapshot for slow followers"),
+    Setting("force_new_cluster", "bool", "start a one-node cluster from this data (disaster recovery)"),
+    Setting("metrics_listen", "str", "host:port for the Prometheus /metrics endpoint"),
+    Setting("log_format", "str", "text or json"),
+    Setting("log_level", "str", "debug, info, warning or error"),
+    *_TLS_SETTINGS,
+)
+
+EXECUTOR_SETTINGS: tuple[Setting, ...] = (
+    Setting("id", "str", "this executor's id ([A-Za-z0-9_-])"),
+    Setting("cluster", "addresses", "scheduler node addresses HOST:PORT,..."),
+    Setting("slots", "int", "tasks run at once (1..1024)"),
+    Setting("labels", "labels", "labels k=v a job may require (repeatable)"),
+    Setting("heartbeat_ms", "int", "heartbeat interval"),
+    Setting("lease_ms", "int", "lease this executor assumes (the leader's grant wins when shorter)"),
+    Setting("kill_grace_ms", "int", "time between SIGTERM and SIGKILL of a task"),
+    Setting("output_tail_bytes", "int", "bytes of task output reported back"),
+    Setting("log_level", "str", "debug, info, warning or error"),
+    *_TLS_SETTINGS,
+)
+
+# The environment variable that names a TOML file, next to the --config flag.
+CONFIG_ENV = "RAFTSCHED_CONFIG"
+
+
+def load_node_config(args: ArgsLike, env: Mapping[str, str] | None = None) -> NodeConfig:
+    """Build and validate a NodeConfig; raises ConfigError naming the offending setting."""
+    values = _collect(NODE_SETTINGS, args, os.environ if env is None else env)
+    tls = _tls_from_values(values, role="node")
+    fields = {k: v for k, v in values.items() if not k.startswith("tls_")}
+    _require(fields, "id", "data_dir")
+    peers = fields.get("peers", {})
+    assert isinstance(peers, dict)
+    if "listen" not in fields and fields["id"] in peers:
+        # Why: the node's own entry in --peers already says where it serves.
+        fields["listen"] = peers[fields["id"]]
+    _require(fields, "listen")
+    config = NodeConfig(**fields, tls=tls)  # type: ignore[arg-type]
+    validate_node_config(config, has_state=_has_state(config.data_dir))
+    return config
+
+
+def load_executor_config(args: ArgsLike, env: Mapping[str, str] | None = None) -> ExecutorConfig:
+    """Build and validate an ExecutorConfig; raises ConfigError naming the offending setting."""
+    values = _collect(EXECUTOR_SETTINGS, args, os.environ if env is None else env)
+    values.setdefault("cluster", parse_addresses(DEFAULT_CLUSTER, "cluster"))
+    tls = _tls_from_values(values, role="executor")
+    fields = {k: v for k, v in values.items() if not k.startswith("tls_")}
+    _require(fields, "id")
+    config = ExecutorConfig(**fields, tls=tls)  # type: ignore[arg-type]
+    validate_executor_config(config)
+    return config
+
+
+# --- gathering values from the three sources ---------------------------------------------------
+
+
+def _collect(settings: Sequence[Setting], args: ArgsLike, env: Mapping[str, str]) -> dict[str, object]:
+    """Converted values by setting name, each from the strongest source that has it."""
+    given = _arg_values(args)
+    path = given.get("config") or env.get(CONFIG_ENV) or ""
+    from_file = _read_toml(str(path), settings) if path else {}
+    out: dict[str, object] = {}
+    for setting in settings:
+        if given.get(setting.name) is not None:
+            out[setting.name] = convert(setting, given[setting.name], setting.flag)
+        elif setting.env in env:
+            out[setting.name] = convert(setting, env[setting.env], setting.env)
+        elif setting.name in from_file:
+            out[setting.name] = convert(setting, from_file[setting.name], f"{setting.name} in {path}")
+    return out
+
+
+def _arg_values(args: ArgsLike) -> dict[str, object]:
+    raw = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def _read_toml(path: str, settings: Sequence[Setting]) -> dict[str, object]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"config file {path}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path}: {e}") from e
+    known = {s.name for s in settings}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+    return data
+
+
+def _require(fields: Mapping[str, object], *names: str) -> None:
+    for name in names:
+        if not fields.get(name):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{name} is required ({flag} or RAFTSCHED_{name.upper()})")
+
+
+def _has_state(data_dir: str) -> bool:
+    """Whether data_dir already holds a node's data (then membership comes from the log)."""
+    try:
+        with os.scandir(data_dir) as it:
+            return any(True for _ in it)
+    except OSError:
+        return False
+
+
+# --- converting one raw value ----------------------------------------------------------------
+
+
+def convert(setting: Setting, raw: object, source: str) -> object:
+    """Turn a flag string, environment string or TOML value into the setting's type."""
+    try:
+        return _CONVERTERS[setting.kind](raw, setting.name)
+    except ConfigError as e:
+        raise ConfigError(f"{e} (from {source})") from e
+
+
+def _to_int(raw: object, name: str) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip().replace("_", ""))
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} must be an integer, got {raw!r}")
+
+
+def _to_str(raw: object, name: str) -> str:
+    if isinstance(raw, str):
+        return raw.strip()
+    raise ConfigError(f"{name} must be a string, got {raw!r}")
+
+
+def _to_bool(raw: object, name: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _pairs(raw: object, name: str) -> list[tuple[str, str]]:
+    """k=v pairs from a TOML table, a list of 'k=v' strings or one comma-separated string."""
+    if isinstance(raw, Mapping):
+        return [(str(k), str(v)) for k, v in raw.items()]
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{name} must be k=v pairs, got {raw!r}")
+    out: list[tuple[str, str]] = []
+    for item in items:
+        for part in str(item).split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"{name} entry {part.strip()!r} is not k=v")
+            out.append((key.strip(), value.strip()))
+    return out
+
+
+def parse_peers(raw: object, name: str = "peers") -> dict[str, str]:
+    peers: dict[str, str] = {}
+    for node_id, address in _pairs(raw, name):
+        check_id(node_id, f"{name} id")
+        check_address(address, f"{name} address of {node_id}")
+        if node_id in peers:
+            raise ConfigError(f"{name} names {node_id!r} twice")
+        peers[node_id] = address
+    return peers
+
+
+def parse_labels(raw: object, name: str = "labels") -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for key, value in _pairs(raw, name):
+        if not _LABEL_KEY_RE.match(key):
+            raise ConfigError(f"{name} key {key!r} must be 1-63 of [A-Za-z0-9_./-]")
+        labels[key] = value
+    return labels
+
+
+def parse_addresses(raw: object, name: str = "cluster") -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{name} must be HOST:PORT,..., got {raw!r}")
+    out = tuple(str(a).strip() for a in items if str(a).strip())
+    if not out:
+        raise ConfigError(f"{name} needs at least one HOST:PORT address")
+    for address in out:
+        check_address(address, name)
+    return out
+
+
+_CONVERTERS: dict[str, Callable[[object, str], object]] = {
+    "int": _to_int,
+    "str": _to_str,
+    "bool": _to_bool,
+    "peers": parse_peers,
+    "labels": parse_labels,
+    "addresses": parse_addresses,
+}
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def check_id(value: str, name: str = "id") -> None:
+    if not _ID_RE.match(value):
+        raise ConfigError(f"{name} {value!r} must be 1-64 characters of [A-Za-z0-9_-]")
+
+
+def check_address(value: str, name: str) -> tuple[str, int]:
+    """Split HOST:PORT (or [V6]:PORT); raise ConfigError naming the setting when malformed."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ConfigError(f"{name} {value!r} must be HOST:PORT")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} {value!r} has port {port}, want 1..65535")
+    return host.strip("[]"), port
+
+
+def _at_least(name: str, value: int, minimum: int, unit: str = "") -> None:
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}{unit}, got {value}")
+
+
+def validate_node_config(config: NodeConfig, *, has_state: bool = False) -> None:
+    """Check every rule that spans fields; has_state: the data dir already holds a node."""
+    check_id(config.id)
+    check_address(config.listen, "listen")
+    if config.metrics_listen:
+        check_address(config.metrics_listen, "metrics_listen")
+    _check_membership(config, has_state)
+    _check_node_timing(config)
+    for name in ("max_inflight", "max_message_bytes", "max_pending_proposals", "snapshot_entries",
+                 "snapshot_bytes"):
+        _at_least(name, getattr(config, name), 1)
+    _at_least("snapshot_keep_tail", config.snapshot_keep_tail, 0)
+    _check_choice("log_format", config.log_format, LOG_FORMATS)
+    _check_choice("log_level", config.log_level, LOG_LEVELS)
+
+
+def _check_membership(config: NodeConfig, has_state: bool) -> None:
+    if config.peers and config.join:
+        raise ConfigError("give either peers (--peers, a new cluster) or join (--join ADDR), not both")
+    if config.join:
+        check_address(config.join, "join")
+        return
+    if not config.peers:
+        if has_state or config.force_new_cluster:
+            return  # Why: a restarted node reads its membership from its own log
+        raise ConfigError("peers is required: --peers ID=HOST:PORT,... for a new cluster, or --join ADDR")
+    if config.id not in config.peers:
+        raise ConfigError(f"peers must include this node's id {config.id!r}")
+    if not _same_endpoint(config.peers[config.id], config.listen):
+        raise ConfigError(f"peers gives {config.id} the address {config.peers[config.id]!r} "
+                          f"but listen is {config.listen!r}; they must match")
+
+
+def _same_endpoint(peer_address: str, listen: str) -> bool:
+    """Equal, or listen is a wildcard host on the same port (serving every interface)."""
+    if peer_address == listen:
+        return True
+    host, port = check_address(listen, "listen")
+    return host in ("0.0.0.0", "::", "") and port == check_address(peer_address, "peers")[1]
+
+
+def _check_node_timing(config: NodeConfig) -> None:
+    _at_least("tick_ms", config.tick_ms, 1, " ms")
+    _at_least("heartbeat_ms", config.heartbeat_ms, 10, " ms")
+    if config.heartbeat_ms % config.tick_ms:
+        raise ConfigError(f"tick_ms ({config.tick_ms}) must divide heartbeat_ms ({config.heartbeat_ms})")
+    if config.election_ms < 5 * config.heartbeat_ms:
+        raise ConfigError(f"election_ms ({config.election_ms}) must be at least 5 * heartbeat_ms "
+                          f"({5 * config.heartbeat_ms})")
+    _at_least("lease_ms", config.lease_ms, 1, " ms")
+    _at_least("kill_grace_ms", config.kill_grace_ms, 0, " ms")
+    # Promise 9: a lapsed lease kills its tasks (grace included) before the leader may declare the
+    # executor down and re-run them elsewhere; 500 ms of margin covers clock and scheduling skew.
+    floor = config.lease_ms + config.kill_grace_ms + 500
+    if config.executor_timeout_ms < floor:
+        raise ConfigError(
+            f"executor_timeout_ms ({config.executor_timeout_ms}) must be at least lease_ms "
+            f"({config.lease_ms}) + kill_grace_ms ({config.kill_grace_ms}) + 500 = {floor}")
+
+
+def validate_executor_config(config: ExecutorConfig) -> None:
+    check_id(config.id)
+    if not config.cluster:
+        raise ConfigError("cluster needs at least one HOST:PORT address")
+    for address in config.cluster:
+        check_address(address, "cluster")
+    if not 1 <= config.slots <= MAX_SLOTS:
+        raise ConfigError(f"slots must be between 1 and {MAX_SLOTS}, got {config.slots}")
+    _at_least("heartbeat_ms", config.heartbeat_ms, 10, " ms")
+    if config.lease_ms < 2 * config.heartbeat_ms:
+        # Why: one lost heartbeat must not let the lease lapse.
+        raise ConfigError(f"lease_ms ({config.lease_ms}) must be at least 2 * heartbeat_ms "
+                          f"({2 * config.heartbeat_ms})")
+    _at_least("kill_grace_ms", config.kill_grace_ms, 0, " ms")
+    _at_least("output_tail_bytes", config.output_tail_bytes, 0)
+    _check_choice("log_level", config.log_level, LOG_LEVELS)
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+# --- TLS -------------------------------------------------------------------------------------
+
+
+def resolve_tls(*, tls_dir: str = "", cert: str = "", key: str = "", ca: str = "",
+                role: str = "client") -> TLSConfig:
+    """TLS paths from --tls-dir (ca.crt, <role>.crt, <role>.key) overridden by explicit files.
+
+    Only the paths are checked here; loading and using them belongs to the transport.
+    """
+    if tls_dir:
+        cert = cert or os.path.join(tls_dir, f"{role}.crt")
+        key = key or os.path.join(tls_dir, f"{role}.key")
+        ca = ca or os.path.join(tls_dir, "ca.crt")
+    tls = TLSConfig(cert=cert, key=key, ca=ca)
+    if not tls.enabled:
+        return tls
+    if bool(cert) != bool(key):
+        raise ConfigError("tls_cert and tls_key must be given together")
+    if not ca:
+        raise ConfigError("tls_ca is required when TLS is on")
+    for name, path in (("tls_cert", cert), ("tls_key", key), ("tls_ca", ca)):
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{name}: no such file {path!r}")
+    return tls
+
+
+def _tls_from_values(values: Mapping[str, object], role: str) -> TLSConfig:
+    return resolve_tls(tls_dir=str(values.get("tls_dir", "")), cert=str(values.get("tls_cert", "")),
+                       key=str(values.get("tls_key", "")), ca=str(values.get("tls_ca", "")), role=role)

@@ -1,0 +1,162 @@
+"""The asyncio client (grpc.aio) for the chaos harness and benchmarks: the same calls and the
+same leader following as the sync Client, without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+import grpc.aio
+
+from raftsched.client import calls
+from raftsched.client.calls import TERMINAL_STATES, Call
+from raftsched.client.channels import CHANNEL_OPTIONS, credentials
+from raftsched.client.errors import ClientError
+from raftsched.client.routing import CallState, Router, default_attempt_timeout, plan
+from raftsched.client.sync import STUBS, rpc_error_parts
+from raftsched.config import TLSConfig
+from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
+
+R = TypeVar("R")
+
+
+class AsyncClient:
+    """Like Client, awaitable. Create and use it inside one running event loop."""
+
+    def __init__(self, addresses: Sequence[str], *, timeout: float = 10.0, tls: TLSConfig | None = None,
+                 attempt_timeout: float | None = None) -> None:
+        self._router = Router.of(addresses)
+        self._timeout = timeout
+        self._attempt_timeout = attempt_timeout or default_attempt_timeout(timeout)
+        self._tls = tls if tls is not None and tls.enabled else None
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    @property
+    def leader(self) -> str:
+        return self._router.leader
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = (grpc.aio.secure_channel(address, credentials(self._tls), options=CHANNEL_OPTIONS)
+                       if self._tls else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
+            self._channels[address] = channel
+        return channel
+
+    def _method(self, call: Call[Any], address: str) -> Any:
+        return getattr(STUBS[call.service](self._channel(address)), call.method)
+
+    def _plan(self, call: Call[Any], timeout: float | None, *, capped: bool = True) -> CallState:
+        return plan(self._router, self._timeout if timeout is None else timeout,
+                    idempotent=call.idempotent, attempt_timeout=self._attempt_timeout if capped else None)
+
+    async def _unary(self, call: Call[R], timeout: float | None = None) -> R:
+        state = self._plan(call, timeout)
+        while True:
+            method = self._method(call, state.target())
+            try:
+                response = await method(call.request, timeout=state.timeout())
+            except grpc.aio.AioRpcError as e:
+                await asyncio.sleep(state.failed(*rpc_error_parts(e)))
+                continue
+            state.succeeded()
+            return cast(R, response)
+
+    async def _stream(self, call: Call[R], timeout: float | None) -> AsyncIterator[R]:
+        state = self._plan(call, math.inf if timeout is None else timeout, capped=False)
+        while True:
+            remaining = state.timeout()
+            stream = self._method(call, state.target())(
+                call.request, timeout=None if math.isinf(remaining) else remaining)
+            try:
+                first = await stream.read()
+            except grpc.aio.AioRpcError as e:
+                await asyncio.sleep(state.failed(*rpc_error_parts(e)))
+                continue
+            state.succeeded()
+            break
+        if first is grpc.aio.EOF:
+            return
+        try:
+            yield cast(R, first)
+            async for message in stream:
+                yield cast(R, message)
+        except grpc.aio.AioRpcError as e:
+            code, details, _ = rpc_error_parts(e)
+            raise ClientError(code, details) from None
+        finally:
+            stream.cancel()  # a consumer that stops early must not leave the call open
+
+    # --- Scheduler ----------------------------------------------------------------------------
+
+    async def submit_job(self, spec: jobs_pb2.JobSpec, *, timeout: float | None = None,
+                         ) -> scheduler_pb2.SubmitJobResponse:
+        return await self._unary(calls.submit_job(spec), timeout)
+
+    async def submit_jobs(self, specs: Iterable[jobs_pb2.JobSpec], *, timeout: float | None = None,
+                          ) -> scheduler_pb2.SubmitJobsResponse:
+        return await self._unary(calls.submit_jobs(specs), timeout)
+
+    async def get_job(self, job_id: str, stale: bool = False, *, timeout: float | None = None,
+                      ) -> jobs_pb2.Job:
+        return await self._unary(calls.get_job(job_id, stale), timeout)
+
+    async def list_jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED, schedule: str = "",
+                        page_size: int = 0, page_token: str = "", stale: bool = False, *,
+                        timeout: float | None = None) -> scheduler_pb2.ListJobsResponse:
+        return await self._unary(calls.list_jobs(state, schedule, page_size, page_token, stale), timeout)
+
+    async def cancel_job(self, job_id: str, reason: str = "", *, timeout: float | None = None,
+                         ) -> jobs_pb2.Job:
+        return await self._unary(calls.cancel_job(job_id, reason), timeout)
+
+    async def check_fence(self, job_id: str, attempt: int, *, timeout: float | None = None,
+                          ) -> scheduler_pb2.CheckFenceResponse:
+        return await self._unary(calls.check_fence(job_id, attempt), timeout)
+
+    async def list_executors(self, stale: bool = False, *, timeout: float | None = None,
+                             ) -> scheduler_pb2.ListExecutorsResponse:
+        return await self._unary(calls.list_executors(stale), timeout)
+
+    async def watch_job(self, job_id: str, *, timeout: float | None = None) -> AsyncIterator[jobs_pb2.Job]:
+        """The current state, then each change until terminal; reopened after a node failure."""
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                async for job in self._stream(calls.watch_job(job_id), deadline - time.monotonic()):
+                    yield job
+                    if job.state in TERMINAL_STATES:
+                        return
+                return
+            except ClientError as e:
+                if not e.retryable or time.monotonic() >= deadline:
+                    raise
+
+    # --- Admin -------------------------------------------------------------------------------
+
+    async def status(self, local_only: bool = False, *, timeout: float | None = None,
+                     ) -> admin_pb2.StatusResponse:
+        return await self._unary(calls.status(local_only), timeout)
+
+    async def transfer_leader(self, target: str = "", *, timeout: float | None = None,
+                              ) -> admin_pb2.TransferLeaderResponse:
+        return await self._unary(calls.transfer_leader(target), timeout)
+
+    async def read_log(self, from_index: int = 0, limit: int = 0, *, timeout: float | None = None,
+                       ) -> admin_pb2.ReadLogResponse:
+        return await self._unary(calls.read_log(from_index, limit), timeout)

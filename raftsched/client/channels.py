@@ -1,0 +1,34 @@
+"""Channel options and credentials, the same for the sync and asyncio clients."""
+
+from __future__ import annotations
+
+import grpc
+
+from raftsched.config import TLSConfig
+
+MAX_MESSAGE_BYTES = 64 << 20
+
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # Why: gRPC's default reconnect backoff grows to two minutes, so a long-lived client would not
+    # notice a restarted node for that long. The client's own policy already paces retries.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    # Why: retries are decided by raftsched.client.routing, knowing which calls are idempotent.
+    ("grpc.enable_retries", 0),
+]
+
+
+def credentials(tls: TLSConfig) -> grpc.ChannelCredentials:
+    """Channel credentials from PEM files (mutual TLS when a certificate is given)."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca), private_key=_read(tls.key), certificate_chain=_read(tls.cert))
+
+
+def _read(path: str) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()

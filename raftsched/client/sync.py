@@ -1,0 +1,289 @@
+"""The synchronous client: one lazily created channel per node, leader following, retries."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+
+from raftsched.client import calls
+from raftsched.client.calls import TERMINAL_STATES, Call
+from raftsched.client.channels import CHANNEL_OPTIONS, credentials
+from raftsched.client.errors import ClientError
+from raftsched.client.routing import CallState, Router, default_attempt_timeout, leader_hint, plan
+from raftsched.config import TLSConfig
+from raftsched.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    jobs_pb2,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+R = TypeVar("R")
+# The generated stubs are untyped; the Call values carry the types instead.
+STUBS: dict[str, Any] = {"scheduler": scheduler_pb2_grpc.SchedulerStub, "admin": admin_pb2_grpc.AdminStub}
+SNAPSHOT_CHUNK_LIMIT = 1 << 20  # the server's chunks are bounded; this only sizes the write buffer
+
+
+def rpc_error_parts(error: grpc.RpcError) -> tuple[str, str, str | None]:
+    """(code name, details, leader hint) of a failed call; a cut connection reads as UNAVAILABLE."""
+    call = cast(Any, error)
+    try:
+        code = call.code()
+        details = call.details() or ""
+        metadata = call.trailing_metadata()
+    except AttributeError:  # an RpcError that is not a Call (should not happen with real channels)
+        return "UNKNOWN", str(error), None
+    return (code.name if code is not None else "UNKNOWN"), details, leader_hint(metadata)
+
+
+class Client:
+    """Calls any node of the cluster; follows leader hints; retries what is safe to retry.
+
+    Every method raises ClientError(code, message) on failure. `timeout` bounds each call as a
+    whole, retries included.
+    """
+
+    def __init__(self, addresses: Sequence[str], *, timeout: float = 10.0, tls: TLSConfig | None = None,
+                 attempt_timeout: float | None = None) -> None:
+        self._router = Router.of(addresses)
+        self._timeout = timeout
+        self._attempt_timeout = attempt_timeout or default_attempt_timeout(timeout)
+        self._tls = tls if tls is not None and tls.enabled else None
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()  # channels may be created from several threads
+
+    @property
+    def leader(self) -> str:
+        """The address that last served a call or was named as leader ('' when none yet)."""
+        return self._router.leader
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the machinery ----------------------------------------------------------------------
+
+    def _channel(self, address: str) -> grpc.Channel:
+        with self._lock:
+            channel = self._channels.get(address)
+            if channel is None:
+                channel = (grpc.secure_channel(address, credentials(self._tls), options=CHANNEL_OPTIONS)
+                           if self._tls else grpc.insecure_channel(address, options=CHANNEL_OPTIONS))
+                self._channels[address] = channel
+            return channel
+
+    def _method(self, call: Call[Any], address: str) -> Any:
+        channel = self._channel(address)
+        return getattr(STUBS[call.service](channel), call.method)
+
+    def _plan(self, call: Call[Any], timeout: float | None, *, capped: bool = True) -> CallState:
+        return plan(self._router, self._timeout if timeout is None else timeout,
+                    idempotent=call.idempotent, attempt_timeout=self._attempt_timeout if capped else None)
+
+    def _unary(self, call: Call[R], timeout: float | None = None) -> R:
+        state = self._plan(call, timeout)
+        while True:
+            method = self._method(call, state.target())
+            try:
+                response = method(call.request, timeout=state.timeout())
+            except grpc.RpcError as e:
+                time.sleep(state.failed(*rpc_error_parts(e)))
+                continue
+            state.succeeded()
+            return cast(R, response)
+
+    def _open_stream(self, call: Call[Any], state: CallState) -> tuple[Any, Any]:
+        """Open a server stream, retrying until its first message (None: it ended at once)."""
+        while True:
+            method = self._method(call, state.target())
+            remaining = state.timeout()
+            stream = method(call.request, timeout=None if math.isinf(remaining) else remaining)
+            try:
+                first = next(stream)
+            except StopIteration:
+                state.succeeded()
+                return stream, None
+            except grpc.RpcError as e:
+                time.sleep(state.failed(*rpc_error_parts(e)))
+                continue
+            state.succeeded()
+            return stream, first
+
+    def _stream(self, call: Call[R], timeout: float | None) -> Iterator[R]:
+        state = self._plan(call, math.inf if timeout is None else timeout, capped=False)
+        stream, first = self._open_stream(call, state)
+        if first is None:
+            return
+        try:
+            yield first
+            yield from stream
+        except grpc.RpcError as e:
+            code, details, _ = rpc_error_parts(e)
+            raise ClientError(code, details) from None
+        finally:
+            stream.cancel()  # a consumer that stops early must not leave the call open
+
+    # --- Scheduler ----------------------------------------------------------------------------
+
+    def submit_job(self, spec: jobs_pb2.JobSpec, *, timeout: float | None = None,
+                   ) -> scheduler_pb2.SubmitJobResponse:
+        """Submit one job; a spec without idempotency_key gets a fresh one for its retries."""
+        return self._unary(calls.submit_job(spec), timeout)
+
+    def submit_jobs(self, specs: Iterable[jobs_pb2.JobSpec], *, timeout: float | None = None,
+                    ) -> scheduler_pb2.SubmitJobsResponse:
+        return self._unary(calls.submit_jobs(specs), timeout)
+
+    def get_job(self, job_id: str, stale: bool = False, *, timeout: float | None = None) -> jobs_pb2.Job:
+        return self._unary(calls.get_job(job_id, stale), timeout)
+
+    def list_jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED, schedule: str = "", page_size: int = 0,
+                  page_token: str = "", stale: bool = False, *, timeout: float | None = None,
+                  ) -> scheduler_pb2.ListJobsResponse:
+        return self._unary(calls.list_jobs(state, schedule, page_size, page_token, stale), timeout)
+
+    def iter_jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED, schedule: str = "", page_size: int = 0,
+                  stale: bool = False) -> Iterator[jobs_pb2.Job]:
+        """Every matching job, fetching page after page."""
+        token = ""
+        while True:
+            page = self.list_jobs(state, schedule, page_size, token, stale)
+            yield from page.jobs
+            token = page.next_page_token
+            if not token:
+                return
+
+    def cancel_job(self, job_id: str, reason: str = "", *, timeout: float | None = None) -> jobs_pb2.Job:
+        return self._unary(calls.cancel_job(job_id, reason), timeout)
+
+    def watch_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[jobs_pb2.Job]:
+        """The job's current state, then each change, until a terminal state.
+
+        A stream cut by a node failure is reopened elsewhere; the server sends the current state
+        first, so nothing is missed (a state may repeat).
+        """
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                for job in self._stream(calls.watch_job(job_id), deadline - time.monotonic()):
+                    yield job
+                    if job.state in TERMINAL_STATES:
+                        return
+                return
+            except ClientError as e:
+                if not e.retryable or time.monotonic() >= deadline:
+                    raise
+
+    def check_fence(self, job_id: str, attempt: int, *, timeout: float | None = None,
+                    ) -> scheduler_pb2.CheckFenceResponse:
+        return self._unary(calls.check_fence(job_id, attempt), timeout)
+
+    def list_executors(self, stale: bool = False, *, timeout: float | None = None,
+                       ) -> scheduler_pb2.ListExecutorsResponse:
+        return self._unary(calls.list_executors(stale), timeout)
+
+    def drain_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
+        return self._unary(calls.drain_executor(executor_id), timeout)
+
+    def create_schedule(self, spec: scheduler_pb2.ScheduleSpec, *, timeout: float | None = None,
+                        ) -> scheduler_pb2.Schedule:
+        return self._unary(calls.create_schedule(spec), timeout)
+
+    def list_schedules(self, stale: bool = False, *, timeout: float | None = None,
+                       ) -> scheduler_pb2.ListSchedulesResponse:
+        return self._unary(calls.list_schedules(stale), timeout)
+
+    def get_schedule(self, name: str, stale: bool = False, *, timeout: float | None = None,
+                     ) -> scheduler_pb2.Schedule:
+        return self._unary(calls.get_schedule(name, stale), timeout)
+
+    def pause_schedule(self, name: str, note: str = "", *, timeout: float | None = None,
+                       ) -> scheduler_pb2.Schedule:
+        return self._unary(calls.pause_schedule(name, note), timeout)
+
+    def resume_schedule(self, name: str, *, timeout: float | None = None) -> scheduler_pb2.Schedule:
+        return self._unary(calls.resume_schedule(name), timeout)
+
+    def trigger_schedule(self, name: str, *, timeout: float | None = None) -> jobs_pb2.Job:
+        return self._unary(calls.trigger_schedule(name), timeout)
+
+    def delete_schedule(self, name: str, *, timeout: float | None = None,
+                        ) -> scheduler_pb2.DeleteScheduleResponse:
+        return self._unary(calls.delete_schedule(name), timeout)
+
+    # --- Admin -------------------------------------------------------------------------------
+
+    def status(self, local_only: bool = False, *, timeout: float | None = None) -> admin_pb2.StatusResponse:
+        return self._unary(calls.status(local_only), timeout)
+
+    def list_members(self, *, timeout: float | None = None) -> admin_pb2.ListMembersResponse:
+        return self._unary(calls.list_members(), timeout)
+
+    def add_member(self, member_id: str, address: str, learner: bool = False, *,
+                   timeout: float | None = None) -> admin_pb2.ListMembersResponse:
+        return self._unary(calls.add_member(member_id, address, learner), timeout)
+
+    def promote_member(self, member_id: str, *, timeout: float | None = None,
+                       ) -> admin_pb2.ListMembersResponse:
+        return self._unary(calls.promote_member(member_id), timeout)
+
+    def remove_member(self, member_id: str, *, timeout: float | None = None) -> admin_pb2.ListMembersResponse:
+        return self._unary(calls.remove_member(member_id), timeout)
+
+    def transfer_leader(self, target: str = "", *, timeout: float | None = None,
+                        ) -> admin_pb2.TransferLeaderResponse:
+        return self._unary(calls.transfer_leader(target), timeout)
+
+    def read_log(self, from_index: int = 0, limit: int = 0, *, timeout: float | None = None,
+                 ) -> admin_pb2.ReadLogResponse:
+        return self._unary(calls.read_log(from_index, limit), timeout)
+
+    def save_snapshot(self, path: str, *, timeout: float | None = None) -> int:
+        """Stream a snapshot of the leader's state into path; returns its size in bytes.
+
+        Written to path + '.partial' and renamed at the end, so path never holds a torn backup.
+        A transfer cut part way starts again from the beginning.
+        """
+        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
+        partial = path + ".partial"
+        while True:
+            try:
+                size = self._download(partial, deadline - time.monotonic())
+            except ClientError as e:
+                if not e.retryable or time.monotonic() >= deadline:
+                    _remove_quietly(partial)
+                    raise
+                continue
+            os.replace(partial, path)
+            return size
+
+    def _download(self, partial: str, timeout: float) -> int:
+        size = 0
+        with open(partial, "wb", buffering=SNAPSHOT_CHUNK_LIMIT) as f:
+            for chunk in self._stream(calls.save_snapshot(), timeout):
+                f.write(chunk.data)
+                size += len(chunk.data)
+            f.flush()
+            os.fsync(f.fileno())
+        return size
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)

@@ -1,0 +1,1 @@
+"""Tests of the Raft core: deterministic simulation, scenarios, planted bugs."""

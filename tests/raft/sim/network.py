@@ -1,0 +1,184 @@
+"""An in-memory network driven by one seeded rng: loss, delay, duplication, reordering, partitions.
+
+Shaped after raft-rs's `harness/src/network.rs` (`cut`, `isolate`, `recover`), with the fault
+strengths held in a small frozen `Faults` value that `Faults.draw` picks from the seed (swarm
+testing: every seed gets a different mix).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from raftsched.raft.messages import Message
+
+MAX_IN_FLIGHT = 50_000  # a bound on the queue: a run that exceeds it is a harness bug
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """How hostile the world is. Probabilities are per message (loss, dup) or per tick (the rest)."""
+
+    loss: float = 0.0  # a message is dropped
+    dup: float = 0.0  # a message is delivered twice (each copy with its own delay)
+    max_delay: int = 0  # extra delay in ticks, uniform in [0, max_delay]; also reorders
+    partition_rate: float = 0.0  # the partition changes (a new cut, or a heal)
+    crash_rate: float = 0.0  # some live node crashes
+    restart_rate: float = 0.0  # each crashed node restarts
+    compact_rate: float = 0.0  # each live node compacts its log up to what it applied
+    torn_rate: float = 0.0  # per ready that writes: crash inside it, then restart at once
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> Faults:
+        """Swarm testing: switch each fault on or off, then pick its strength, all from `rng`."""
+
+        def maybe(p_on: float, lo: float, hi: float) -> float:
+            return rng.uniform(lo, hi) if rng.random() < p_on else 0.0
+
+        return cls(
+            loss=maybe(0.5, 0.01, 0.25),
+            dup=maybe(0.4, 0.01, 0.15),
+            max_delay=rng.choice((0, 0, 1, 2, 3)),
+            partition_rate=maybe(0.6, 0.01, 0.08),
+            crash_rate=maybe(0.5, 0.005, 0.03),
+            restart_rate=rng.uniform(0.03, 0.2),
+            compact_rate=maybe(0.4, 0.005, 0.05),
+            torn_rate=maybe(0.4, 0.005, 0.05),
+        )
+
+
+NO_FAULTS = Faults()
+
+
+@dataclass(order=True, slots=True)
+class _InFlight:
+    deliver_at: int
+    seq: int
+    msg: Message = field(compare=False)
+
+
+@dataclass(slots=True)
+class NetStats:
+    sent: int = 0
+    lost: int = 0
+    cut: int = 0
+    duplicated: int = 0
+    delivered: int = 0
+
+
+class Network:
+    """Messages wait in a heap keyed by delivery tick; the ones due together are shuffled."""
+
+    def __init__(self, rng: random.Random, faults: Faults = NO_FAULTS) -> None:
+        self.rng = rng
+        self.faults = faults
+        self.stats = NetStats()
+        self.on_drop: Callable[[Message], None] | None = None  # a local "unreachable" report
+        self._queue: list[_InFlight] = []
+        self._seq = 0
+        self._cut: set[frozenset[str]] = set()  # Invariant: every element has two node ids
+        self._ignored: set[type] = set()
+
+    # --- sending and delivering ---
+
+    def send(self, msg: Message, now: int) -> None:
+        """Queue `msg` for delivery at `now + 1 + delay`, unless lost, cut or ignored."""
+        self.stats.sent += 1
+        if self._blocked(msg):
+            self._drop(msg, cut=True)
+            return
+        if self.faults.loss and self.rng.random() < self.faults.loss:
+            self._drop(msg, cut=False)
+            return
+        self._push(msg, now)
+        if self.faults.dup and self.rng.random() < self.faults.dup:
+            self.stats.duplicated += 1
+            self._push(msg, now)
+
+    def due(self, now: int) -> list[Message]:
+        """Every message due by `now` whose link is still up, in an order drawn from the rng."""
+        ready: list[Message] = []
+        while self._queue and self._queue[0].deliver_at <= now:
+            msg = heapq.heappop(self._queue).msg
+            if self._blocked(msg):
+                self._drop(msg, cut=True)
+            else:
+                ready.append(msg)
+        self.rng.shuffle(ready)
+        self.stats.delivered += len(ready)
+        return ready
+
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+    def _push(self, msg: Message, now: int) -> None:
+        assert len(self._queue) < MAX_IN_FLIGHT, "network queue bound exceeded"
+        delay = self.rng.randint(0, self.faults.max_delay) if self.faults.max_delay else 0
+        self._seq += 1
+        heapq.heappush(self._queue, _InFlight(now + 1 + delay, self._seq, msg))
+
+    def _blocked(self, msg: Message) -> bool:
+        if type(msg) in self._ignored:
+            return True
+        return bool(self._cut) and frozenset((msg.frm, msg.to)) in self._cut
+
+    def _drop(self, msg: Message, *, cut: bool) -> None:
+        if cut:
+            self.stats.cut += 1
+        else:
+            self.stats.lost += 1
+        if self.on_drop is not None:
+            self.on_drop(msg)
+
+    # --- partitions (raft-rs: cut, isolate, recover) ---
+
+    def cut(self, a: str, b: str) -> None:
+        self._cut.add(frozenset((a, b)))
+
+    def isolate(self, node: str, nodes: Iterable[str]) -> None:
+        for other in nodes:
+            if other != node:
+                self.cut(node, other)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Cut every link between different groups; links inside a group stay as they were."""
+        sets = [set(group) for group in groups]
+        for i, left in enumerate(sets):
+            for right in sets[i + 1 :]:
+                for a in left:
+                    for b in right:
+                        self.cut(a, b)
+
+    def heal(self) -> None:
+        self._cut.clear()
+
+    def is_partitioned(self) -> bool:
+        return bool(self._cut)
+
+    def ignore(self, kind: type) -> None:
+        """Drop every message of this type (raft-rs's `ignore`), until `recover`."""
+        self._ignored.add(kind)
+
+    def recover(self) -> None:
+        """Heal every cut and stop ignoring message types."""
+        self._cut.clear()
+        self._ignored.clear()
+
+    def random_partition(self, nodes: Sequence[str]) -> str:
+        """Replace the partition with one drawn from the rng; returns a description for the trace."""
+        self.heal()
+        mode = self.rng.choice(("isolate", "minority", "halves", "heal"))
+        if mode == "isolate":
+            node = self.rng.choice(nodes)
+            self.isolate(node, nodes)
+            return f"isolate {node}"
+        if mode == "heal":
+            return "heal"
+        shuffled = list(nodes)
+        self.rng.shuffle(shuffled)
+        size = (len(nodes) - 1) // 2 if mode == "minority" else self.rng.randint(1, len(nodes) - 1)
+        left, right = shuffled[:size], shuffled[size:]
+        self.partition(left, right)
+        return f"partition {sorted(left)} | {sorted(right)}"
