@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from raftsched.api.forward import Forwarder
 from raftsched.config import NodeConfig
+from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
 from raftsched.raft.messages import ConfigState, Role, SoftState
 from raftsched.raft_driver import RaftDriver
@@ -27,6 +29,7 @@ from raftsched.state import commands as cmds
 from raftsched.state.machine import COLUMN_FAMILIES, SchedulerState
 from raftsched.storage.db import NodeDB
 from raftsched.storage.errors import StoreError
+from raftsched.storage.members import load_addresses, save_addresses
 from raftsched.storage.raft_store import RaftStore
 from raftsched.transport.options import server_options
 from raftsched.transport.peers import RaftTransport
@@ -52,11 +55,9 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.id = config.id
-        self.addresses: dict[str, str] = dict(config.peers)
         self.db = NodeDB(config.data_dir, column_families=COLUMN_FAMILIES)
         self.store = RaftStore(self.db)
-        if not self.store.is_bootstrapped():
-            self.store.bootstrap(ConfigState(voters=frozenset(self.addresses)))
+        self.addresses = self._initial_addresses()
         self.store.verify()
         self.sm = SchedulerState(self.db)
         options = _grpc_options(config)
@@ -82,11 +83,49 @@ class Node:
             ),
             tick_seconds=config.tick_ms / 1000,
             on_soft_state=self._on_soft_state,
+            on_config_entry=self._on_config_entry,
         )
         self.scheduler = LeaderScheduler(self)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.started_at = time.monotonic()
+
+    # --- membership ---
+
+    def _initial_addresses(self) -> dict[str, str]:
+        """The address book: stored, else from --peers, else learnt from the cluster we --join."""
+        stored = load_addresses(self.db)
+        if stored is not None and self.store.is_bootstrapped():
+            stored[self.id] = self.config.listen
+            return stored
+        if self.config.join:
+            conf, addresses = join_cluster(self.config.join, self.id)
+        else:
+            addresses = dict(self.config.peers)
+            conf = ConfigState(voters=frozenset(addresses))
+        addresses[self.id] = self.config.listen
+        if not self.store.is_bootstrapped():
+            self.store.bootstrap(conf)
+        save_addresses(self.db, addresses)
+        return addresses
+
+    def _on_config_entry(self, index: int, data: bytes, committed: bool) -> None:
+        try:
+            change = decode_change(data)
+        except (ValueError, KeyError):
+            return
+        if change.kind is ChangeKind.ADD_LEARNER and change.address:
+            if self.addresses.get(change.node) == change.address:
+                return
+            self.addresses[change.node] = change.address
+        elif change.kind is ChangeKind.REMOVE and committed and change.node != self.id:
+            if self.addresses.pop(change.node, None) is None:
+                return
+        else:
+            return
+        save_addresses(self.db, self.addresses)
+        self.transport.update_peers({k: v for k, v in self.addresses.items() if k != self.id})
+        log.info("node %s: members now %s", self.id, sorted(self.addresses))
 
     # --- facts the servicers need ---
 
@@ -183,6 +222,35 @@ class Node:
             asyncio.get_running_loop().create_task(self.scheduler.stop())
 
 
+class JoinError(Exception):
+    """The cluster to join could not be asked, or does not list this node as a member."""
+
+
+def join_cluster(address: str, node_id: str, timeout: float = 30.0) -> tuple[ConfigState, dict[str, str]]:
+    """Learn the membership from a running member; this node must have been added first."""
+    from raftsched.v1 import admin_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        with grpc.insecure_channel(address) as channel:
+            try:
+                members = admin_pb2_grpc.AdminStub(channel).ListMembers(admin_pb2.ListMembersRequest(), timeout=2)
+            except grpc.RpcError as err:
+                last_error = f"{err.code().name}: {err.details()}"  # type: ignore[attr-defined]
+                time.sleep(0.5)
+                continue
+        every = [*members.voters, *members.learners]
+        if node_id not in {m.id for m in every}:
+            raise JoinError(
+                f"{address} does not list {node_id} as a member: run "
+                f"`raftsched member add {node_id} ADDRESS --learner` first"
+            )
+        conf = ConfigState(frozenset(m.id for m in members.voters), frozenset(m.id for m in members.learners))
+        return conf, {m.id: m.address for m in every}
+    raise JoinError(f"could not ask {address} for the members within {timeout:.0f} s ({last_error})")
+
+
 _ROLES = {
     Role.FOLLOWER: admin_pb2.ROLE_FOLLOWER,
     Role.PRE_CANDIDATE: admin_pb2.ROLE_PRE_CANDIDATE,
@@ -229,7 +297,11 @@ def run_node(config: NodeConfig) -> int:
         return asyncio.run(_main(config))
     except StoreError as err:
         log.error("cannot open the data directory %s: %s", config.data_dir, err)
-        print(f"raftsched: error: {err}", flush=True)
+        runbook = "see docs/operations.md, 'A corrupted or locked data directory'"
+        print(f"raftsched: error: {err} ({runbook})", file=sys.stderr)
+        return 1
+    except JoinError as err:
+        print(f"raftsched: error: {err}", file=sys.stderr)
         return 1
 
 

@@ -55,7 +55,7 @@ class RaftDriver:
         raft_config: RaftConfig,
         tick_seconds: float,
         on_soft_state: Callable[[SoftState], None] = lambda s: None,
-        on_config_entry: Callable[[int, bytes], None] = lambda i, d: None,
+        on_config_entry: Callable[[int, bytes, bool], None] = lambda i, d, c: None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -176,6 +176,9 @@ class RaftDriver:
             self.transport.send(rd.messages)
         if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
             self.store.save(rd.hard_state, rd.entries, rd.snapshot)
+        for entry in rd.entries:
+            if entry.type is EntryType.CONFIG:
+                self._on_config_entry(entry.index, entry.data, False)  # addresses are needed at once
         if rd.persisted_messages:
             self.transport.send(rd.persisted_messages)
         if rd.committed:
@@ -195,7 +198,7 @@ class RaftDriver:
                 batch.append((entry.index, entry.data))
             else:
                 if entry.type is EntryType.CONFIG:
-                    self._on_config_entry(entry.index, entry.data)
+                    self._on_config_entry(entry.index, entry.data, True)
                 batch.append((entry.index, None))
         results = self._apply(batch)
         for entry, result in zip(rd.committed, results, strict=True):

@@ -11,6 +11,7 @@ import grpc
 
 from raftsched.api.errors import ApiError, guarded
 from raftsched.api.forward import call_leader, was_forwarded
+from raftsched.raft.config import ChangeKind, ConfigChange, InvalidChangeError, apply_change
 from raftsched.raft.messages import Role
 from raftsched.transport import convert
 from raftsched.v1 import admin_pb2, admin_pb2_grpc, raft_pb2
@@ -106,7 +107,80 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         convert.entries_to_pb(entries, response.entries)
         return response
 
-    async def _not_yet(self, request: Any, context: Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "membership changes and backups are not implemented yet")
+    # --- membership (single-server changes, thesis §4.1) ---
 
-    AddMember = PromoteMember = RemoveMember = SaveSnapshot = _not_yet
+    async def _on_leader(self, method: str, request: Any, context: Context) -> Any | None:
+        if self.node.is_leader:
+            return None
+        if was_forwarded(context):
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, "leadership moved while forwarding; retry")
+        return await call_leader(self.node.forwarder, self.node.leader_address(), admin_pb2_grpc.AdminStub,
+                                 method, request, 60.0)
+
+    @guarded
+    async def AddMember(self, request: admin_pb2.AddMemberRequest, context: Context) -> Any:
+        if not request.id or not _valid_address(request.address):
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "id and address (host:port) are required")
+        forwarded = await self._on_leader("AddMember", request, context)
+        if forwarded is not None:
+            return forwarded
+        await self._change(ConfigChange(ChangeKind.ADD_LEARNER, request.id, request.address))
+        if not request.learner:
+            await self._wait_caught_up(request.id)
+            await self._change(ConfigChange(ChangeKind.PROMOTE, request.id))
+        return self._members()
+
+    @guarded
+    async def PromoteMember(self, request: admin_pb2.PromoteMemberRequest, context: Context) -> Any:
+        forwarded = await self._on_leader("PromoteMember", request, context)
+        if forwarded is not None:
+            return forwarded
+        if request.id not in self.node.driver.core.conf.learners:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"{request.id!r} is not a learner")
+        await self._wait_caught_up(request.id)
+        await self._change(ConfigChange(ChangeKind.PROMOTE, request.id))
+        return self._members()
+
+    @guarded
+    async def RemoveMember(self, request: admin_pb2.RemoveMemberRequest, context: Context) -> Any:
+        forwarded = await self._on_leader("RemoveMember", request, context)
+        if forwarded is not None:
+            return forwarded
+        await self._change(ConfigChange(ChangeKind.REMOVE, request.id))
+        return self._members()
+
+    async def _change(self, change: ConfigChange) -> None:
+        """Propose one change and wait until it is committed and applied here."""
+        try:
+            apply_change(self.node.driver.core.conf, change)
+        except InvalidChangeError as err:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, str(err)) from None
+        index, term = self.node.driver.propose_config(change)
+        await self.node.driver.wait_applied(index, timeout=20.0)
+        if self.node.driver.core.log.term_or_zero(index) != term:
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, "the membership change was lost in a leader change; retry")
+
+    async def _wait_caught_up(self, member: str, timeout: float = 30.0) -> None:
+        """A learner is promoted only once its log has reached the commit index at request time."""
+        core = self.node.driver.core
+        target = core.commit
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if core.role is not Role.LEADER:
+                raise ApiError(grpc.StatusCode.UNAVAILABLE, "lost leadership while waiting; retry")
+            progress = core.progress.get(member)
+            if progress is not None and progress.match >= target:
+                return
+            await asyncio.sleep(0.05)
+        raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                       f"{member} has not caught up within {timeout:.0f} s (is it running? see `raftsched status`)")
+
+    async def _not_yet(self, request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "backups are not implemented yet")
+
+    SaveSnapshot = _not_yet
+
+
+def _valid_address(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
