@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 import sys
@@ -22,7 +23,7 @@ from raftsched.api.forward import Forwarder
 from raftsched.config import NodeConfig
 from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
-from raftsched.raft.messages import ConfigState, Role, SoftState
+from raftsched.raft.messages import ConfigState, Role, SnapshotMeta, SnapshotRequest, SoftState
 from raftsched.raft_driver import RaftDriver
 from raftsched.scheduler.dispatcher import LeaderScheduler
 from raftsched.state import commands as cmds
@@ -33,6 +34,7 @@ from raftsched.storage.members import load_addresses, save_addresses
 from raftsched.storage.raft_store import RaftStore
 from raftsched.transport.options import server_options
 from raftsched.transport.peers import RaftTransport
+from raftsched.transport.snapshots import ReceivedSnapshot
 from raftsched.v1 import (
     admin_pb2,
     commands_pb2,
@@ -84,7 +86,11 @@ class Node:
             tick_seconds=config.tick_ms / 1000,
             on_soft_state=self._on_soft_state,
             on_config_entry=self._on_config_entry,
+            on_install_snapshot=self._install_snapshot,
         )
+        self._staged: ReceivedSnapshot | None = None
+        self.transport.snapshot_source = self._snapshot_for
+        self.transport.router.snapshot_sink = self._stage_snapshot
         self.scheduler = LeaderScheduler(self)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -126,6 +132,65 @@ class Node:
         save_addresses(self.db, self.addresses)
         self.transport.update_peers({k: v for k, v in self.addresses.items() if k != self.id})
         log.info("node %s: members now %s", self.id, sorted(self.addresses))
+
+    # --- snapshots and compaction ---
+
+    def snapshot_now(self) -> tuple[SnapshotMeta, bytes]:
+        """The state machine at its applied index, with matching Raft metadata (consistent: taken
+        between two readies, on the event loop)."""
+        index = self.sm.applied_index
+        core = self.driver.core
+        meta = SnapshotMeta(index, core.log.term(index), core.config_for_snapshot(index))
+        return meta, self.sm.snapshot()
+
+    def _snapshot_for(self, msg: SnapshotRequest) -> tuple[SnapshotRequest, bytes, dict[str, str]]:
+        meta, data = self.snapshot_now()
+        return SnapshotRequest(msg.frm, msg.to, msg.term, meta), data, dict(self.addresses)
+
+    def _stage_snapshot(self, received: ReceivedSnapshot) -> None:
+        """A verified snapshot arrived: keep its data until the core decides to install it."""
+        self._staged = received
+        self.driver.deliver(received.request)
+
+    def _install_snapshot(self, meta: SnapshotMeta) -> None:
+        staged = self._staged
+        if staged is None or staged.request.meta != meta:
+            raise AssertionError(f"asked to install snapshot {meta} with no matching data staged")
+        self.sm.restore(staged.data)
+        self._staged = None
+        self.addresses.update(staged.addresses)
+        self.addresses[self.id] = self.config.listen
+        save_addresses(self.db, self.addresses)
+        self.transport.update_peers({k: v for k, v in self.addresses.items() if k != self.id})
+        log.info("node %s installed snapshot at index %d (%d bytes)", self.id, meta.index, len(staged.data))
+
+    async def _compaction_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.maybe_compact()
+
+    def maybe_compact(self, force: bool = False) -> int:
+        """Drop log entries the state machine has durably applied, keeping a tail for slow
+        followers. Returns the new compaction index (0 when nothing was done)."""
+        cfg = self.config
+        applied = self.sm.applied_index
+        first = self.store.first_index()
+        grown = applied - first + 1 >= cfg.snapshot_entries or self.driver.bytes_since_compaction >= cfg.snapshot_bytes
+        index = applied - cfg.snapshot_keep_tail if not force else applied
+        if not (grown or force) or index < first:
+            return 0
+        self.db.sync_wal()  # the state machine is written without sync: make it durable first
+        core = self.driver.core
+        self.store.compact(index, core.log.term(index), core.config_for_snapshot(index))
+        core.compacted_to(index)
+        self.driver.bytes_since_compaction = 0
+        log.info("node %s compacted the log up to %d", self.id, index)
+        return index
+
+    def cluster_id(self) -> str:
+        """A name for the cluster in backups: derived from the current members' ids."""
+        founders = ",".join(sorted(self.addresses))
+        return hashlib.sha256(founders.encode()).hexdigest()[:16]
 
     # --- facts the servicers need ---
 
@@ -171,12 +236,14 @@ class Node:
         self.server.add_insecure_port(self.config.listen)
         await self.server.start()
         self.driver.start()
+        self._compactor = asyncio.create_task(self._compaction_loop(), name="compaction")
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         log.warning("node %s listening on %s (insecure mode: no TLS)", self.id, self.config.listen)
         await stop.wait()
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        self._compactor.cancel()
         await self.scheduler.stop()
         if self.server is not None:
             await self.server.stop(grace=1.0)

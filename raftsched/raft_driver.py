@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from raftsched.raft.config import ConfigChange
 from raftsched.raft.core import RaftConfig, RaftCore
 from raftsched.raft.errors import NotLeaderError
-from raftsched.raft.messages import NO_NODE, EntryType, Message, Ready, Role, SoftState
+from raftsched.raft.messages import NO_NODE, EntryType, Message, Ready, Role, SnapshotMeta, SoftState
 from raftsched.storage.raft_store import RaftStore
 from raftsched.transport.peers import RaftTransport
 from raftsched.v1 import commands_pb2
@@ -56,6 +56,7 @@ class RaftDriver:
         tick_seconds: float,
         on_soft_state: Callable[[SoftState], None] = lambda s: None,
         on_config_entry: Callable[[int, bytes, bool], None] = lambda i, d, c: None,
+        on_install_snapshot: Callable[[SnapshotMeta], None] = lambda m: None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -65,6 +66,8 @@ class RaftDriver:
         self.tick_seconds = tick_seconds
         self._on_soft_state = on_soft_state
         self._on_config_entry = on_config_entry
+        self._on_install_snapshot = on_install_snapshot
+        self.bytes_since_compaction = 0
         self._wake = asyncio.Event()
         self._waiters: dict[int, _Waiter] = {}
         self._reads: dict[int, asyncio.Future[int]] = {}
@@ -174,8 +177,15 @@ class RaftDriver:
     def _handle_ready(self, rd: Ready) -> None:
         if rd.messages:
             self.transport.send(rd.messages)
+        if rd.snapshot is not None:
+            # The state machine takes the snapshot's data first: a crash before the metadata is
+            # saved leaves a state machine ahead of its log, which replay handles (it skips
+            # entries at or below its applied index), never one behind.
+            self._on_install_snapshot(rd.snapshot)
+            self.applied_index = max(self.applied_index, rd.snapshot.index)
         if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
             self.store.save(rd.hard_state, rd.entries, rd.snapshot)
+            self.bytes_since_compaction += sum(len(e.data) + 24 for e in rd.entries)
         for entry in rd.entries:
             if entry.type is EntryType.CONFIG:
                 self._on_config_entry(entry.index, entry.data, False)  # addresses are needed at once

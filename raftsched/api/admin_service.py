@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from raftsched.api.errors import ApiError, guarded
-from raftsched.api.forward import call_leader, was_forwarded
+from raftsched.api.errors import ApiError, guarded, status_of
+from raftsched.api.forward import FORWARDED_KEY, call_leader, was_forwarded
 from raftsched.raft.config import ChangeKind, ConfigChange, InvalidChangeError, apply_change
 from raftsched.raft.messages import Role
+from raftsched.storage.backup import BackupHeader, encode_backup
 from raftsched.transport import convert
 from raftsched.v1 import admin_pb2, admin_pb2_grpc, raft_pb2
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 Context = grpc.aio.ServicerContext[Any, Any]
 PEER_STATUS_TIMEOUT = 1.0
 READ_LOG_LIMIT = 10_000
+BACKUP_CHUNK = 1 << 20
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -175,10 +177,46 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED,
                        f"{member} has not caught up within {timeout:.0f} s (is it running? see `raftsched status`)")
 
-    async def _not_yet(self, request: Any, context: Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "backups are not implemented yet")
+    # --- backups ---
 
-    SaveSnapshot = _not_yet
+    async def SaveSnapshot(self, request: admin_pb2.SaveSnapshotRequest, context: Context) -> Any:
+        """Stream a backup file: a snapshot taken on the leader after a ReadIndex barrier, so it
+        holds every write acknowledged before the call."""
+        node = self.node
+        if not node.is_leader:
+            async for chunk in self._save_from_leader(request, context):
+                yield chunk
+            return
+        try:
+            await node.driver.read_barrier()
+        except Exception as err:
+            code, message = status_of(err)
+            await context.abort(code, message)
+        meta, data = node.snapshot_now()
+        header = BackupHeader(
+            cluster_id=node.cluster_id(),
+            node=node.id,
+            index=meta.index,
+            term=meta.term,
+            created_ms=int(time.time() * 1000),
+            voters=sorted(meta.config.voters),
+            learners=sorted(meta.config.learners),
+            addresses=dict(node.addresses),
+        )
+        blob = encode_backup(header, data)
+        for offset in range(0, len(blob), BACKUP_CHUNK):
+            yield admin_pb2.SnapshotChunk(data=blob[offset : offset + BACKUP_CHUNK])
+
+    async def _save_from_leader(self, request: Any, context: Context) -> Any:
+        leader = self.node.leader_address()
+        if not leader or was_forwarded(context):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "no leader to take the backup from; retry")
+        stub = admin_pb2_grpc.AdminStub(self.node.forwarder.channel(leader))
+        try:
+            async for chunk in stub.SaveSnapshot(request, metadata=((FORWARDED_KEY, "1"),), timeout=300):
+                yield chunk
+        except grpc.aio.AioRpcError as err:
+            await context.abort(err.code(), err.details() or "backup failed on the leader")
 
 
 def _valid_address(address: str) -> bool:

@@ -9,3 +9,7 @@ class UsageError(Exception):
 
 class NotImplementedYet(UsageError):
     """The command exists but the code behind it does not yet (exit 2)."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its work for a reason other than the cluster's answer (exit 1)."""

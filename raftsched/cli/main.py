@@ -12,12 +12,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from raftsched.cli import dev
 from raftsched.cli.commands import cluster, jobs, processes, schedules
 from raftsched.cli.common import client_options
-from raftsched.cli.errors import UsageError
+from raftsched.cli.errors import CommandFailed, UsageError
 from raftsched.cli.parsing import hoist_trailing_json
 from raftsched.client import ClientError
 from raftsched.config import ConfigError
@@ -35,8 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="A fault-tolerant job scheduler on its own Raft log.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                     parser_class=_Parser)
+    # Every nested parser is a _Parser too: add_subparsers passes the parent's class down.
+    commands = cast("argparse._SubParsersAction[argparse.ArgumentParser]", parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True))
     client = client_options()
     client_no_timeout = client_options(rpc_timeout_flags=("--rpc-timeout",))
     dev.register(commands)
@@ -74,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ClientError as e:
         _error(_describe(e))
+        return 1
+    except CommandFailed as e:
+        _error(str(e))
         return 1
     except BrokenPipeError:
         # Why: `raftsched job list | head` closes the pipe early; that is not an error.

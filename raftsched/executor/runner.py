@@ -154,11 +154,13 @@ class AttemptRunner:
         except OSError as exc:
             return self._result(jpb.ATTEMPT_END_FAILED, EXIT_CANNOT_START, f"cannot start {argv[0]!r}: {exc}")
         self._proc = proc
-        self._on_started()
         if self._killed is not None:  # a kill arrived while we were spawning
             self._terminate_group()
         try:
+            # The guard comes up before `started` is reported; a freeze in the few ms between the
+            # spawn and the guard is the one window the guard does not cover.
             await self._start_guard(proc.pid)
+            self._on_started()
             rc = await self._supervise(proc)
         finally:
             if proc.returncode is None:  # we were cancelled ourselves: never leave the task behind

@@ -152,9 +152,7 @@ def decode_snapshot_meta(cf: str, key: bytes, value: bytes) -> SnapshotMeta:
         voters=_str_set_field(where, fields, "voters"),
         learners=_str_set_field(where, fields, "learners"),
     )
-    return SnapshotMeta(
-        index=_int_field(where, fields, "index"), term=_int_field(where, fields, "term"), config=config
-    )
+    return SnapshotMeta(index=_int_field(where, fields, "index"), term=_int_field(where, fields, "term"), config=config)
 
 
 def encode_format_version(key: bytes, version: int) -> bytes:

@@ -120,6 +120,12 @@ class NodeDB:
         except Exception as exc:  # rocksdict raises a bare Exception for every RocksDB status
             raise StoreError(f"write to {self.path} failed: {exc}") from exc
 
+    def sync_wal(self) -> None:
+        """Make every earlier write durable, including those written without sync."""
+        if self._rdict is None:
+            raise StoreError(f"data directory {self.path} is closed")
+        self._rdict.flush_wal(True)
+
     def close(self) -> None:
         """Close RocksDB, then release the directory lock. Safe to call twice."""
         self._views.clear()

@@ -138,9 +138,7 @@ class RaftStore:
         if not self._snapshot.index < index <= self._last:
             raise AssertionError(f"compact({index}) outside ({self._snapshot.index}, {self._last}]")
         if self.term(index) != term:
-            raise AssertionError(
-                f"compact({index}, term={term}): the entry there has term {self.term(index)}"
-            )
+            raise AssertionError(f"compact({index}, term={term}): the entry there has term {self.term(index)}")
         meta = SnapshotMeta(index=index, term=term, config=config)
         batch = self._db.batch()
         self._stage_snapshot(batch, meta, keep_suffix=True)
@@ -161,9 +159,7 @@ class RaftStore:
         snapshot = self._load_snapshot() or SnapshotMeta()
         last = self._verify_log(snapshot)
         if last != self._last:
-            raise CorruptionError(
-                f"{RAFT_LOG}: last index on disk is {last}, this store expected {self._last}"
-            )
+            raise CorruptionError(f"{RAFT_LOG}: last index on disk is {last}, this store expected {self._last}")
         if hard_state.commit > last:
             raise CorruptionError(
                 f"{RAFT_META}: hard state commit {hard_state.commit} is beyond the last log index {last}"
@@ -172,20 +168,15 @@ class RaftStore:
     def _verify_log(self, snapshot: SnapshotMeta) -> int:
         expected, prev_term = snapshot.index + 1, snapshot.term
         it = self._db.cf(RAFT_LOG).iter()
-        it.seek_to_first()
-        while it.valid():
-            key, value = it.key(), it.value()
-            index = codec.key_index(RAFT_LOG, key)
-            if index != expected:
-                raise CorruptionError(_gap_message(snapshot, expected, index))
-            entry = codec.decode_entry(RAFT_LOG, key, value)
-            if entry.term < prev_term:
-                raise CorruptionError(
-                    f"{RAFT_LOG}: term decreases at index {index}: {entry.term} after {prev_term}"
-                )
-            expected, prev_term = expected + 1, entry.term
-            it.next()
-        it.status()
+        try:
+            it.seek_to_first()
+            while it.valid():
+                entry = _checked_entry(snapshot, expected, prev_term, it.key(), it.value())
+                expected, prev_term = expected + 1, entry.term
+                it.next()
+            it.status()
+        finally:
+            del it  # a traceback must not keep the iterator, and so the database, open
         return expected - 1
 
     # --- loading -----------------------------------------------------------------------------
@@ -218,8 +209,7 @@ class RaftStore:
         raw = self._db.cf(RAFT_LOG).get(key)
         if raw is None:
             raise CorruptionError(
-                f"{RAFT_LOG}: entry at index {index} is missing (log should hold "
-                f"{self.first_index()}..{self._last})"
+                f"{RAFT_LOG}: entry at index {index} is missing (log should hold {self.first_index()}..{self._last})"
             )
         return codec.decode_entry(RAFT_LOG, key, raw)
 
@@ -228,18 +218,21 @@ class RaftStore:
         out: list[Entry] = []
         total = 0
         it = self._db.cf(RAFT_LOG).iter()
-        it.seek(codec.index_key(lo))
-        for index in range(lo, hi):
-            key = it.key() if it.valid() else None
-            if key is None or key != codec.index_key(index):
-                it.status()
-                raise CorruptionError(f"{RAFT_LOG}: entry at index {index} is missing ({_found(key)})")
-            entry = codec.decode_entry(RAFT_LOG, key, it.value())
-            total += entry_size(entry)
-            if max_bytes is not None and total > max_bytes and out:
-                break
-            out.append(entry)
-            it.next()
+        try:
+            it.seek(codec.index_key(lo))
+            for index in range(lo, hi):
+                key = it.key() if it.valid() else None
+                if key is None or key != codec.index_key(index):
+                    it.status()
+                    raise CorruptionError(f"{RAFT_LOG}: entry at index {index} is missing ({_found(key)})")
+                entry = codec.decode_entry(RAFT_LOG, key, it.value())
+                total += entry_size(entry)
+                if max_bytes is not None and total > max_bytes and out:
+                    break
+                out.append(entry)
+                it.next()
+        finally:
+            del it  # a traceback must not keep the iterator, and so the database, open
         return out
 
     # --- staging writes (nothing in memory changes until the batch is written) ---------------
@@ -256,9 +249,7 @@ class RaftStore:
             raise AssertionError(f"gap: append {first} after {last}")
         for offset, entry in enumerate(entries):
             if entry.index != first + offset:
-                raise AssertionError(
-                    f"entries not contiguous: {entry.index} at position {offset} after {first}"
-                )
+                raise AssertionError(f"entries not contiguous: {entry.index} at position {offset} after {first}")
         return list(entries[max(0, floor + 1 - first) :])
 
     def _stage_snapshot_meta(self, batch: WriteBatch, meta: SnapshotMeta) -> None:
@@ -273,7 +264,7 @@ class RaftStore:
         log = self._db.handle(RAFT_LOG)
         first = entries[0].index
         if first <= last:  # conflict: the new entries replace the stored suffix
-            pass
+            batch.delete_range(codec.index_key(first), codec.index_key(last + 1), log)
         for entry in entries:
             batch.put(codec.index_key(entry.index), codec.encode_entry(entry), log)
 
@@ -302,6 +293,18 @@ class RaftStore:
 
 def _found(key: bytes | None) -> str:
     return "no later entry stored" if key is None else f"next stored key is {key.hex()}"
+
+
+def _checked_entry(snapshot: SnapshotMeta, expected: int, prev_term: int, key: bytes, value: bytes) -> Entry:
+    """Decode one record met by `verify()`, checking it continues the log without a gap or a
+    decreasing term."""
+    index = codec.key_index(RAFT_LOG, key)
+    if index != expected:
+        raise CorruptionError(_gap_message(snapshot, expected, index))
+    entry = codec.decode_entry(RAFT_LOG, key, value)
+    if entry.term < prev_term:
+        raise CorruptionError(f"{RAFT_LOG}: term decreases at index {index}: {entry.term} after {prev_term}")
+    return entry
 
 
 def _gap_message(snapshot: SnapshotMeta, expected: int, index: int) -> str:

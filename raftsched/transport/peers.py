@@ -48,6 +48,7 @@ from raftsched.transport.options import MAX_MESSAGE_BYTES, ChannelOptions
 from raftsched.transport.options import channel_options as default_channel_options
 from raftsched.transport.routes import NO_ANSWER_PREFIX, ReplyRouter
 from raftsched.transport.service import RaftServicer
+from raftsched.transport.snapshots import chunks
 from raftsched.v1 import raft_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class _Peer:
         self._appends: asyncio.Queue[AppendMessage] = asyncio.Queue(maxsize=APPEND_QUEUE_LIMIT)
         self._stream_task: asyncio.Task[None] | None = None
         self._unary_tasks: set[asyncio.Task[None]] = set()
+        self._snapshot_task: asyncio.Task[None] | None = None
         # True from the first failure until the peer answers again: one Unreachable per burst.
         self._unreachable_reported = False
         self._heard = False  # a reply arrived on the current append stream
@@ -154,6 +156,34 @@ class _Peer:
             log.exception("node=%s peer=%s %s failed", self._router.node_id, self.id, name)
             self.report_unreachable(f"{name}: {err!r}")
 
+    # --- snapshots ------------------------------------------------------------------------------
+
+    @property
+    def sending_snapshot(self) -> bool:
+        return self._snapshot_task is not None and not self._snapshot_task.done()
+
+    def start_snapshot(self, msg: SnapshotRequest, data: bytes, addresses: dict[str, str]) -> None:
+        self._snapshot_task = asyncio.get_running_loop().create_task(
+            self._stream_snapshot(msg, data, addresses), name=f"raft-snapshot->{self.id}"
+        )
+
+    async def _stream_snapshot(self, msg: SnapshotRequest, data: bytes, addresses: dict[str, str]) -> None:
+        """A separate call from the append stream, so a large transfer never stalls appends."""
+        failed = True
+        try:
+            log.info("node=%s sending snapshot at %d (%d bytes) to %s", self._router.node_id, msg.meta.index,
+                     len(data), self.id)
+            reply = await self._stub.InstallSnapshot(chunks(msg, data, addresses), timeout=300.0)
+            self._router.deliver(
+                SnapshotResponse(self.id, self._router.node_id, reply.term, reply.success, reply.match_index)
+            )
+            failed = not reply.success
+        except grpc.aio.AioRpcError as err:
+            log.warning("node=%s snapshot to %s failed: %s %s", self._router.node_id, self.id, err.code().name,
+                        err.details())
+        finally:
+            self._router.deliver(SnapshotStatus(frm=self.id, to=self._router.node_id, failed=failed))
+
     # --- the append stream ----------------------------------------------------------------------
 
     async def _run_appends(self) -> None:
@@ -222,6 +252,8 @@ class _Peer:
 
     async def close(self) -> None:
         tasks = [*self._unary_tasks, *([self._stream_task] if self._stream_task else [])]
+        if self._snapshot_task is not None:
+            tasks.append(self._snapshot_task)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -261,6 +293,8 @@ class RaftTransport:
         self._closing: set[asyncio.Task[None]] = set()  # closes of peers removed by update_peers
         self._warned_unknown: set[str] = set()
         self._closed = False
+        # Set by the node: makes (request with fresh metadata, state-machine data, addresses).
+        self.snapshot_source: Callable[[SnapshotRequest], tuple[SnapshotRequest, bytes, dict[str, str]]] | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
             AppendRequest: self._send_append,
             Heartbeat: self._send_append,
@@ -269,8 +303,8 @@ class RaftTransport:
             VoteResponse: self.router.route_vote,
             AppendResponse: self.router.route_append,
             HeartbeatResponse: self.router.route_append,
-            SnapshotRequest: self.send_snapshot,
-            SnapshotResponse: self._drop_snapshot_response,
+            SnapshotRequest: self._send_snapshot,
+            SnapshotResponse: self.router.route_snapshot,
             Unreachable: self._refuse_local_report,
             SnapshotStatus: self._refuse_local_report,
         }
@@ -312,14 +346,19 @@ class RaftTransport:
         peers, self._peers = list(self._peers.values()), {}
         await asyncio.gather(*(peer.close() for peer in peers), *self._closing, return_exceptions=True)
 
-    def send_snapshot(self, msg: SnapshotRequest) -> None:
-        """InstallSnapshot streaming is not implemented yet (issue 5): report failure so the core
-        keeps the follower in snapshot-needed state and retries later, rather than waiting forever."""
-        log.warning(
-            "node=%s snapshot transfer not implemented yet; cannot send snapshot to %s", self.node_id, msg.to
-        )
-        status = SnapshotStatus(frm=msg.to, to=self.node_id, failed=True)
-        asyncio.get_running_loop().call_soon(self.router.deliver, status)
+    def _send_snapshot(self, msg: SnapshotRequest) -> None:
+        """Stream a snapshot in the background; the core learns the outcome as SnapshotStatus
+        (and the follower's SnapshotResponse). One transfer per peer at a time."""
+        peer = self._peer(msg.to)
+        source = self.snapshot_source
+        if peer is None or source is None or peer.sending_snapshot:
+            if source is None:
+                log.warning("node=%s no snapshot source; cannot send a snapshot to %s", self.node_id, msg.to)
+            status = SnapshotStatus(frm=msg.to, to=self.node_id, failed=True)
+            asyncio.get_running_loop().call_soon(self.router.deliver, status)
+            return
+        request, data, addresses = source(msg)
+        peer.start_snapshot(request, data, addresses)
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -337,11 +376,6 @@ class RaftTransport:
         peer = self._peer(msg.to)
         if peer is not None:
             peer.start_unary("TimeoutNow", lambda: peer.timeout_now(msg))
-
-    def _drop_snapshot_response(self, msg: SnapshotResponse) -> None:
-        log.warning(
-            "node=%s snapshot transfer not implemented yet; dropping response to %s", self.node_id, msg.to
-        )
 
     def _refuse_local_report(self, msg: Message) -> None:
         log.error("node=%s %s is a local report and is never sent; dropped", self.node_id, type(msg).__name__)

@@ -13,9 +13,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
-from raftsched.raft.messages import AppendResponse, HeartbeatResponse, Message, VoteResponse
+from raftsched.raft.messages import AppendResponse, HeartbeatResponse, Message, SnapshotResponse, VoteResponse
 from raftsched.transport import convert
 from raftsched.v1 import raft_pb2 as pb
 
@@ -82,6 +82,9 @@ class ReplyRouter:
         self._deliver = deliver
         self._votes: dict[VoteKey, asyncio.Future[VoteResponse]] = {}
         self._routes: dict[str, ReplyRoute] = {}
+        self._snapshots: dict[str, asyncio.Future[SnapshotResponse]] = {}
+        # Set by the node: stage a received snapshot's data before the core sees its request.
+        self.snapshot_sink: Callable[[Any], None] | None = None
         self._closed = False
 
     @property
@@ -152,6 +155,21 @@ class ReplyRouter:
             log.warning(
                 "node=%s reply queue to %s full; dropping %s", self.node_id, msg.to, type(msg).__name__
             )
+
+    # --- snapshots -----------------------------------------------------------------------------
+
+    def expect_snapshot(self, leader: str) -> asyncio.Future[SnapshotResponse]:
+        older = self._snapshots.get(leader)
+        if older is not None and not older.done():
+            older.cancel()
+        fut: asyncio.Future[SnapshotResponse] = asyncio.get_running_loop().create_future()
+        self._snapshots[leader] = fut
+        return fut
+
+    def route_snapshot(self, msg: SnapshotResponse) -> None:
+        fut = self._snapshots.pop(msg.to, None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
 
     def close(self) -> None:
         """End every inbound stream and fail every waiting vote call; later routes end at once."""

@@ -24,6 +24,7 @@ from raftsched.transport.routes import (
     RouterClosed,
     VoteSuperseded,
 )
+from raftsched.transport.snapshots import SnapshotTransferError, receive_snapshot
 from raftsched.v1 import raft_pb2 as pb
 from raftsched.v1 import raft_pb2_grpc
 
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 P = TypeVar("P")
 M = TypeVar("M", bound=Message)
 
-SNAPSHOT_UNIMPLEMENTED = "InstallSnapshot is not implemented yet (issue 5): the leader should retry later"
 
 
 class RaftServicer(raft_pb2_grpc.RaftServicer):
@@ -88,7 +88,26 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
     async def InstallSnapshot(
         self, request_iterator: AsyncIterator[pb.InstallSnapshotChunk], context: grpc.aio.ServicerContext
     ) -> pb.InstallSnapshotResponse:
-        await _abort(context, grpc.StatusCode.UNIMPLEMENTED, SNAPSHOT_UNIMPLEMENTED)
+        """Receive the whole snapshot, verified, then let the core decide; answer with its reply."""
+        router = self._router
+        if router.snapshot_sink is None:
+            await _abort(context, grpc.StatusCode.UNIMPLEMENTED, "this node cannot install snapshots")
+        try:
+            received = await receive_snapshot(request_iterator)
+        except SnapshotTransferError as err:
+            await _abort(context, grpc.StatusCode.DATA_LOSS, f"snapshot refused: {err}")
+        if received.request.to != router.node_id:
+            await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"snapshot for {received.request.to}")
+        fut = router.expect_snapshot(received.request.frm)
+        router.snapshot_sink(received)
+        try:
+            async with asyncio.timeout(30.0):
+                reply = await fut
+        except (TimeoutError, asyncio.CancelledError):
+            await _abort(context, grpc.StatusCode.UNAVAILABLE, f"{NO_ANSWER_PREFIX}snapshot not installed in time")
+        return pb.InstallSnapshotResponse(
+            **{"from": router.node_id}, term=reply.term, success=reply.success, match_index=reply.match_index
+        )
 
     async def TimeoutNow(
         self, request: pb.TimeoutNowRequest, context: grpc.aio.ServicerContext

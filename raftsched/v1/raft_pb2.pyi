@@ -124,15 +124,17 @@ class InstallSnapshotChunk(_message.Message):
     def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., last_included_index: _Optional[int] = ..., last_included_term: _Optional[int] = ..., config: _Optional[bytes] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., done: _Optional[bool] = ..., crc32c: _Optional[int] = ..., **kwargs) -> None: ...
 
 class InstallSnapshotResponse(_message.Message):
-    __slots__ = ("term", "success", "error")
+    __slots__ = ("term", "success", "error", "match_index")
     FROM_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    MATCH_INDEX_FIELD_NUMBER: _ClassVar[int]
     term: int
     success: bool
     error: str
-    def __init__(self, term: _Optional[int] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., **kwargs) -> None: ...
+    match_index: int
+    def __init__(self, term: _Optional[int] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., match_index: _Optional[int] = ..., **kwargs) -> None: ...
 
 class TimeoutNowRequest(_message.Message):
     __slots__ = ("to", "term")

@@ -80,9 +80,14 @@ class ClusterMachine(RuleBasedStateMachine):
         config = SimConfig(max_msg_bytes=128, pre_vote=pre_vote, check_quorum=check_quorum)
         self.cluster = Cluster(3, seed, config=config, core_factory=self.core_factory)
 
-    @rule(ticks=st.integers(1, 12))
+    @rule(ticks=st.integers(1, 25))
     def tick(self, ticks: int) -> None:
         self.cluster.run(ticks)
+
+    @rule(node=NODE)
+    def campaign(self, node: str) -> None:
+        if self.cluster.nodes[node].alive:
+            self.cluster.core(node).campaign()
 
     @rule(node=NODE, count=st.integers(1, 3))
     def propose(self, node: str, count: int) -> None:
@@ -132,6 +137,12 @@ class ClusterMachine(RuleBasedStateMachine):
         leader = self.cluster.leader()
         if leader is not None and leader != to:
             self.cluster.transfer(leader, to)
+
+    @invariant()
+    def time_passes(self) -> None:
+        """The world moves on a tick after every rule (so schedules reach elections quickly)."""
+        if hasattr(self, "cluster"):
+            self.cluster.step()
 
     @invariant()
     def logs_match(self) -> None:

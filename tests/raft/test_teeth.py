@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("raftsched.raft.core")
 
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis.errors import FlakyFailure
 
 from .bugs import BUGS
@@ -57,13 +57,16 @@ def test_every_planted_bug_is_listed() -> None:
     assert set(FOUND_AT) == set(BUGS)
 
 
-@pytest.mark.parametrize("bug", ["keeps-conflicts", "vote-ignores-log", "uncapped-heartbeat-commit"])
+@pytest.mark.parametrize("bug", ["keeps-conflicts", "vote-ignores-log"])
 def test_rule_based_machine_finds_planted_bug(bug: str) -> None:
-    """The hypothesis state machine, with no scheduled faults, also catches these bugs."""
+    """The hypothesis state machine, whose faults are rules hypothesis picks, catches bugs too
+    (generation only: shrinking a planted bug's schedule would only cost time here)."""
 
     class Buggy(ClusterMachine):
         core_factory = BUGS[bug]
 
-    Buggy.TestCase.settings = settings(ClusterMachine.TestCase.settings, max_examples=300)
+    Buggy.TestCase.settings = settings(
+        ClusterMachine.TestCase.settings, max_examples=100, phases=[Phase.generate], report_multiple_bugs=False
+    )
     with pytest.raises((AssertionError, FlakyFailure)):
         Buggy.TestCase().runTest()

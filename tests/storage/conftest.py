@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from storage_helpers import VOTERS
 
 from raftsched.storage import NodeDB, RaftStore

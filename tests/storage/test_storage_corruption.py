@@ -13,7 +13,9 @@ from raftsched.storage.raft_store import HARD_STATE_KEY, SNAPSHOT_KEY
 
 def flip_byte(db: NodeDB, cf: str, key: bytes, offset: int) -> None:
     view = db.cf(cf)
-    value = bytearray(view[key])
+    raw = view.get(key)
+    assert raw is not None, key
+    value = bytearray(raw)
     value[offset] ^= 0x40
     view[key] = bytes(value)
 
@@ -24,9 +26,7 @@ def filled(db: NodeDB, store: RaftStore, count: int = 10) -> RaftStore:
 
 
 @pytest.mark.parametrize("offset", [0, 4, 6, 20])  # crc, format, term, data
-def test_flipped_entry_byte_is_reported_by_reads_and_verify(
-    db: NodeDB, store: RaftStore, offset: int
-) -> None:
+def test_flipped_entry_byte_is_reported_by_reads_and_verify(db: NodeDB, store: RaftStore, offset: int) -> None:
     fresh = filled(db, store)
     flip_byte(db, RAFT_LOG, index_key(5), offset)
     message = r"raft_log: entry at index 5 \(key 0000000000000005\): checksum mismatch"
@@ -43,14 +43,14 @@ def test_entry_moved_to_another_key_fails_its_checksum(db: NodeDB, store: RaftSt
     fresh = filled(db, store)
     view = db.cf(RAFT_LOG)
     view[index_key(4)] = view[index_key(3)]
-    with pytest.raises(CorruptionError, match="index 4 .*checksum mismatch"):
+    with pytest.raises(CorruptionError, match=r"index 4 .*checksum mismatch"):
         fresh.verify()
 
 
 def test_truncated_value_is_reported(db: NodeDB, store: RaftStore) -> None:
     fresh = filled(db, store)
     db.cf(RAFT_LOG)[index_key(2)] = b"\x00\x01"
-    with pytest.raises(CorruptionError, match="index 2 .*shorter than the header"):
+    with pytest.raises(CorruptionError, match=r"index 2 .*shorter than the header"):
         fresh.entries(2, 3)
 
 

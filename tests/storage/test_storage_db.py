@@ -73,9 +73,9 @@ def test_other_format_version_is_refused(data_dir: Path) -> None:
         db.cf(RAFT_META)[FORMAT_KEY] = encode_format_version(FORMAT_KEY, 2)
     with pytest.raises(StoreError, match="has storage format version 2; this raftsched reads version 1"):
         NodeDB(data_dir)
-    # The refused open released everything: the directory can be opened again once fixed.
-    with NodeDB(data_dir) as db:
-        pass
+    # The refused open released the lock: a second try fails the same way, not with "in use".
+    with pytest.raises(StoreError, match="has storage format version 2"):
+        NodeDB(data_dir)
 
 
 def test_data_without_format_version_is_refused(data_dir: Path) -> None:

@@ -32,10 +32,10 @@ entry_types = st.sampled_from(EntryType)
 max_bytes = st.one_of(st.none(), st.integers(0, 200))
 
 
-def outcome(call: Callable[[], object]) -> object:
+def outcome(call: Callable[..., object], *args: object) -> object:
     """The value, or the type of the storage error raised: what the two stores must agree on."""
     try:
-        return call()
+        return call(*args)
     except StorageError as exc:
         return type(exc)
 
@@ -108,8 +108,8 @@ class StoreVersusModel(RuleBasedStateMachine):
     @rule(lo=st.integers(0, 60), span=st.integers(-1, 12), limit=max_bytes)
     def read_range(self, lo: int, span: int, limit: int | None) -> None:
         hi = lo + span
-        got = outcome(lambda: self.store.entries(lo, hi, limit))
-        assert got == outcome(lambda: self.model.entries(lo, hi, limit)), (lo, hi, limit)
+        got = outcome(self.store.entries, lo, hi, limit)
+        assert got == outcome(self.model.entries, lo, hi, limit), (lo, hi, limit)
 
     # --- the comparison after every step ---------------------------------------------------------
 
@@ -120,7 +120,7 @@ class StoreVersusModel(RuleBasedStateMachine):
         assert store.snapshot_meta() == model.snapshot_meta()
         assert (store.first_index(), store.last_index()) == (model.first_index(), model.last_index())
         for index in range(max(0, model.snapshot.index - 2), model.last_index() + 3):
-            assert outcome(lambda: store.term(index)) == outcome(lambda: model.term(index)), index
+            assert outcome(store.term, index) == outcome(model.term, index), index
         lo, hi = model.first_index(), model.last_index() + 1
         assert store.entries(lo, hi) == model.entries(lo, hi)
         store.verify()

@@ -115,6 +115,9 @@ def cmd_fence(args: argparse.Namespace) -> int:
         out.message(response)
     elif response.current:
         out.line(f"attempt {args.attempt} of {args.id} is current ({job_state(response.state)})")
+    elif response.current_attempt == args.attempt:
+        out.line(f"attempt {args.attempt} of {args.id} is no longer current: the job is "
+                 f"{job_state(response.state)}")
     else:
         out.line(f"attempt {args.attempt} of {args.id} is stale: the current attempt is "
                  f"{response.current_attempt} ({job_state(response.state)})")

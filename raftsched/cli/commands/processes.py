@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from raftsched.cli.commands import cluster, executors
 from raftsched.cli.common import lazy_attr
-from raftsched.cli.errors import NotImplementedYet
+from raftsched.cli.errors import CommandFailed, NotImplementedYet
 from raftsched.config import (
     EXECUTOR_SETTINGS,
     NODE_SETTINGS,
@@ -43,14 +43,10 @@ def cmd_snapshot_restore(args: argparse.Namespace) -> int:
     try:
         restore(args.file, args.data_dir, args.id, peers)
     except (ValueError, OSError) as e:
-        raise RestoreFailed(f"cannot restore {args.file}: {e}") from e
+        raise CommandFailed(f"cannot restore {args.file}: {e}") from e
     print(f"restored {args.file} into {args.data_dir}; start it with: raftsched node --id {args.id} "
           f"--data-dir {args.data_dir} --peers {args.peers}", flush=True)
     return 0
-
-
-class RestoreFailed(Exception):
-    """The backup is unreadable or does not verify (exit 1)."""
 
 
 def cmd_certs_init(args: argparse.Namespace) -> int:

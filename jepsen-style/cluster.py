@@ -1,0 +1,297 @@
+"""The cluster under test: node and executor processes, the proxies between them, and status.
+
+Every process the harness starts runs in its own session (process group) and carries
+JEPSEN_RUN=<run id> in its environment; tasks the executors start inherit it, so stop_all() can
+find and end every process of this run, and only those, even orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.protobuf.json_format import MessageToDict
+
+from proxy import ProxyControl
+from raftsched.v1 import admin_pb2, admin_pb2_grpc
+
+HOST = "127.0.0.1"
+RAFTSCHED = str(Path(sys.executable).with_name("raftsched"))
+STATUS_TIMEOUT = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """One long-running process: start, kill -9, pause, resume, restart with the same argv."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+    paused: bool = False
+    starts: int = 0
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid if self.popen is not None else 0
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def start(self) -> None:
+        assert not self.alive(), f"{self.name} is already running"
+        with self.log_path.open("ab") as log:
+            log.write(f"--- harness: start #{self.starts + 1} at {time.time():.3f}: "
+                      f"{' '.join(self.argv)}\n".encode())
+            log.flush()
+            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        self.starts += 1
+        self.paused = False
+
+    def kill9(self) -> None:
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+        self.paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP the process itself (not its group: an executor's task guards must stay awake)."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.popen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+        self.paused = False
+
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM, then SIGKILL of the whole group after `grace` seconds."""
+        if self.popen is None:
+            return
+        self.resume()
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(grace)
+        self.kill9()
+
+
+@dataclass
+class Node:
+    id: str
+    port: int
+    proc: Proc
+    peers: dict[str, str] = field(default_factory=dict)  # this node's view: peers via proxies
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+
+@dataclass
+class Executor:
+    id: str
+    proc: Proc
+    cluster: list[str] = field(default_factory=list)  # its proxies, one per node
+
+
+class Cluster:
+    """Nodes n1..nN and executors e1..eM on 127.0.0.1, every link through a proxy."""
+
+    def __init__(self, run_dir: Path, run_id: str, n_nodes: int, n_executors: int, slots: int = 4) -> None:
+        self.run_dir, self.run_id = run_dir, run_id
+        self.node_ids = [f"n{i + 1}" for i in range(n_nodes)]
+        self.executor_ids = [f"e{i + 1}" for i in range(n_executors)]
+        self.slots = slots
+        self.nodes: dict[str, Node] = {}
+        self.executors: dict[str, Executor] = {}
+        self.proxy: ProxyControl | None = None
+        self.proxy_to_node: dict[str, str] = {}  # proxy address -> the real address it forwards to
+        self.links: dict[str, int] = {}  # "src->dst" -> proxy port
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    # --- start -----------------------------------------------------------------------------
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTSCHED_")}
+        env.update(JEPSEN_RUN=self.run_id, PYTHONUNBUFFERED="1", **extra)
+        return env
+
+    async def start(self) -> None:
+        self.proxy = await ProxyControl.spawn(str(self.run_dir / "logs" / "proxy.log"))
+        ports = {n: free_port() for n in self.node_ids}
+        for nid in self.node_ids:
+            self.nodes[nid] = Node(nid, ports[nid], proc=None)  # type: ignore[arg-type]
+        for src in self.node_ids:
+            for dst in self.node_ids:
+                if src != dst:
+                    self.nodes[src].peers[dst] = await self._link(src, dst)
+            self.nodes[src].peers[src] = self.nodes[src].address
+        for eid in self.executor_ids:
+            cluster = [await self._link(eid, dst) for dst in self.node_ids]
+            self.executors[eid] = Executor(eid, proc=None, cluster=cluster)  # type: ignore[arg-type]
+        for node in self.nodes.values():
+            node.proc = self._node_proc(node)
+            node.proc.start()
+        for ex in self.executors.values():
+            ex.proc = self._executor_proc(ex)
+            await self.start_executor(ex.id)
+
+    async def _link(self, src: str, dst: str) -> str:
+        assert self.proxy is not None
+        target = self.nodes[dst].port
+        port = await self.proxy.listen(f"{src}->{dst}", src, dst, target)
+        self.links[f"{src}->{dst}"] = port
+        self.proxy_to_node[f"{HOST}:{port}"] = self.nodes[dst].address
+        return f"{HOST}:{port}"
+
+    def _node_proc(self, node: Node) -> Proc:
+        peers = ",".join(f"{k}={v}" for k, v in sorted(node.peers.items()))
+        data = self.run_dir / "data" / node.id
+        data.parent.mkdir(parents=True, exist_ok=True)
+        argv = [RAFTSCHED, "node", "--id", node.id, "--listen", node.address, "--data-dir", str(data),
+                "--peers", peers]
+        return Proc(node.id, argv, self._env(), self.run_dir / "logs" / f"{node.id}.log")
+
+    def _executor_proc(self, ex: Executor) -> Proc:
+        argv = [RAFTSCHED, "executor", "--cluster", ",".join(ex.cluster), "--id", ex.id,
+                "--slots", str(self.slots)]
+        return Proc(ex.id, argv, self._env(JEPSEN_EXECUTOR_ID=ex.id), self.run_dir / "logs" / f"{ex.id}.log")
+
+    async def start_executor(self, eid: str) -> None:
+        """(Re)start an executor and tell the proxies which process it is."""
+        ex = self.executors[eid]
+        assert self.proxy is not None
+        if ex.proc.pid:
+            await self.proxy.call("unregister", pid=ex.proc.pid)
+        ex.proc.start()
+        await self.proxy.call("register", pid=ex.proc.pid, label=eid)
+
+    def real_address(self, address: str) -> str:
+        """A proxy address (as named in a leader hint) mapped to the node it forwards to."""
+        return self.proxy_to_node.get(address, address)
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.nodes[n].address for n in self.node_ids]
+
+    def node_of_address(self, address: str) -> str | None:
+        real = self.real_address(address)
+        return next((n.id for n in self.nodes.values() if n.address == real), None)
+
+    # --- status ----------------------------------------------------------------------------
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        ch = self._channels.get(address)
+        if ch is None:
+            ch = self._channels[address] = grpc.aio.insecure_channel(address)
+        return ch
+
+    async def local_status(self, nid: str, timeout: float = STATUS_TIMEOUT) -> admin_pb2.NodeStatus | None:
+        """The node's own view, asked directly (not through a proxy); None when it does not answer."""
+        node = self.nodes[nid]
+        if node.proc.paused or not node.proc.alive():
+            return None
+        stub = admin_pb2_grpc.AdminStub(self.channel(node.address))
+        try:
+            resp = await stub.Status(admin_pb2.StatusRequest(local_only=True), timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return None
+        return resp.nodes[0] if resp.nodes else None
+
+    async def statuses(self) -> dict[str, admin_pb2.NodeStatus | None]:
+        answers = await asyncio.gather(*(self.local_status(n) for n in self.node_ids))
+        return dict(zip(self.node_ids, answers, strict=True))
+
+    async def find_leader(self) -> str | None:
+        """The node that says it leads at the highest term, by Admin Status."""
+        best: tuple[int, str] | None = None
+        for nid, st in (await self.statuses()).items():
+            if st is not None and st.role == admin_pb2.ROLE_LEADER and (best is None or st.term > best[0]):
+                best = (st.term, nid)
+        return best[1] if best else None
+
+    async def status_dicts(self) -> list[dict[str, Any]]:
+        out = []
+        for nid, st in (await self.statuses()).items():
+            out.append(MessageToDict(st) if st is not None else {"id": nid, "error": "no answer"})
+        return out
+
+    # --- repair and stop -------------------------------------------------------------------
+
+    async def heal_all(self) -> None:
+        """Remove every fault: links pass, paused processes resume, dead processes restart."""
+        if self.proxy is not None:
+            await self.proxy.heal()
+        for node in self.nodes.values():
+            node.proc.resume()
+            if not node.proc.alive():
+                node.proc.start()
+        for ex in self.executors.values():
+            ex.proc.resume()
+            if not ex.proc.alive():
+                await self.start_executor(ex.id)
+
+    async def stop_all(self) -> None:
+        for ch in self._channels.values():
+            with contextlib.suppress(Exception):
+                await ch.close()
+        self._channels.clear()
+        procs = [e.proc for e in self.executors.values() if e.proc] + [n.proc for n in self.nodes.values() if n.proc]
+        for p in procs:
+            p.resume()
+            if p.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(p.alive() for p in procs):
+            await asyncio.sleep(0.1)
+        for p in procs:
+            p.kill9()
+        if self.proxy is not None:
+            await self.proxy.close()
+        kill_run_leftovers(self.run_id)
+
+
+def kill_run_leftovers(run_id: str) -> int:
+    """SIGKILL any process still carrying JEPSEN_RUN=<run_id> (orphaned tasks and guards)."""
+    marker = f"JEPSEN_RUN={run_id}".encode()
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            killed += 1
+        except OSError:
+            continue
+    return killed

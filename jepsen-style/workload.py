@@ -1,0 +1,270 @@
+"""The client workload: concurrent clients submitting, reading and cancelling jobs at a set rate.
+
+Each client is one Jepsen process doing one operation at a time, every operation bounded by
+`op_timeout`. Outcomes follow SPEC §8: `ok`; `fail` when the call certainly had no effect
+(INVALID_ARGUMENT, NOT_FOUND on cancel, ...); `info` when it may have (a timeout, UNAVAILABLE,
+a cut connection). A process whose operation ended in `info` may still have it in flight, so the
+client continues as a new process (id + number of clients), as Jepsen does.
+
+A submit that ended in `info` is retried later with the same idempotency key, as a new invoke.
+The jobs run a tiny shell command that appends "job attempt executor wall_ns" to the raw ledger
+and sleeps 0-1 s, so that every execution, duplicates included, is visible afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc.aio
+
+from cluster import Cluster
+from history import History
+from raftsched.client import AsyncClient, ClientError
+from raftsched.v1 import jobs_pb2
+
+# Appends one line per execution start; writes under PIPE_BUF with O_APPEND do not interleave.
+TASK_SCRIPT = ('printf "%s %s %s %s\\n" "$RAFTSCHED_JOB_ID" "$RAFTSCHED_ATTEMPT" '
+               '"${JEPSEN_EXECUTOR_ID:-?}" "$(date +%s%N)" >> "$1"; sleep "$2"')
+FAIL_CODES = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "ALREADY_EXISTS",
+                        "OUT_OF_RANGE", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})
+RECENT = 24  # reads and cancels favour the most recently acknowledged jobs
+MAX_RETRY_KEYS = 1000
+
+
+def state_name(state: int) -> str:
+    return jobs_pb2.JobState.Name(state).removeprefix("JOB_STATE_")  # type: ignore[arg-type]
+
+
+def current_attempt(job: jobs_pb2.Job) -> int:
+    return max((a.number for a in job.attempts), default=0)
+
+
+class ProxyAwareClient(AsyncClient):
+    """AsyncClient that reaches nodes directly: a leader hint names a node's peer address (one of
+    the node-to-node proxies), which is mapped back to the node's own port."""
+
+    def __init__(self, cluster: Cluster, addresses: list[str], **kw: Any) -> None:
+        super().__init__(addresses, **kw)
+        self._cluster = cluster
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        return super()._channel(self._cluster.real_address(address))
+
+
+@dataclass
+class WorkloadConfig:
+    rate: float = 50.0
+    clients: int = 8
+    op_timeout: float = 5.0
+    stale_reads: bool = False
+    stale_fraction: float = 0.3
+    watchers: int = 2
+
+
+@dataclass
+class Workload:
+    cluster: Cluster
+    history: History
+    config: WorkloadConfig
+    rng: random.Random
+    ledger_raw: Path
+    watch_log: Path
+    stale_targets: Callable[[], list[str]] = list  # nodes worth a stale read now (cut off ones)
+    acked: dict[str, str] = field(default_factory=dict)  # key -> job id, from ok submits
+    ids: list[str] = field(default_factory=list)  # acknowledged job ids, in ack order
+    specs: dict[str, jobs_pb2.JobSpec] = field(default_factory=dict)  # key -> the spec sent
+    retry_keys: list[str] = field(default_factory=list)  # submits that ended in info
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _seq: int = 0
+    watch_results: list[dict[str, Any]] = field(default_factory=list)
+
+    async def run(self) -> None:
+        """Run the clients and watchers until stop() is called, then let the last ops finish."""
+        tasks = [asyncio.create_task(self._client(i)) for i in range(self.config.clients)]
+        tasks += [asyncio.create_task(self._watcher(i)) for i in range(self.config.watchers)]
+        await asyncio.gather(*tasks)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- one client ------------------------------------------------------------------------
+
+    async def _client(self, i: int) -> None:
+        rng = random.Random(self.rng.random())
+        process = i
+        per_client = self.config.rate / max(1, self.config.clients)
+        client = ProxyAwareClient(self.cluster, self.cluster.addresses, timeout=self.config.op_timeout)
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                outcome = await self._one_op(client, process, rng)
+                if outcome == "info":
+                    process += self.config.clients
+                gap = rng.expovariate(per_client) - (time.monotonic() - started)
+                if gap > 0:
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), min(gap, 2.0))
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            await client.close()
+
+    async def _one_op(self, client: AsyncClient, process: int, rng: random.Random) -> str:
+        r = rng.random()
+        if self.retry_keys and r < 0.15:
+            return await self._submit(client, process, self.retry_keys.pop(rng.randrange(len(self.retry_keys))))
+        if r < 0.45 or not self.ids:
+            return await self._submit(client, process, self._new_key(process, rng))
+        if r < 0.88:
+            return await self._get(client, process, self._pick_id(rng), rng)
+        if r < 0.95:
+            return await self._cancel(client, process, self._pick_id(rng))
+        if r < 0.98:
+            return await self._get(client, process, f"missing-{rng.randrange(1 << 30)}", rng)
+        return await self._cancel(client, process, f"missing-{rng.randrange(1 << 30)}")
+
+    def _new_key(self, process: int, rng: random.Random) -> str:
+        self._seq += 1
+        key = f"k{self._seq}"
+        sleep = rng.uniform(0.0, 1.0)
+        self.specs[key] = jobs_pb2.JobSpec(
+            name=f"chaos-{key}",
+            command=["sh", "-c", TASK_SCRIPT, "jepsen", str(self.ledger_raw), f"{sleep:.3f}"],
+            payload=f"{sleep:.3f}".encode(),
+            max_attempts=5,
+            backoff=jobs_pb2.RetryBackoff(initial_ms=200, max_ms=2000, multiplier=2.0),
+            timeout_ms=30_000,
+            idempotency_key=key,
+        )
+        return key
+
+    def _pick_id(self, rng: random.Random) -> str:
+        if rng.random() < 0.7:
+            return rng.choice(self.ids[-RECENT:])
+        return rng.choice(self.ids)
+
+    async def _call(self, coro: Any) -> tuple[str, Any]:
+        """("ok", response) or (type, error code) for a call, bounded by the op timeout."""
+        try:
+            return "ok", await asyncio.wait_for(coro, self.config.op_timeout + 1.0)
+        except ClientError as e:
+            return ("fail" if e.code in FAIL_CODES else "info"), e.code
+        except asyncio.TimeoutError:
+            return "info", "TIMEOUT"
+        except grpc.aio.AioRpcError as e:
+            return "info", e.code().name
+
+    async def _submit(self, client: AsyncClient, process: int, key: str) -> str:
+        self.history.append(process, "invoke", "submit", {"key": key})
+        outcome, resp = await self._call(client.submit_job(self.specs[key]))
+        if outcome == "ok":
+            job_id = resp.job.id
+            if key not in self.acked:
+                self.acked[key] = job_id
+                self.ids.append(job_id)
+            self.history.append(process, "ok", "submit", {"key": key, "id": job_id})
+        else:
+            self.history.append(process, outcome, "submit", {"key": key, "error": resp})
+            if outcome == "info" and len(self.retry_keys) < MAX_RETRY_KEYS:
+                self.retry_keys.append(key)
+        return outcome
+
+    async def _get(self, client: AsyncClient, process: int, job_id: str, rng: random.Random) -> str:
+        stale_node = self._stale_node(rng) if self.config.stale_reads else None
+        value: dict[str, Any] = {"id": job_id, "stale": stale_node is not None}
+        if stale_node is not None:
+            value["node"] = stale_node
+        self.history.append(process, "invoke", "get", value)
+        if stale_node is None:
+            outcome, resp = await self._call(client.get_job(job_id))
+        else:
+            address = self.cluster.nodes[stale_node].address
+            async with ProxyAwareClient(self.cluster, [address], timeout=2.0) as one:
+                outcome, resp = await self._call(one.get_job(job_id, stale=True, timeout=2.0))
+        if outcome == "ok":
+            self.history.append(process, "ok", "get", {"id": job_id, "state": state_name(resp.state),
+                                                       "attempt": current_attempt(resp)})
+        elif resp == "NOT_FOUND":
+            self.history.append(process, "ok", "get", {"id": job_id, "state": "NOT_FOUND", "attempt": 0})
+            outcome = "ok"
+        else:
+            self.history.append(process, outcome, "get", {"id": job_id, "error": resp})
+        return outcome
+
+    def _stale_node(self, rng: random.Random) -> str | None:
+        if rng.random() >= self.config.stale_fraction:
+            return None
+        up = [n for n in self.cluster.node_ids
+              if self.cluster.nodes[n].proc.alive() and not self.cluster.nodes[n].proc.paused]
+        preferred = [n for n in self.stale_targets() if n in up]
+        return rng.choice(preferred or up) if up else None
+
+    async def _cancel(self, client: AsyncClient, process: int, job_id: str) -> str:
+        self.history.append(process, "invoke", "cancel", {"id": job_id})
+        outcome, resp = await self._call(client.cancel_job(job_id, "chaos workload"))
+        if outcome == "ok":
+            self.history.append(process, "ok", "cancel", {"id": job_id, "state": state_name(resp.state),
+                                                          "attempt": current_attempt(resp)})
+        else:
+            self.history.append(process, outcome, "cancel", {"id": job_id, "error": resp})
+        return outcome
+
+    # --- watchers (outside the history; their own log) -------------------------------------
+
+    async def _watcher(self, i: int) -> None:
+        rng = random.Random(self.rng.random())
+        client = ProxyAwareClient(self.cluster, self.cluster.addresses, timeout=self.config.op_timeout)
+        try:
+            while not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._stop.wait(), rng.uniform(1.0, 4.0))
+                    return
+                except asyncio.TimeoutError:
+                    pass
+                if self.ids:
+                    await self._watch_one(client, rng.choice(self.ids[-RECENT:]))
+        finally:
+            await client.close()
+
+    async def _watch_one(self, client: AsyncClient, job_id: str) -> None:
+        """Follow one job's changes for a while; record what was seen and whether it went back."""
+        seen: list[tuple[int, str]] = []
+        error = ""
+        try:
+            async with asyncio.timeout(8.0):
+                async for job in client.watch_job(job_id, timeout=8.0):
+                    seen.append((current_attempt(job), state_name(job.state)))
+        except (ClientError, TimeoutError, grpc.aio.AioRpcError) as e:
+            error = getattr(e, "code", type(e).__name__)
+            error = error if isinstance(error, str) else str(error)
+        result = {"time": self.history.now(), "id": job_id, "seen": seen, "error": error,
+                  "backwards": _went_backwards(seen)}
+        self.watch_results.append(result)
+        with self.watch_log.open("a") as f:
+            f.write(json.dumps(result) + "\n")
+
+
+_RANK = {"PENDING": 0, "QUEUED": 1, "ASSIGNED": 2, "RUNNING": 3, "SUCCEEDED": 4, "FAILED": 4,
+         "CANCELLED": 4, "SKIPPED": 4}
+
+
+def _went_backwards(seen: list[tuple[int, str]]) -> bool:
+    """An attempt number that shrinks, anything after a terminal state, or an earlier state
+    within one attempt (QUEUED excepted: a retry re-queues before its next attempt exists)."""
+    last: tuple[int, int] | None = None
+    for attempt, state in seen:
+        rank = (attempt, _RANK.get(state, 0))
+        if last is not None:
+            if last[1] == 4 and rank != last:
+                return True
+            if rank[0] < last[0] or (rank < last and state != "QUEUED"):
+                return True
+        last = rank
+    return False
