@@ -1,0 +1,10 @@
+"""The checkers live in jepsen-style/ (a dash: not importable by name), so put it on sys.path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+JEPSEN_STYLE = Path(__file__).resolve().parents[2] / "jepsen-style"
+if str(JEPSEN_STYLE) not in sys.path:
+    sys.path.insert(0, str(JEPSEN_STYLE))
