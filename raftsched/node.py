@@ -23,7 +23,15 @@ from raftsched.api.forward import Forwarder
 from raftsched.config import NodeConfig
 from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
-from raftsched.raft.messages import ConfigState, Role, SnapshotMeta, SnapshotRequest, SoftState
+from raftsched.raft.messages import (
+    ConfigState,
+    EntryType,
+    HardState,
+    Role,
+    SnapshotMeta,
+    SnapshotRequest,
+    SoftState,
+)
 from raftsched.raft_driver import RaftDriver
 from raftsched.scheduler.dispatcher import LeaderScheduler
 from raftsched.state import commands as cmds
@@ -62,6 +70,8 @@ class Node:
         self.addresses = self._initial_addresses()
         self.store.verify()
         self.sm = SchedulerState(self.db)
+        if config.force_new_cluster:
+            self._force_new_cluster()
         options = _grpc_options(config)
         self.forwarder = Forwarder(options)
         self.transport = RaftTransport(
@@ -114,6 +124,23 @@ class Node:
             self.store.bootstrap(conf)
         save_addresses(self.db, addresses)
         return addresses
+
+    def _force_new_cluster(self) -> None:
+        """Disaster recovery after losing a quorum (as etcd's --force-new-cluster): keep every
+        entry this node knows to be committed, drop its uncommitted tail, and restart as the only
+        voter. Other nodes are then added back as learners (docs/operations.md)."""
+        hard = self.store.hard_state()
+        commit = max(hard.commit, self.store.first_index() - 1)
+        if self.sm.applied_index < commit:
+            entries = self.store.entries(self.sm.applied_index + 1, commit + 1)
+            self.sm.apply([(e.index, e.data if e.type is EntryType.NORMAL else None) for e in entries])
+        self.db.sync_wal()
+        alone = ConfigState(voters=frozenset({self.id}))
+        meta = SnapshotMeta(commit, self.store.term(commit), alone)
+        self.store.save(HardState(term=hard.term, vote="", commit=commit), [], meta)
+        self.addresses = {self.id: self.config.listen}
+        save_addresses(self.db, self.addresses)
+        log.warning("node %s: forced a new one-member cluster at committed index %d", self.id, commit)
 
     def _on_config_entry(self, index: int, data: bytes, committed: bool) -> None:
         try:
