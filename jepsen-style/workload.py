@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +30,24 @@ from history import History
 from raftsched.client import AsyncClient, ClientError
 from raftsched.v1 import jobs_pb2
 
-# Appends one line per execution start; writes under PIPE_BUF with O_APPEND do not interleave.
-TASK_SCRIPT = ('printf "%s %s %s %s\\n" "$RAFTSCHED_JOB_ID" "$RAFTSCHED_ATTEMPT" '
-               '"${JEPSEN_EXECUTOR_ID:-?}" "$(date +%s%N)" >> "$1"; sleep "$2"')
+# The task: one ledger line "job attempt executor monotonic_ns" at start, every ~100 ms while it
+# runs and at its end, so a checker sees each execution's interval (duplicates included). Small
+# O_APPEND writes do not interleave between processes.
+TASK_SCRIPT = """\
+import os, sys, time
+path, duration = sys.argv[1], float(sys.argv[2])
+env = os.environ
+tag = "%s %s %s " % (env.get("RAFTSCHED_JOB_ID", "?"), env.get("RAFTSCHED_ATTEMPT", "0"),
+                     env.get("JEPSEN_EXECUTOR_ID", "?"))
+fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+end = time.monotonic() + duration
+while True:
+    os.write(fd, (tag + str(time.monotonic_ns()) + "\\n").encode())
+    left = end - time.monotonic()
+    if left <= 0:
+        break
+    time.sleep(min(0.1, left))
+"""
 FAIL_CODES = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "ALREADY_EXISTS",
                         "OUT_OF_RANGE", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})
 RECENT = 24  # reads and cancels favour the most recently acknowledged jobs
@@ -74,7 +90,7 @@ class Workload:
     history: History
     config: WorkloadConfig
     rng: random.Random
-    ledger_raw: Path
+    ledger: Path
     watch_log: Path
     stale_targets: Callable[[], list[str]] = list  # nodes worth a stale read now (cut off ones)
     acked: dict[str, str] = field(default_factory=dict)  # key -> job id, from ok submits
@@ -89,7 +105,10 @@ class Workload:
         """Run the clients and watchers until stop() is called, then let the last ops finish."""
         tasks = [asyncio.create_task(self._client(i)) for i in range(self.config.clients)]
         tasks += [asyncio.create_task(self._watcher(i)) for i in range(self.config.watchers)]
-        await asyncio.gather(*tasks)
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                print(f"workload task crashed: {result!r}", file=sys.stderr, flush=True)
+                raise result
 
     def stop(self) -> None:
         self._stop.set()
@@ -120,7 +139,7 @@ class Workload:
         r = rng.random()
         if self.retry_keys and r < 0.15:
             return await self._submit(client, process, self.retry_keys.pop(rng.randrange(len(self.retry_keys))))
-        if r < 0.45 or not self.ids:
+        if r < 0.35 or not self.ids:
             return await self._submit(client, process, self._new_key(process, rng))
         if r < 0.88:
             return await self._get(client, process, self._pick_id(rng), rng)
@@ -133,10 +152,10 @@ class Workload:
     def _new_key(self, process: int, rng: random.Random) -> str:
         self._seq += 1
         key = f"k{self._seq}"
-        sleep = rng.uniform(0.0, 1.0)
+        sleep = rng.uniform(0.0, 1.0) ** 2  # 0-1 s, mostly short
         self.specs[key] = jobs_pb2.JobSpec(
             name=f"chaos-{key}",
-            command=["sh", "-c", TASK_SCRIPT, "jepsen", str(self.ledger_raw), f"{sleep:.3f}"],
+            command=[sys.executable, "-I", "-S", "-c", TASK_SCRIPT, str(self.ledger), f"{sleep:.3f}"],
             payload=f"{sleep:.3f}".encode(),
             max_attempts=5,
             backoff=jobs_pb2.RetryBackoff(initial_ms=200, max_ms=2000, multiplier=2.0),

@@ -230,6 +230,12 @@ class Node:
         return self.driver.core.leader
 
     def leader_address(self) -> str:
+        """Where the leader is, as far as this node knows; "" when it has not heard from it for
+        half an election timeout (it may be dead: better no hint than a hint to a corpse)."""
+        if not self.is_leader:
+            silent = time.monotonic() - self.driver.last_leader_contact
+            if silent > max(2 * self.config.heartbeat_ms, self.config.election_ms / 2) / 1000:
+                return ""
         return self.addresses.get(self.leader_id, "")
 
     async def propose(self, cmd: commands_pb2.Command, timeout: float = 10.0) -> commands_pb2.ApplyResult:

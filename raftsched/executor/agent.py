@@ -48,7 +48,7 @@ log = logging.getLogger("raftsched.executor")
 
 LEADER_METADATA_KEY = "raftsched-leader"
 BACKOFF_INITIAL_S = 0.05
-BACKOFF_CAP_S = 1.0
+BACKOFF_CAP_S = 0.25  # short: after a failover the lease keeps running while we look for the leader
 MAX_ITEMS_PER_MESSAGE = 1000  # started + finished items in one ExecutorMessage
 MAX_OUTBOX = 10_000  # a session whose outbox grows past this is stuck: drop it and re-register
 MAX_UNACKED = 10_000  # results kept for a leader that never acknowledges; the oldest go first

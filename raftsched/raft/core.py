@@ -312,7 +312,7 @@ class RaftCore:
         self.role = Role.LEADER
         self.leader = self.id
         last = self.log.last_index()
-        for member in self.conf.members():
+        for member in sorted(self.conf.members()):  # sorted: replay must not depend on hash seeds
             pr = Progress(last + 1, self.cfg.max_inflight)
             pr.recent_active = True
             self.progress[member] = pr
@@ -738,7 +738,7 @@ class RaftCore:
         if self.role is not Role.LEADER:
             return
         last = self.log.last_index()
-        for member in conf.members():
+        for member in sorted(conf.members()):
             if member not in self.progress:
                 self.progress[member] = Progress(last + 1, self.cfg.max_inflight)
                 self.progress[member].recent_active = True

@@ -97,7 +97,9 @@ def test_leader_killed_during_a_stream_of_submissions_loses_and_duplicates_nothi
         assert by_key[key] == [jid], f"{key}: acknowledged as {jid}, the cluster holds {by_key[key]}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
+# Not strict: whether the leader dies between appending an assign entry and pushing it is a race
+# (about two runs in three here); test_executor_loss has the deterministic, strict reproduction.
+@pytest.mark.xfail(strict=False, reason=(
     "BUG: an attempt committed as ASSIGNED whose Assign message never reached the executor (the leader "
     "died between appending the assign entry and pushing it) stays ASSIGNED forever while the executor "
     "stays connected: scheduler/dispatcher.py only reconciles one way (_cancel_stale kills what the "
