@@ -22,8 +22,8 @@ from typing import Any
 import grpc
 import grpc.aio
 from google.protobuf.json_format import MessageToDict
-
 from proxy import ProxyControl
+
 from raftsched.v1 import admin_pb2, admin_pb2_grpc
 
 HOST = "127.0.0.1"

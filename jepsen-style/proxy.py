@@ -123,14 +123,16 @@ class Network:
 
 
 def _socket_inode(local_port: int, remote_port: int) -> int | None:
-    """The inode of the 127.0.0.1 TCP socket local_port -> remote_port, from /proc/net/tcp."""
+    """The inode of the loopback TCP socket local_port -> remote_port, from /proc/net/tcp{,6}
+    (gRPC clients open dual-stack sockets: 127.0.0.1 shows up as ::ffff:127.0.0.1 in tcp6)."""
     want_local, want_remote = f":{local_port:04X}", f":{remote_port:04X}"
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            if parts[1].endswith(want_local) and parts[2].endswith(want_remote):
-                return int(parts[9])
+    for table in ("/proc/net/tcp6", "/proc/net/tcp"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[1].endswith(want_local) and parts[2].endswith(want_remote):
+                    return int(parts[9])
     return None
 
 
@@ -194,7 +196,7 @@ class Listener:
         try:
             up_reader, up_writer = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", self.target, limit=READER_LIMIT), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return
         conn.upstream = up_writer
         with contextlib.suppress(Exception):

@@ -25,7 +25,7 @@ TYPE_COLORS = {"ok": "tab:green", "fail": "tab:red", "info": "tab:orange"}
 F_MARKERS = {"submit": "o", "get": "^", "cancel": "s"}
 OTHER_MARKER = "x"
 MIN_LATENCY_MS = 1e-3  # a log axis cannot show 0
-MAX_FACTS = 8
+MAX_FACTS = 6
 
 
 def write_report(run_dir: Path, results: dict[str, Any]) -> str:
@@ -142,7 +142,13 @@ def facts(result: dict[str, Any]) -> str:
     items = [(k, v) for k, v in result.items() if k != "valid" and _scalar(v)]
     items += [(f"{k}.{k2}", v2) for k, v in result.items() if isinstance(v, dict) and k not in ("by_state",)
               for k2, v2 in v.items() if _scalar(v2) and k2 in ("count", "median_ms", "max_ms")]
-    return ", ".join(f"{k}={v}" for k, v in items[:MAX_FACTS])
+    items.sort(key=lambda kv: kv[1] in (0, None, False, ""))  # what happened first, zero counts last
+    return ", ".join(f"{k}={_short(v)}" for k, v in items[:MAX_FACTS])
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _scalar(value: Any) -> bool:

@@ -30,14 +30,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from google.protobuf.json_format import MessageToDict  # noqa: E402
+from cluster import Cluster, kill_run_leftovers
+from google.protobuf.json_format import MessageToDict
+from history import History
+from nemesis import KINDS, Nemesis
+from workload import ProxyAwareClient, Workload, WorkloadConfig
 
-from cluster import Cluster, kill_run_leftovers  # noqa: E402
-from history import History  # noqa: E402
-from nemesis import KINDS, Nemesis  # noqa: E402
-from workload import ProxyAwareClient, Workload, WorkloadConfig  # noqa: E402
-from raftsched.client import ClientError  # noqa: E402
-from raftsched.v1 import admin_pb2_grpc, admin_pb2, jobs_pb2  # noqa: E402
+from raftsched.client import ClientError
+from raftsched.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2
 
 TERMINAL = {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED,
             jobs_pb2.JOB_STATE_SKIPPED}
@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "catch them: a run with this flag is expected to be invalid)")
     p.add_argument("--recovery-timeout", type=float, default=60.0,
                    help="after healing, seconds to wait for every job to end")
+    p.add_argument("--job-timeout", type=float, default=10.0,
+                   help="per-attempt timeout of the workload's jobs in seconds (they run 0-1 s); 0 for none")
     p.add_argument("--keep-data", action="store_true", help="keep the nodes' RocksDB dirs of a valid run")
     args = p.parse_args(argv)
     if args.seed is None:
@@ -139,7 +141,8 @@ class Run:
                               "wall_minus_monotonic_ns": time.time_ns() - time.monotonic_ns()}
         self.nemesis = Nemesis(self.cluster, self.history, self.args.kinds, random.Random(self.rng.random()),
                                interval=self.args.nemesis_interval)
-        cfg = WorkloadConfig(rate=self.args.rate, clients=self.args.clients, stale_reads=self.args.stale_reads)
+        cfg = WorkloadConfig(rate=self.args.rate, clients=self.args.clients, stale_reads=self.args.stale_reads,
+                             job_timeout=self.args.job_timeout)
         self.workload = Workload(self.cluster, self.history, cfg, random.Random(self.rng.random()),
                                  ledger=self.run_dir / "ledger.txt", watch_log=self.run_dir / "watches.jsonl",
                                  stale_targets=self._cut_off_nodes)
@@ -195,7 +198,7 @@ class Run:
         if self.cluster.proxy is not None:
             try:
                 self.info["proxy_stats"] = (await self.cluster.proxy.call("stats"))["stats"]
-            except Exception as e:  # noqa: BLE001 - statistics only
+            except Exception as e:
                 self.info["proxy_stats"] = {"error": repr(e)}
         await self.cluster.stop_all()
         self.write_ledger()
@@ -292,7 +295,7 @@ class Run:
                 if not resp.entries or resp.entries[-1].index >= commit:
                     break
                 index = resp.entries[-1].index + 1
-        except Exception as e:  # noqa: BLE001 - a node that cannot be read is reported, not fatal
+        except Exception as e:
             return {"commit_index": commit, "first_index": first, "entries": entries, "error": repr(e)}
         return {"commit_index": commit, "first_index": first, "entries": entries}
 
@@ -334,7 +337,7 @@ def check(run_dir: Path) -> dict[str, Any]:
         return {"valid": False, "checkers": {}, "error": f"checkers missing: {e}"}
     try:
         results: dict[str, Any] = checkers.check_all(run_dir)
-    except Exception:  # noqa: BLE001 - a crashing checker is an invalid run, with its traceback
+    except Exception:
         return {"valid": False, "checkers": {}, "error": "check_all raised:\n" + traceback.format_exc()}
     return results
 
@@ -347,7 +350,7 @@ def report(run_dir: Path, results: dict[str, Any]) -> None:
         return
     try:
         report_module.write_report(run_dir, results)
-    except Exception:  # noqa: BLE001 - the verdict stands without a report
+    except Exception:
         say("write_report failed:\n" + traceback.format_exc())
 
 
@@ -410,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         error = "terminated"
     except HarnessError as e:
         error = f"harness: {e}"
-    except Exception:  # noqa: BLE001 - recorded in results.json, then a non-zero exit
+    except Exception:
         error = "harness crashed:\n" + traceback.format_exc()
     kill_run_leftovers(run.run_id)
     if error:

@@ -14,6 +14,7 @@ and sleeps 0-1 s, so that every execution, duplicates included, is visible after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -24,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc.aio
-
 from cluster import Cluster
 from history import History
+
 from raftsched.client import AsyncClient, ClientError
-from raftsched.v1 import jobs_pb2
+from raftsched.v1 import jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 # The task: one ledger line "job attempt executor monotonic_ns" at start, every ~100 ms while it
 # runs and at its end, so a checker sees each execution's interval (duplicates included). Small
@@ -82,6 +83,7 @@ class WorkloadConfig:
     stale_reads: bool = False
     stale_fraction: float = 0.3
     watchers: int = 2
+    job_timeout: float = 10.0  # per attempt; 0: none (a lost assignment then hangs the job)
 
 
 @dataclass
@@ -128,10 +130,8 @@ class Workload:
                     process += self.config.clients
                 gap = rng.expovariate(per_client) - (time.monotonic() - started)
                 if gap > 0:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), min(gap, 2.0))
-                    except asyncio.TimeoutError:
-                        pass
         finally:
             await client.close()
 
@@ -159,7 +159,7 @@ class Workload:
             payload=f"{sleep:.3f}".encode(),
             max_attempts=5,
             backoff=jobs_pb2.RetryBackoff(initial_ms=200, max_ms=2000, multiplier=2.0),
-            timeout_ms=30_000,
+            timeout_ms=int(self.config.job_timeout * 1000),
             idempotency_key=key,
         )
         return key
@@ -175,7 +175,7 @@ class Workload:
             return "ok", await asyncio.wait_for(coro, self.config.op_timeout + 1.0)
         except ClientError as e:
             return ("fail" if e.code in FAIL_CODES else "info"), e.code
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "info", "TIMEOUT"
         except grpc.aio.AioRpcError as e:
             return "info", e.code().name
@@ -239,31 +239,32 @@ class Workload:
 
     async def _watcher(self, i: int) -> None:
         rng = random.Random(self.rng.random())
-        client = ProxyAwareClient(self.cluster, self.cluster.addresses, timeout=self.config.op_timeout)
-        try:
-            while not self._stop.is_set():
-                try:
-                    await asyncio.wait_for(self._stop.wait(), rng.uniform(1.0, 4.0))
-                    return
-                except asyncio.TimeoutError:
-                    pass
-                if self.ids:
-                    await self._watch_one(client, rng.choice(self.ids[-RECENT:]))
-        finally:
-            await client.close()
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), rng.uniform(1.0, 4.0))
+                return
+            except TimeoutError:
+                pass
+            if self.ids:
+                await self._watch_one(rng.choice(self.ids[-RECENT:]), rng)
 
-    async def _watch_one(self, client: AsyncClient, job_id: str) -> None:
-        """Follow one job's changes for a while; record what was seen and whether it went back."""
+    async def _watch_one(self, job_id: str, rng: random.Random) -> None:
+        """Follow one job's changes for a while from a random node; record what was seen and
+        whether it went back. (Direct stub: AsyncClient.watch_job mixes read() and iteration on
+        one call, which grpc.aio refuses once a second message arrives.)"""
+        nid = rng.choice(self.cluster.node_ids)
+        stub = scheduler_pb2_grpc.SchedulerStub(self.cluster.channel(self.cluster.nodes[nid].address))
         seen: list[tuple[int, str]] = []
         error = ""
+        call = stub.WatchJob(scheduler_pb2.WatchJobRequest(id=job_id), timeout=8.0)
         try:
-            async with asyncio.timeout(8.0):
-                async for job in client.watch_job(job_id, timeout=8.0):
-                    seen.append((current_attempt(job), state_name(job.state)))
-        except (ClientError, TimeoutError, grpc.aio.AioRpcError) as e:
-            error = getattr(e, "code", type(e).__name__)
-            error = error if isinstance(error, str) else str(error)
-        result = {"time": self.history.now(), "id": job_id, "seen": seen, "error": error,
+            async for job in call:
+                seen.append((current_attempt(job), state_name(job.state)))
+        except grpc.aio.AioRpcError as e:
+            error = e.code().name
+        finally:
+            call.cancel()
+        result = {"time": self.history.now(), "id": job_id, "node": nid, "seen": seen, "error": error,
                   "backwards": _went_backwards(seen)}
         self.watch_results.append(result)
         with self.watch_log.open("a") as f:

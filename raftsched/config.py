@@ -56,6 +56,7 @@ class NodeConfig:
     log_format: str = "text"  # text | json
     log_level: str = "info"
     tls: TLSConfig = field(default_factory=TLSConfig)
+    tokens_file: str = ""  # accepted bearer tokens (raftsched.security.tokens); needs TLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class ExecutorConfig:
     tls: TLSConfig = field(default_factory=TLSConfig)
     drain_ack_timeout_ms: int = 10_000  # on drain, how long to wait for the last results to be acked
     guard_tasks: bool = True  # a guard process per command task kills it if this executor freezes
+    token_file: str = ""  # this executor's own bearer token (first line of the file); needs TLS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,6 +137,7 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("log_format", "str", "text or json"),
     Setting("log_level", "str", "debug, info, warning or error"),
     *_TLS_SETTINGS,
+    Setting("tokens_file", "str", "TOML file of accepted bearer tokens ([tokens] token = role); needs TLS"),
 )
 
 EXECUTOR_SETTINGS: tuple[Setting, ...] = (
@@ -148,6 +151,7 @@ EXECUTOR_SETTINGS: tuple[Setting, ...] = (
     Setting("output_tail_bytes", "int", "bytes of task output reported back"),
     Setting("log_level", "str", "debug, info, warning or error"),
     *_TLS_SETTINGS,
+    Setting("token_file", "str", "file holding this executor's bearer token (instead of its certificate's role)"),
 )
 
 # The environment variable that names a TOML file, next to the --config flag.
@@ -376,6 +380,7 @@ def validate_node_config(config: NodeConfig, *, has_state: bool = False) -> None
     _at_least("snapshot_keep_tail", config.snapshot_keep_tail, 0)
     _check_choice("log_format", config.log_format, LOG_FORMATS)
     _check_choice("log_level", config.log_level, LOG_LEVELS)
+    _check_node_security(config)
 
 
 def _check_membership(config: NodeConfig, has_state: bool) -> None:
@@ -438,6 +443,25 @@ def validate_executor_config(config: ExecutorConfig) -> None:
     _at_least("kill_grace_ms", config.kill_grace_ms, 0, " ms")
     _at_least("output_tail_bytes", config.output_tail_bytes, 0)
     _check_choice("log_level", config.log_level, LOG_LEVELS)
+    if config.token_file and not config.tls.enabled:
+        raise ConfigError("token_file needs TLS (tls_dir or tls_ca): a bearer token must not cross the network in clear")
+    if config.token_file and not os.path.isfile(config.token_file):
+        raise ConfigError(f"token_file: no such file {config.token_file!r}")
+
+
+def _check_node_security(config: NodeConfig) -> None:
+    if config.tls.enabled and not config.tls.cert:
+        raise ConfigError("a TLS node needs its own certificate: tls_cert and tls_key (or tls_dir with node.crt)")
+    if config.tokens_file:
+        if not config.tls.enabled:
+            raise ConfigError("tokens_file needs TLS (tls_dir, or tls_cert/tls_key/tls_ca): bearer tokens must "
+                              "not cross the network in clear")
+        from raftsched.security.tokens import TokenError, TokenTable  # Why here: config stays import-light
+
+        try:
+            TokenTable.load(config.tokens_file)  # validated once at start; the node loads it again to serve
+        except TokenError as e:
+            raise ConfigError(str(e)) from None
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:

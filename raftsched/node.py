@@ -73,12 +73,14 @@ class Node:
         if config.force_new_cluster:
             self._force_new_cluster()
         options = _grpc_options(config)
-        self.forwarder = Forwarder(options)
+        credentials = peer_credentials(config)
+        self.forwarder = Forwarder(options, credentials)
         self.transport = RaftTransport(
             self.id,
             {k: v for k, v in self.addresses.items() if k != self.id},
             self._deliver,
             max_message_bytes=config.max_message_bytes,
+            credentials=credentials,
         )
         ticks = max(1, config.heartbeat_ms // config.tick_ms)
         self.driver = RaftDriver(
@@ -115,7 +117,7 @@ class Node:
             stored[self.id] = self.config.listen
             return stored
         if self.config.join:
-            conf, addresses = join_cluster(self.config.join, self.id)
+            conf, addresses = join_cluster(self.config.join, self.id, credentials=peer_credentials(self.config))
         else:
             addresses = dict(self.config.peers)
             conf = ConfigState(voters=frozenset(addresses))
@@ -192,9 +194,13 @@ class Node:
         log.info("node %s installed snapshot at index %d (%d bytes)", self.id, meta.index, len(staged.data))
 
     async def _compaction_loop(self) -> None:
+        last = dict(self.driver.stats)
         while True:
             await asyncio.sleep(1.0)
             self.maybe_compact()
+            if log.isEnabledFor(logging.DEBUG) and self.driver.stats != last:
+                log.debug("node %s driver stats %s", self.id, dict(self.driver.stats))
+                last = dict(self.driver.stats)
 
     def maybe_compact(self, force: bool = False) -> int:
         """Drop log entries the state machine has durably applied, keeping a tail for slow
@@ -266,12 +272,12 @@ class Node:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.server = self._build_server()
-        self.server.add_insecure_port(self.config.listen)
+        add_listen_port(self.server, self.config)
         await self.server.start()
         self.driver.start()
         self._compactor = asyncio.create_task(self._compaction_loop(), name="compaction")
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-        log.warning("node %s listening on %s (insecure mode: no TLS)", self.id, self.config.listen)
+        log_listening(self.config)
         await stop.wait()
         await self.shutdown()
 
@@ -292,7 +298,8 @@ class Node:
         from raftsched.api.scheduler_service import SchedulerService
         from raftsched.v1 import admin_pb2_grpc, executor_pb2_grpc, scheduler_pb2_grpc
 
-        server = grpc.aio.server(options=server_options(self.config.max_message_bytes))
+        server = grpc.aio.server(options=server_options(self.config.max_message_bytes),
+                                 interceptors=auth_interceptors(self.config))
         self.transport.servicer().add_to_server(server)
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self), server)
         executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(self), server)
@@ -326,14 +333,16 @@ class JoinError(Exception):
     """The cluster to join could not be asked, or does not list this node as a member."""
 
 
-def join_cluster(address: str, node_id: str, timeout: float = 30.0) -> tuple[ConfigState, dict[str, str]]:
+def join_cluster(address: str, node_id: str, timeout: float = 30.0,
+                 credentials: grpc.ChannelCredentials | None = None) -> tuple[ConfigState, dict[str, str]]:
     """Learn the membership from a running member; this node must have been added first."""
     from raftsched.v1 import admin_pb2_grpc
 
     deadline = time.monotonic() + timeout
     last_error = ""
     while time.monotonic() < deadline:
-        with grpc.insecure_channel(address) as channel:
+        channel_cm = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+        with channel_cm as channel:
             try:
                 members = admin_pb2_grpc.AdminStub(channel).ListMembers(admin_pb2.ListMembersRequest(), timeout=2)
             except grpc.RpcError as err:
@@ -368,6 +377,40 @@ def _grpc_options(config: NodeConfig) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
     ]
+
+
+# --- security: TLS credentials and the auth interceptor (raftsched.security) ---
+
+
+def peer_credentials(config: NodeConfig) -> grpc.ChannelCredentials | None:
+    """What this node presents on its own outgoing calls (Raft to peers, forwarding to the leader,
+    status fan-out, --join): its node certificate; None in insecure mode."""
+    from raftsched.security.tls import channel_credentials
+
+    return channel_credentials(config.tls) if config.tls.enabled else None
+
+
+def add_listen_port(server: grpc.aio.Server, config: NodeConfig) -> None:
+    """Listen with mutual TLS (client certificate required) when TLS is configured, else in clear."""
+    from raftsched.security.tls import server_credentials
+
+    if config.tls.enabled:
+        server.add_secure_port(config.listen, server_credentials(config.tls))
+    else:
+        server.add_insecure_port(config.listen)
+
+
+def auth_interceptors(config: NodeConfig) -> list[grpc.aio.ServerInterceptor]:
+    from raftsched.security.auth import build_interceptors
+
+    return build_interceptors(tls_enabled=config.tls.enabled, tokens_file=config.tokens_file, node_id=config.id)
+
+
+def log_listening(config: NodeConfig) -> None:
+    if config.tls.enabled:
+        log.info("node %s listening on %s (mutual TLS; CA %s)", config.id, config.listen, config.tls.ca)
+    else:
+        log.warning("node %s listening on %s (insecure mode: no TLS)", config.id, config.listen)
 
 
 def _setup_logging(config: NodeConfig) -> None:

@@ -27,7 +27,8 @@ TOTAL_SECONDS = 60.0
 @dataclass(frozen=True)
 class JobHistory:
     job: str
-    ops: list[Op]  # the history's ops, parallel to `search_ops`
+    ops: list[Op]  # the history's ops; job_ops and search_ops are parallel to it
+    job_ops: list[JobOp]
     search_ops: list[SearchOp]
     has_create: bool
     cancel_gated: bool
@@ -64,7 +65,7 @@ def check(
     out: dict[str, Any] = {
         "valid": not failures,
         "jobs": len(histories) - len(skipped),
-        "ops": sum(len(h.ops) for h in histories),
+        "ops": sum(len(h.ops) for h in histories if h.has_create),
         "linearizable": linearizable,
         "non_linearizable": len(failures),
         "unknown": len(unknown),
@@ -76,7 +77,7 @@ def check(
         out["note"] = f"gave up on {len(unknown)} jobs ({bound})"
         out["unknown_jobs"] = unknown[:10]
     if skipped:
-        out["jobs_without_submit"] = len(skipped)
+        out["ids_never_submitted"] = len(skipped)  # gets and cancels of ids no submit returned
     return out
 
 
@@ -115,6 +116,7 @@ def _job_history(job: str, submits: list[Op], others: list[Op]) -> JobHistory:
     return JobHistory(
         job=job,
         ops=[op for op, _ in chosen],
+        job_ops=[job_op for _, job_op in chosen],
         search_ops=search_ops,
         has_create=any(j.kind == "create" for _, j in chosen),
         cancel_gated=any(j.kind == "cancel" for _, j in chosen),
@@ -124,11 +126,11 @@ def _job_history(job: str, submits: list[Op], others: list[Op]) -> JobHistory:
 def _failure(h: JobHistory, model: JobModel, result: SearchResult) -> dict[str, Any]:
     state: JobState = START
     for i in result.longest_prefix:
-        state = model.step(state, h.search_ops[i].payload) or state
+        state = model.step(state, h.job_ops[i]) or state
     stuck = h.ops[result.stuck_on] if result.stuck_on is not None else None
     reason = "no linearization exists"
-    if stuck is not None:
-        payload = h.search_ops[result.stuck_on].payload  # type: ignore[index]
+    if stuck is not None and result.stuck_on is not None:
+        payload = h.job_ops[result.stuck_on]
         if payload.kind != "create" and payload.state and not model.possible(payload.state, payload.attempt):
             final = model.final
             reason = (f"op {stuck.invoke_index} observed {payload.state} attempt {payload.attempt}, which the job "

@@ -26,7 +26,7 @@ def check(run: Run) -> dict[str, Any]:
     shared = {i: nodes for i, nodes in by_index.items() if len(nodes) > 1}
     divergent = [i for i in sorted(shared) if len(set(shared[i].values())) > 1]
     decreasing = [d for node, entries in committed.items() for d in _term_decreases(node, entries)]
-    return {
+    out: dict[str, Any] = {
         "valid": not divergent and not decreasing,
         "nodes": len(committed),
         "commit_index": {node: int(log.get("commit_index", 0)) for node, log in logs.items()},
@@ -39,6 +39,12 @@ def check(run: Run) -> dict[str, Any]:
             + decreasing
         ),
     }
+    unread = sorted(str(node) for node, log in logs.items() if log.get("error"))
+    if unread:
+        out["unreadable_nodes"] = unread
+    if len(committed) - len(unread) < 2:
+        out["note"] = "fewer than two nodes' logs were read: nothing to compare"
+    return out
 
 
 def _committed(log: dict[str, Any]) -> dict[int, Entry]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from raftsched.api.errors import ApiError, guarded, status_of
-from raftsched.api.forward import FORWARDED_KEY, call_leader, was_forwarded
+from raftsched.api.forward import call_leader, forwarded_metadata, was_forwarded
 from raftsched.raft.config import ChangeKind, ConfigChange, InvalidChangeError, apply_change
 from raftsched.raft.messages import Role
 from raftsched.storage.backup import BackupHeader, encode_backup
@@ -213,7 +213,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no leader to take the backup from; retry")
         stub = admin_pb2_grpc.AdminStub(self.node.forwarder.channel(leader))
         try:
-            async for chunk in stub.SaveSnapshot(request, metadata=((FORWARDED_KEY, "1"),), timeout=300):
+            async for chunk in stub.SaveSnapshot(request, metadata=forwarded_metadata(), timeout=300):
                 yield chunk
         except grpc.aio.AioRpcError as err:
             await context.abort(err.code(), err.details() or "backup failed on the leader")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from raftsched.api.errors import ApiError
+from raftsched.security.auth import caller_role
 
 FORWARDED_KEY = "raftsched-forwarded"
 LEADER_KEY = "raftsched-leader"
@@ -32,6 +33,12 @@ class Forwarder:
         self._channels.clear()
 
 
+def forwarded_metadata() -> tuple[tuple[str, str], ...]:
+    """Marks a call as forwarded by a follower; the value is the original caller's role, by which
+    the leader judges the call when auth is on (raftsched.security.auth), else "1"."""
+    return ((FORWARDED_KEY, caller_role() or "1"),)
+
+
 def was_forwarded(context: grpc.aio.ServicerContext) -> bool:  # type: ignore[type-arg]
     return any(k == FORWARDED_KEY for k, _ in (context.invocation_metadata() or ()))
 
@@ -48,6 +55,6 @@ async def call_leader(forwarder: Forwarder, leader_address: str, stub_cls: type,
         raise ApiError(grpc.StatusCode.UNAVAILABLE, "no leader elected right now; retry")
     stub = stub_cls(forwarder.channel(leader_address))
     try:
-        return await getattr(stub, method)(request, timeout=timeout, metadata=((FORWARDED_KEY, "1"),))
+        return await getattr(stub, method)(request, timeout=timeout, metadata=forwarded_metadata())
     except grpc.aio.AioRpcError as err:
         raise ApiError(err.code(), err.details() or str(err.code())) from None

@@ -17,6 +17,7 @@ from raftsched.cli.output import to_json
 from raftsched.cli.parsing import parse_duration_s
 from raftsched.client import Client
 from raftsched.config import DEFAULT_CLUSTER, TLSConfig, parse_addresses, resolve_tls
+from raftsched.security.tokens import TokenError, read_token_file
 
 DEFAULT_RPC_TIMEOUT_S = 10.0
 _WIDTH_WITHOUT_TTY = 200  # rich falls back to 80 columns, which would cut job ids in files
@@ -36,10 +37,14 @@ def client_options(*, rpc_timeout_flags: tuple[str, ...] = ("--timeout", "--rpc-
     group.add_argument("--json", action="store_true", help="print protobuf JSON, one object per line")
     group.add_argument(*rpc_timeout_flags, dest="rpc_timeout", metavar="DURATION",
                        help=f"give up after this long, retries included (default {DEFAULT_RPC_TIMEOUT_S:g}s)")
-    group.add_argument("--tls-dir", metavar="DIR", help="directory with ca.crt, client.crt, client.key")
+    group.add_argument("--tls-dir", metavar="DIR",
+                       help="directory with ca.crt and client.crt/.key (admin.crt/.key for admin commands, "
+                            "when present)")
     group.add_argument("--tls-cert", metavar="FILE")
     group.add_argument("--tls-key", metavar="FILE")
     group.add_argument("--tls-ca", metavar="FILE")
+    group.add_argument("--token-file", metavar="FILE",
+                       help="send the bearer token in FILE (default: $RAFTSCHED_TOKEN); needs TLS")
     return parent
 
 
@@ -49,18 +54,36 @@ def cluster_addresses(args: argparse.Namespace, env: dict[str, str] | None = Non
     return parse_addresses(raw, "--cluster")
 
 
-def client_tls(args: argparse.Namespace) -> TLSConfig:
+def client_tls(args: argparse.Namespace, *, admin: bool = False) -> TLSConfig:
+    """The CLI's certificate: from --tls-dir, client.crt/.key, or admin.crt/.key for the admin
+    commands (membership, leader transfer, snapshot save, executor drain) when the directory has
+    them. Explicit --tls-cert/--tls-key win."""
     def pick(name: str) -> str:
         return str(getattr(args, name, None) or os.environ.get("RAFTSCHED_" + name.upper(), ""))
 
-    return resolve_tls(tls_dir=pick("tls_dir"), cert=pick("tls_cert"), key=pick("tls_key"),
-                       ca=pick("tls_ca"), role="client")
+    tls_dir = pick("tls_dir")
+    role = "admin" if admin and tls_dir and os.path.isfile(os.path.join(tls_dir, "admin.crt")) else "client"
+    return resolve_tls(tls_dir=tls_dir, cert=pick("tls_cert"), key=pick("tls_key"), ca=pick("tls_ca"), role=role)
 
 
-def make_client(args: argparse.Namespace) -> Client:
+def client_token(args: argparse.Namespace) -> str:
+    path = getattr(args, "token_file", None) or os.environ.get("RAFTSCHED_TOKEN_FILE", "")
+    if not path:
+        return os.environ.get("RAFTSCHED_TOKEN", "").strip()
+    try:
+        return read_token_file(path)
+    except TokenError as e:
+        raise UsageError(str(e)) from None
+
+
+def make_client(args: argparse.Namespace, *, admin: bool = False) -> Client:
+    """A client for the command; `admin`: an operator command (picks admin.crt, see client_tls)."""
     raw_timeout = getattr(args, "rpc_timeout", None)
     timeout = parse_duration_s(raw_timeout, name="--timeout") if raw_timeout else DEFAULT_RPC_TIMEOUT_S
-    return Client(cluster_addresses(args), timeout=timeout, tls=client_tls(args))
+    tls, token = client_tls(args, admin=admin), client_token(args)
+    if token and not tls.enabled:
+        raise UsageError("a bearer token needs TLS (--tls-dir or --tls-ca): it must not cross the network in clear")
+    return Client(cluster_addresses(args), timeout=timeout, tls=tls, token=token)
 
 
 class Printer:

@@ -14,7 +14,7 @@ import grpc.aio
 
 from raftsched.client import calls
 from raftsched.client.calls import TERMINAL_STATES, Call
-from raftsched.client.channels import CHANNEL_OPTIONS, credentials
+from raftsched.client.channels import CHANNEL_OPTIONS, check_token_needs_tls, credentials
 from raftsched.client.errors import ClientError
 from raftsched.client.routing import CallState, Router, default_attempt_timeout, plan
 from raftsched.client.sync import STUBS, rpc_error_parts
@@ -28,11 +28,13 @@ class AsyncClient:
     """Like Client, awaitable. Create and use it inside one running event loop."""
 
     def __init__(self, addresses: Sequence[str], *, timeout: float = 10.0, tls: TLSConfig | None = None,
-                 attempt_timeout: float | None = None) -> None:
+                 attempt_timeout: float | None = None, token: str = "") -> None:
         self._router = Router.of(addresses)
         self._timeout = timeout
         self._attempt_timeout = attempt_timeout or default_attempt_timeout(timeout)
         self._tls = tls if tls is not None and tls.enabled else None
+        check_token_needs_tls(self._tls, token)
+        self._token = token
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     @property
@@ -53,7 +55,7 @@ class AsyncClient:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = (grpc.aio.secure_channel(address, credentials(self._tls), options=CHANNEL_OPTIONS)
+            channel = (grpc.aio.secure_channel(address, credentials(self._tls, self._token), options=CHANNEL_OPTIONS)
                        if self._tls else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
             self._channels[address] = channel
         return channel

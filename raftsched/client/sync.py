@@ -14,7 +14,7 @@ import grpc
 
 from raftsched.client import calls
 from raftsched.client.calls import TERMINAL_STATES, Call
-from raftsched.client.channels import CHANNEL_OPTIONS, credentials
+from raftsched.client.channels import CHANNEL_OPTIONS, check_token_needs_tls, credentials
 from raftsched.client.errors import ClientError
 from raftsched.client.routing import CallState, Router, default_attempt_timeout, leader_hint, plan
 from raftsched.config import TLSConfig
@@ -52,11 +52,13 @@ class Client:
     """
 
     def __init__(self, addresses: Sequence[str], *, timeout: float = 10.0, tls: TLSConfig | None = None,
-                 attempt_timeout: float | None = None) -> None:
+                 attempt_timeout: float | None = None, token: str = "") -> None:
         self._router = Router.of(addresses)
         self._timeout = timeout
         self._attempt_timeout = attempt_timeout or default_attempt_timeout(timeout)
         self._tls = tls if tls is not None and tls.enabled else None
+        check_token_needs_tls(self._tls, token)
+        self._token = token
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()  # channels may be created from several threads
 
@@ -83,7 +85,7 @@ class Client:
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:
-                channel = (grpc.secure_channel(address, credentials(self._tls), options=CHANNEL_OPTIONS)
+                channel = (grpc.secure_channel(address, credentials(self._tls, self._token), options=CHANNEL_OPTIONS)
                            if self._tls else grpc.insecure_channel(address, options=CHANNEL_OPTIONS))
                 self._channels[address] = channel
             return channel

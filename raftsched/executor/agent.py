@@ -40,6 +40,8 @@ from raftsched.config import ExecutorConfig
 from raftsched.executor.handlers import HandlerFn, HandlerRegistry, default_registry
 from raftsched.executor.lease import Clock, Lease
 from raftsched.executor.runner import AttemptKey, AttemptRunner, finished
+from raftsched.security.tls import channel_credentials
+from raftsched.security.tokens import read_token_file
 from raftsched.v1 import executor_pb2 as epb
 from raftsched.v1 import executor_pb2_grpc as epb_grpc
 from raftsched.v1 import jobs_pb2 as jpb
@@ -291,11 +293,9 @@ class Executor:
         tls = self.config.tls
         if not tls.enabled:
             return grpc.aio.insecure_channel(target, options=options)
-        creds = grpc.ssl_channel_credentials(
-            root_certificates=_read_file(tls.ca), private_key=_read_file(tls.key),
-            certificate_chain=_read_file(tls.cert),
-        )
-        return grpc.aio.secure_channel(target, creds, options=options)
+        # Why: the executor's certificate (role executor) is its identity; a token file overrides it.
+        token = read_token_file(self.config.token_file) if self.config.token_file else ""
+        return grpc.aio.secure_channel(target, channel_credentials(tls, token), options=options)
 
     def _attach(self, session: _Session) -> epb.ExecutorMessage:
         """Make `session` current and build its first message, in one step with no await between:
@@ -593,13 +593,6 @@ def _metadata_value(metadata: Any, key: str) -> str:
     return ""
 
 
-def _read_file(path: str) -> bytes | None:
-    if not path:
-        return None
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The stock asyncio loop, deliberately not uvloop.
 
@@ -621,4 +614,6 @@ def main(config: ExecutorConfig, *, handlers: HandlerRegistry | None = None) -> 
     """Run an executor from synchronous code (the CLI) with SIGTERM/SIGINT draining."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    if not config.tls.enabled:
+        logging.getLogger("raftsched.executor").warning("executor %s: insecure mode (no TLS)", config.id)
     return Executor(config, handlers=handlers).main()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from raftsched.scheduler.schedules import ScheduleFirer
 from raftsched.scheduler.sessions import ExecutorSession
 from raftsched.state import commands as cmds
 from raftsched.v1 import executor_pb2, jobs_pb2
@@ -52,6 +53,7 @@ class LeaderScheduler:
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._timeout_s = node.config.executor_timeout_ms / 1000
+        self.schedules = ScheduleFirer(node)  # fires recurring schedules while this node leads
 
     # --- lifecycle, driven by leadership ---
 
@@ -69,6 +71,7 @@ class LeaderScheduler:
             asyncio.create_task(self._dispatch_loop(), name="dispatch"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
         ]
+        self.schedules.start()
         log.info("leader scheduler started; executors have %.1f s to reconnect", self._timeout_s)
 
     async def stop(self) -> None:
@@ -76,6 +79,7 @@ class LeaderScheduler:
             return
         tasks, self._tasks = self._tasks, []
         self.sm.remove_listener(self._on_job_change)
+        await self.schedules.stop()
         for session in self.sessions.values():
             session.close()
         self.sessions.clear()
@@ -236,6 +240,8 @@ class LeaderScheduler:
             self._kick.set()
         elif job.state in TERMINAL:
             self._kick.set()
+            if job.schedule_id:  # overlap policies look at the schedule's last job
+                self.schedules.kick()
             last = job.attempts[-1] if job.attempts else None
             if last is not None and last.end == jobs_pb2.ATTEMPT_END_CANCELLED and last.executor:
                 session = self.sessions.get(last.executor)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
-from raftsched.state import lifecycle
+from raftsched.state import lifecycle, schedules
 from raftsched.state.commands import VERSION, decode
 from raftsched.state.lifecycle import end_name, state_name
 from raftsched.state.model import TERMINAL, Model, current_attempt, job_slots, last_attempt_number
@@ -23,7 +23,7 @@ J = jobs_pb2
 C = commands_pb2
 
 # gRPC status codes carried in ApplyResult.code / SubmitResult.code.
-OK, INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNIMPLEMENTED = 0, 3, 5, 9, 12
+OK, INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION = 0, 3, 5, 9
 MAX_REASONS = 20  # item refusals spelled out in one result; the rest are only counted
 
 Handler = Callable[[Model, commands_pb2.Command], commands_pb2.ApplyResult]
@@ -42,7 +42,12 @@ def apply_command(m: Model, data: bytes) -> commands_pb2.ApplyResult:
     handler = HANDLERS.get(kind) if kind is not None else None
     if handler is None:
         return refuse(m, INVALID_ARGUMENT, "empty or unknown command body")
-    return handler(m, cmd)
+    result = handler(m, cmd)
+    if m.ended_scheduled:  # a buffer-one firing may be waiting for one of these jobs
+        ended, m.ended_scheduled = m.ended_scheduled, []
+        schedules.release_buffered(m, ended, cmd.time_ms)
+        m.ended_scheduled.clear()
+    return result
 
 
 def refuse(m: Model, code: int, reason: str) -> commands_pb2.ApplyResult:
@@ -84,11 +89,13 @@ class _Refusals:
 def on_submit(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     result = C.ApplyResult()
     for spec in cmd.submit.specs:
-        result.submitted.append(_submit_one(m, spec, cmd.time_ms))
+        result.submitted.append(submit_one(m, spec, cmd.time_ms))
     return result
 
 
-def _submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int) -> scheduler_pb2.SubmitResult:
+def submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int, *, schedule_id: str = "", scheduled_time: int = 0
+               ) -> scheduler_pb2.SubmitResult:
+    """Create one job (or return the one its idempotency key names). Schedules create theirs here too."""
     key = spec.idempotency_key
     if key and key in m.idem:  # SPEC §6.2: one job per key, whatever the second spec says
         return scheduler_pb2.SubmitResult(job=job_copy(m.jobs[m.idem[key]]), existed=True)
@@ -105,7 +112,8 @@ def _submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int) -> scheduler_pb2.Sub
     seq = m.next_seq
     m.next_seq += 1
     state, reason = lifecycle.initial_state(m, spec)
-    job = J.Job(id=f"j{seq}", spec=spec, state=state, state_reason=reason, seq=seq)  # type: ignore[arg-type]
+    job = J.Job(id=f"j{seq}", spec=spec, state=state, state_reason=reason, seq=seq,  # type: ignore[arg-type]
+                schedule_id=schedule_id, scheduled_time=scheduled_time)
     job.submitted_ms = job.updated_ms = now
     m.add_job(job)
     m.touch(job)
@@ -299,14 +307,6 @@ def on_drain(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     return C.ApplyResult()
 
 
-# --- schedules ----------------------------------------------------------------------------------
-
-
-def on_schedule(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
-    """Placeholder until schedules land: each schedule command gets its own handler then."""
-    return refuse(m, UNIMPLEMENTED, "schedules: not implemented yet")
-
-
 HANDLERS: dict[str, Handler] = {
     "submit": on_submit,
     "cancel": on_cancel,
@@ -317,9 +317,9 @@ HANDLERS: dict[str, Handler] = {
     "executor_up": on_executor_up,
     "executor_down": on_executor_down,
     "drain": on_drain,
-    "create_schedule": on_schedule,
-    "pause_schedule": on_schedule,
-    "delete_schedule": on_schedule,
-    "fire_schedule": on_schedule,
-    "skip_fires": on_schedule,
+    "create_schedule": schedules.on_create,
+    "pause_schedule": schedules.on_pause,
+    "delete_schedule": schedules.on_delete,
+    "fire_schedule": schedules.on_fire,
+    "skip_fires": schedules.on_skip,
 }

@@ -10,7 +10,7 @@ Column families (raw bytes):
     sm_jobs       seq (u64 big-endian)  -> Job
     sm_idem       idempotency key       -> job id
     sm_executors  executor id           -> ExecutorInfo (replicated fields only)
-    sm_schedules  (schedules: a later issue)
+    sm_schedules  schedule name         -> Schedule (next_fire_times is computed on read, never stored)
     sm_meta       b"applied_index", b"next_seq", counters -> u64 big-endian
 """
 
@@ -103,6 +103,13 @@ class SchedulerState:
         handle = self._db.handle("sm_idem")
         for key in keys:
             batch.put(key.encode(), m.idem[key].encode(), handle)
+        handle = self._db.handle("sm_schedules")
+        for name in m.take_dirty_schedules():
+            schedule = m.schedules.get(name)
+            if schedule is None:
+                batch.delete(name.encode(), handle)
+            else:
+                batch.put(name.encode(), schedule.SerializeToString(deterministic=True), handle)
         handle = self._db.handle("sm_meta")
         for name, value in _meta(m).items():
             batch.put(name, _U64.pack(value), handle)
@@ -141,6 +148,8 @@ class SchedulerState:
             m.executors[key.decode()] = J.ExecutorInfo.FromString(value)
         for key, value in self._db.cf("sm_idem").items():
             m.idem[key.decode()] = value.decode()
+        for key, value in self._db.cf("sm_schedules").items():
+            m.schedules[key.decode()] = scheduler_pb2.Schedule.FromString(value)
         meta = {key: _U64.unpack(value)[0] for key, value in self._db.cf("sm_meta").items()}
         if meta.get(b"format", META_FORMAT) != META_FORMAT:
             raise CorruptionError(f"sm_meta: state format {meta[b'format']} is unknown")
@@ -191,16 +200,19 @@ class SchedulerState:
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = _parse_token(page_token)
         page: list[jobs_pb2.Job] = []
-        for seq in self._seqs_after(state, after):
+        for seq in self._seqs_after(state, after, schedule):
             job = self._m.by_seq[seq]
-            if schedule and job.schedule_id != schedule:
+            if (schedule and job.schedule_id != schedule) or (state and job.state != state):
                 continue
             if len(page) == size:
                 return page, str(page[-1].seq)  # one more matched: there is a next page
             page.append(job_copy(job))
         return page, ""
 
-    def _seqs_after(self, state: int, after: int) -> Iterator[int]:
+    def _seqs_after(self, state: int, after: int, schedule: str = "") -> Iterator[int]:
+        if schedule:  # usually far fewer than the jobs in one state; the caller filters the state
+            seqs = self._m.by_schedule.get(schedule, [])
+            return (seqs[i] for i in range(bisect.bisect_right(seqs, after), len(seqs)))
         if state:
             index = self._m.by_state.get(state)
             return (key[0] for key in index.from_key((after + 1,))) if index is not None else iter(())
@@ -258,6 +270,16 @@ class SchedulerState:
         current = now is not None and now.number == attempt
         return scheduler_pb2.CheckFenceResponse(current=current, current_attempt=last, state=job.state)
 
+    # --- schedules ------------------------------------------------------------------------------
+
+    def schedules(self) -> list[scheduler_pb2.Schedule]:
+        """Every schedule by name, without next_fire_times (see `schedule_view`)."""
+        return [_schedule_copy(s) for _, s in sorted(self._m.schedules.items())]
+
+    def schedule(self, name: str) -> scheduler_pb2.Schedule | None:
+        found = self._m.schedules.get(name)
+        return _schedule_copy(found) if found is not None else None
+
     def known_handlers(self) -> set[str]:
         out = set(BUILTIN_HANDLERS)
         for info in self._m.executors.values():
@@ -276,6 +298,9 @@ class SchedulerState:
         out["refused_commands"] = m.counters.refused_commands
         out["refused_items"] = m.counters.refused_items
         out["attempts_current"] = sum(len(v) for v in m.on_executor.values())
+        out["schedules"] = len(m.schedules)
+        out["schedule_fires"] = sum(s.fired_count for s in m.schedules.values())
+        out["schedule_skips"] = sum(s.skipped_count for s in m.schedules.values())
         return out
 
     def slots_in_use(self, executor_id: str) -> int:
@@ -292,6 +317,12 @@ def _meta(m: Model) -> dict[bytes, int]:
         b"refused_commands": m.counters.refused_commands,
         b"refused_items": m.counters.refused_items,
     }
+
+
+def _schedule_copy(schedule: scheduler_pb2.Schedule) -> scheduler_pb2.Schedule:
+    out = scheduler_pb2.Schedule()
+    out.CopyFrom(schedule)
+    return out
 
 
 def _parse_token(token: str) -> int:

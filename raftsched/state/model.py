@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from raftsched.state.indexes import SortedKeys
-from raftsched.v1 import jobs_pb2
+from raftsched.v1 import jobs_pb2, scheduler_pb2
 
 J = jobs_pb2
 TERMINAL = frozenset({J.JOB_STATE_SUCCEEDED, J.JOB_STATE_FAILED, J.JOB_STATE_CANCELLED, J.JOB_STATE_SKIPPED})
@@ -57,12 +57,16 @@ class Model:
     dependents: dict[str, list[str]] = field(default_factory=dict)
     idem: dict[str, str] = field(default_factory=dict)
     executors: dict[str, jobs_pb2.ExecutorInfo] = field(default_factory=dict)
+    schedules: dict[str, scheduler_pb2.Schedule] = field(default_factory=dict)  # by name (= id)
+    by_schedule: dict[str, list[int]] = field(default_factory=dict)  # schedule id -> seqs, sorted
+    ended_scheduled: list[str] = field(default_factory=list)  # jobs of schedules that just ended
     next_seq: int = 1
     applied_index: int = 0
     counters: Counters = field(default_factory=Counters)
     dirty_jobs: dict[str, None] = field(default_factory=dict)  # an ordered set
     dirty_executors: dict[str, None] = field(default_factory=dict)
     dirty_idem: dict[str, None] = field(default_factory=dict)
+    dirty_schedules: dict[str, None] = field(default_factory=dict)  # put or deleted (absent)
 
     # --- jobs -----------------------------------------------------------------------------------
 
@@ -82,6 +86,8 @@ class Model:
             self.queue.add(_queue_key(job))
         for dep in job.spec.depends_on:
             self.dependents.setdefault(dep, []).append(job.id)
+        if job.schedule_id:
+            self.by_schedule.setdefault(job.schedule_id, []).append(job.seq)
         attempt = current_attempt(job)
         if attempt is not None:
             self._track_attempt(job, attempt)
@@ -98,6 +104,8 @@ class Model:
         self._state_index(state).add((job.seq,))
         if state == J.JOB_STATE_QUEUED:
             self.queue.add(_queue_key(job))
+        if state in TERMINAL and job.schedule_id:
+            self.ended_scheduled.append(job.id)
         self.touch(job)
 
     def touch(self, job: jobs_pb2.Job) -> None:
@@ -165,12 +173,27 @@ class Model:
         self.idem[key] = job_id
         self.dirty_idem[key] = None
 
+    def put_schedule(self, schedule: scheduler_pb2.Schedule) -> None:
+        self.schedules[schedule.id] = schedule
+        self.dirty_schedules[schedule.id] = None
+
+    def delete_schedule(self, name: str) -> None:
+        del self.schedules[name]
+        self.dirty_schedules[name] = None
+
     def take_dirty(self) -> tuple[list[str], list[str], list[str]]:
-        """The ids changed since the last call, in change order; clears the dirty sets."""
+        """The ids changed since the last call, in change order; clears the dirty sets.
+
+        Schedules have their own: `take_dirty_schedules`."""
         out = (list(self.dirty_jobs), list(self.dirty_executors), list(self.dirty_idem))
         self.dirty_jobs.clear()
         self.dirty_executors.clear()
         self.dirty_idem.clear()
+        return out
+
+    def take_dirty_schedules(self) -> list[str]:
+        out = list(self.dirty_schedules)
+        self.dirty_schedules.clear()
         return out
 
 

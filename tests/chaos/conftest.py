@@ -7,4 +7,4 @@ from pathlib import Path
 
 JEPSEN_STYLE = Path(__file__).resolve().parents[2] / "jepsen-style"
 if str(JEPSEN_STYLE) not in sys.path:
-    sys.path.insert(0, str(JEPSEN_STYLE))
+    sys.path.append(str(JEPSEN_STYLE))  # last: it must shadow nothing

@@ -6,14 +6,13 @@ import itertools
 import math
 import time
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from checkers import linearizability
 from checkers.lin_model import START, UNKNOWN, JobModel, JobOp
 from checkers.lin_search import SearchOp, search
 from checkers.rundata import Run
 from checkers.states import JobView, job_view
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .builders import HistoryBuilder, final_state, job
 

@@ -38,23 +38,23 @@ def cmd_member_list(args: argparse.Namespace) -> int:
 def cmd_member_add(args: argparse.Namespace) -> int:
     check_id(args.id, "member id")
     check_address(args.address, "member address")
-    with make_client(args) as client:
+    with make_client(args, admin=True) as client:
         return _show_members(Printer(args), client.add_member(args.id, args.address, args.learner))
 
 
 def cmd_member_promote(args: argparse.Namespace) -> int:
-    with make_client(args) as client:
+    with make_client(args, admin=True) as client:
         return _show_members(Printer(args), client.promote_member(args.id))
 
 
 def cmd_member_remove(args: argparse.Namespace) -> int:
-    with make_client(args) as client:
+    with make_client(args, admin=True) as client:
         return _show_members(Printer(args), client.remove_member(args.id))
 
 
 def cmd_leader_transfer(args: argparse.Namespace) -> int:
     out = Printer(args)
-    with make_client(args) as client:
+    with make_client(args, admin=True) as client:
         response = client.transfer_leader(args.target or "")
     if out.json:
         out.message(response)
@@ -65,7 +65,7 @@ def cmd_leader_transfer(args: argparse.Namespace) -> int:
 
 def cmd_snapshot_save(args: argparse.Namespace) -> int:
     out = Printer(args)
-    with make_client(args) as client:
+    with make_client(args, admin=True) as client:
         size = client.save_snapshot(args.file)
     if out.json:
         print(json.dumps({"path": args.file, "bytes": size}), flush=True)

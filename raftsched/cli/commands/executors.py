@@ -21,7 +21,7 @@ def cmd_executor_list(args: argparse.Namespace) -> int:
 
 def cmd_executor_drain(args: argparse.Namespace) -> int:
     out = Printer(args)
-    with make_client(args) as client:
+    with make_client(args, admin=True) as client:
         info = client.drain_executor(args.id)
     if out.json:
         out.message(info)
