@@ -11,10 +11,15 @@ from raftsched.config import check_address, check_id
 from raftsched.v1 import admin_pb2
 
 
+STATUS_TIMEOUT_S = 4.0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     out = Printer(args)
+    # A diagnostic must answer quickly even when nothing is up: a short deadline unless given.
+    timeout = None if getattr(args, "rpc_timeout", None) else STATUS_TIMEOUT_S
     with make_client(args) as client:
-        response = client.status(local_only=args.local)
+        response = client.status(local_only=args.local, timeout=timeout)
     if out.json:
         out.message(response)
     else:
