@@ -10,7 +10,6 @@ from raftsched.cli.output import members_table, status_table
 from raftsched.config import check_address, check_id
 from raftsched.v1 import admin_pb2
 
-
 STATUS_TIMEOUT_S = 4.0
 
 
