@@ -23,7 +23,7 @@ class Counter(SyncObj):  # type: ignore[misc]
         super().__init__(self_address, partners, conf)
         self.value = 0
 
-    @replicated  # type: ignore[misc]
+    @replicated  # type: ignore[untyped-decorator]
     def incr(self) -> int:
         self.value += 1
         return self.value

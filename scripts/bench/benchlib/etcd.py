@@ -12,11 +12,11 @@ from pathlib import Path
 
 import grpc
 import grpc.aio
-from raftsched.client.channels import CHANNEL_OPTIONS
 
 from benchlib import wire
 from benchlib.loadgen import Op, Retrier
 from benchlib.procs import HOST, Proc, ProcessSet, free_ports
+from raftsched.client.channels import CHANNEL_OPTIONS
 
 PUT = "/etcdserverpb.KV/Put"
 STATUS = "/etcdserverpb.Maintenance/Status"
@@ -134,8 +134,8 @@ class EtcdCluster:
             await asyncio.sleep(0.1)
         raise RuntimeError(f"etcd member {member} did not catch up in {timeout:.0f} s")
 
-    def server_pids(self) -> list[int]:
-        return [p.pid for p in self.proc.values() if p.alive()]
+    def server_pids(self) -> dict[str, int]:
+        return {m: p.pid for m, p in self.proc.items() if p.alive()}
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}

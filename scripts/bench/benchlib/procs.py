@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,8 +109,14 @@ class ProcessSet:
         self.procs.append(proc)
         return proc
 
-    def stop_all(self, grace: float = 2.0) -> None:
-        live = [p for p in self.procs if p.alive()]
+    def stop_all(self, grace: float = 1.0) -> None:
+        self.stop(self.procs, grace)
+
+    @staticmethod
+    def stop(procs: Iterable[Proc], grace: float = 1.0) -> None:
+        """SIGTERM them all at once, then SIGKILL whatever still runs after `grace` seconds."""
+        procs = list(procs)
+        live = [p for p in procs if p.alive()]
         for p in live:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(p.pid, signal.SIGTERM)
@@ -118,7 +125,7 @@ class ProcessSet:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 if p.popen is not None:
                     p.popen.wait(max(0.0, deadline - time.monotonic()))
-        for p in self.procs:
+        for p in procs:
             p.kill9()
 
 

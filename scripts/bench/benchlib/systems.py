@@ -29,4 +29,5 @@ class System(Protocol):
     async def wait_caught_up(self, member: str, timeout: float) -> None:
         """Return once the restarted member follows a leader and has applied what it committed."""
 
-    def server_pids(self) -> list[int]: ...
+    def server_pids(self) -> dict[str, int]:
+        """Member name -> pid of each live server process."""

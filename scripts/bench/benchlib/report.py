@@ -1,0 +1,118 @@
+"""Ratios (raftsched's figure over an anchor's) and the one markdown table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+Results = dict[str, Any]
+ANCHORS = ("etcd", "pysyncobj")
+NA = "n/a"
+
+
+def _get(results: Results, *path: str | int) -> float | None:
+    node: Any = results
+    for key in path:
+        if not isinstance(node, dict) or str(key) not in node:
+            return None
+        node = node[str(key)]
+    if isinstance(node, bool) or not isinstance(node, int | float) or math.isnan(node):
+        return None
+    return float(node)
+
+
+def peak_tput(system: Results) -> float | None:
+    """The best acknowledged writes/s over every in-flight level measured."""
+    writes = system.get("writes", {})
+    found = [_get(writes, level, "tput") for level in writes] if isinstance(writes, dict) else []
+    values = [v for v in found if v is not None]
+    return max(values) if values else None
+
+
+def ratio(mine: float | None, anchor: float | None) -> float | None:
+    if mine is None or anchor is None or anchor == 0:
+        return None
+    return round(mine / anchor, 3)
+
+
+# (ratio suffix, path under each system): the figures both raftsched and an anchor have.
+def _shared_figures(levels: Sequence[int]) -> list[tuple[str, tuple[str | int, ...]]]:
+    figures: list[tuple[str, tuple[str | int, ...]]] = []
+    for c in levels:
+        figures += [(f"submit_{c}_tput", ("writes", c, "tput")), (f"submit_{c}_p50", ("writes", c, "p50_ms")),
+                    (f"submit_{c}_p99", ("writes", c, "p99_ms"))]
+    figures.append(("failover_median", ("failover", "median_s")))
+    return figures
+
+
+def ratios(results: Results, levels: Sequence[int]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    mine = results.get("raftsched", {})
+    for anchor in ANCHORS:
+        theirs = results.get(anchor, {})
+        for name, path in _shared_figures(levels):
+            out[f"{name}_vs_{anchor}"] = ratio(_get(mine, *path), _get(theirs, *path))
+        out[f"submit_peak_tput_vs_{anchor}"] = ratio(peak_tput(mine), peak_tput(theirs))
+        top = max(levels)
+        out[f"batch_jobs_vs_{anchor}_{top}_tput"] = ratio(_get(mine, "submit_batch", "jobs_per_s"),
+                                                          _get(theirs, "writes", top, "tput"))
+    return out
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return NA
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return NA if value is None else f"{value:.2f}x"
+
+
+def _failover_cell(system: Results) -> str:
+    median = _get(system, "failover", "median_s")
+    if median is None:
+        return NA
+    low, high = _get(system, "failover", "min_s"), _get(system, "failover", "max_s")
+    return f"{fmt(median)} ({fmt(low)}-{fmt(high)})"
+
+
+def table(results: Results, levels: Sequence[int]) -> str:
+    r = results.get("raftsched", {})
+    e = results.get("etcd", {})
+    p = results.get("pysyncobj", {})
+    rs = results.get("ratios", {})
+    rows = [["figure", "raftsched", "etcd", "PySyncObj", "vs etcd", "vs PySyncObj"],
+            ["---", "---:", "---:", "---:", "---:", "---:"]]
+
+    def shared(label: str, name: str, path: tuple[str | int, ...]) -> None:
+        rows.append([label, fmt(_get(r, *path)), fmt(_get(e, *path)), fmt(_get(p, *path)),
+                     fmt_ratio(rs.get(f"{name}_vs_etcd")), fmt_ratio(rs.get(f"{name}_vs_pysyncobj"))])
+
+    for c in levels:
+        shared(f"writes/s acknowledged, {c} in flight", f"submit_{c}_tput", ("writes", c, "tput"))
+        shared(f"p50 latency ms, {c} in flight", f"submit_{c}_p50", ("writes", c, "p50_ms"))
+        shared(f"p99 latency ms, {c} in flight", f"submit_{c}_p99", ("writes", c, "p99_ms"))
+    rows.append(["peak writes/s, any in-flight level", *(fmt(peak_tput(s)) for s in (r, e, p)),
+                 fmt_ratio(rs.get("submit_peak_tput_vs_etcd")), fmt_ratio(rs.get("submit_peak_tput_vs_pysyncobj"))])
+    top = max(levels)
+    for label, key in ((f"client CPU µs per write, {top} in flight", "client_cpu_us_per_op"),
+                       (f"server CPU µs per write, {top} in flight", "server_cpu_us_per_op")):
+        rows.append([label, *(fmt(_get(s, "writes", top, key)) for s in (r, e, p)), "", ""])
+    rows.append(["failover window s, median (min-max)", _failover_cell(r), _failover_cell(e), _failover_cell(p),
+                 fmt_ratio(rs.get("failover_median_vs_etcd")), fmt_ratio(rs.get("failover_median_vs_pysyncobj"))])
+    batch = _get(r, "submit_batch", "batch")
+    rows.append([f"SubmitJobs batches of {fmt(batch)}: jobs/s acknowledged", fmt(_get(r, "submit_batch", "jobs_per_s")),
+                 "", "", fmt_ratio(rs.get(f"batch_jobs_vs_etcd_{top}_tput")),
+                 fmt_ratio(rs.get(f"batch_jobs_vs_pysyncobj_{top}_tput"))])
+    rows.append(["end-to-end noop jobs/s (4 executors)", fmt(_get(r, "end_to_end", "jobs_per_s")), "", "", "", ""])
+    rows.append(["executor loss: kill → attempt ended, s", fmt(_get(r, "executor_loss", "detect_median_s")),
+                 "", "", "", ""])
+    rows.append(["executor loss: kill → next attempt assigned, s", fmt(_get(r, "executor_loss", "requeue_median_s")),
+                 "", "", "", ""])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Benchmark raftsched side by side with etcd and PySyncObj on this machine (SPEC §9).
+
+    python scripts/bench/run.py [--quick] [--json FILE] [--keep]
+
+Installs what is missing (Debian etcd-server/etcd-client via apt-get, pysyncobj via pip), then
+measures, one system after the other on 127.0.0.1 and with the same asyncio load generator:
+acknowledged writes at 1, 16 and 128 in flight, the leader-failover window (SIGKILL the leader
+under load), and for raftsched also SubmitJobs batches, end-to-end noop jobs with 4 executors and
+executor-loss recovery. Prints one markdown table and writes the JSON; ratios are raftsched's
+figure over the anchor's. --quick (CI's smoke run) takes under two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import install, report
+from benchlib.phases import guarded, log, measure_failover, measure_level
+from benchlib.procs import ProcessSet
+from benchlib.systems import System
+
+Results = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    levels: tuple[int, ...] = (1, 16, 128)
+    # PySyncObj's levels (etcd gets raftsched's): its commits wait for its 50 ms tick, so it needs
+    # many outstanding calls for its best rate, which the peak ratio compares against.
+    anchor_levels: tuple[int, ...] = (1, 16, 128, 1024)
+    duration: float = 15.0  # measured seconds per level
+    warmup: float = 1.0
+    failover_trials: int = 5
+    failover_concurrency: int = 16
+    steady: float = 1.0  # seconds of load before the kill
+    batch: int = 100
+    batch_concurrency: int = 8
+    e2e_jobs: int = 20_000
+    e2e_timeout: float = 120.0
+    executors: int = 4
+    loss_trials: int = 3
+
+
+FULL = Plan()
+QUICK = Plan(anchor_levels=(128, 1024), duration=2.5, warmup=0.5, failover_trials=3, steady=0.5,
+             e2e_jobs=1_000, e2e_timeout=20.0, loss_trials=1)
+
+
+def cluster_levels(plan: Plan, system: str) -> tuple[int, ...]:
+    return plan.anchor_levels if system == "pysyncobj" else plan.levels
+
+
+async def writes_and_failover(system: System, plan: Plan, out: Results, errors: dict[str, str]) -> None:
+    writes: dict[str, object] = {}
+    for c in cluster_levels(plan, system.name):
+        level = await guarded(f"writes_{c}", errors, partial(measure_level, system, c, plan.duration, plan.warmup))
+        if level is not None:
+            writes[str(c)] = level
+    out["writes"] = writes
+    failover = await guarded("failover", errors, lambda: measure_failover(
+        system, plan.failover_trials, plan.failover_concurrency, plan.steady))
+    if failover is not None:
+        out["failover"] = failover
+
+
+async def bench_raftsched(plan: Plan, root: Path, procs: ProcessSet) -> Results:
+    from benchlib import raftsched_sys as rs
+
+    out: Results = {"nodes": 3, "fsync": True}
+    errors: dict[str, str] = {}
+    cluster = rs.RaftschedCluster(root, procs, "write")
+    try:
+        await cluster.start()
+        await writes_and_failover(cluster, plan, out, errors)
+        batch = await guarded("submit_batch", errors, lambda: rs.measure_batches(
+            cluster, plan.batch, plan.batch_concurrency, plan.duration, plan.warmup))
+        if batch is not None:
+            out["submit_batch"] = batch
+            log(f"raftsched: SubmitJobs x{plan.batch}, {plan.batch_concurrency} in flight: "
+                f"{batch['jobs_per_s']:.0f} jobs/s")
+    except Exception as e:
+        errors["start"] = f"{type(e).__name__}: {e}"[:500]
+    finally:
+        await cluster.close()
+        procs.stop(cluster.proc.values())
+    # A fresh cluster for executors: the write phases left many queued jobs that would run first.
+    jobs = rs.RaftschedCluster(root, procs, "jobs")
+    try:
+        await jobs.start()
+        ids = [f"e{i + 1}" for i in range(plan.executors)]
+        for eid in ids:
+            jobs.start_executor(eid)
+        await jobs.wait_executors(ids)
+        e2e = await guarded("end_to_end", errors, lambda: rs.measure_end_to_end(jobs, plan.e2e_jobs, plan.e2e_timeout))
+        if e2e is not None:
+            out["end_to_end"] = e2e
+            log(f"raftsched: end-to-end {e2e['succeeded']} noop jobs in {e2e['seconds']} s: {e2e['jobs_per_s']:.0f}/s")
+        out["executor_loss"] = await executor_loss(jobs, plan, errors)
+    except Exception as e:
+        errors["jobs_cluster"] = f"{type(e).__name__}: {e}"[:500]
+    finally:
+        await jobs.close()
+        procs.stop([*jobs.executors.values(), *jobs.proc.values()])
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+async def executor_loss(cluster: Any, plan: Plan, errors: dict[str, str]) -> Results:
+    from benchlib import raftsched_sys as rs
+
+    trials: list[dict[str, float]] = []
+    for i in range(plan.loss_trials):
+        last = i == plan.loss_trials - 1  # the cluster is torn down next: no need to restart the executor
+        trial = await guarded(f"executor_loss_{i + 1}", errors,
+                              partial(rs.executor_loss_trial, cluster, restore=not last))
+        if isinstance(trial, dict):
+            log(f"raftsched: executor loss trial {i + 1}/{plan.loss_trials}: attempt ended after "
+                f"{trial['detect_s']} s, re-assigned after {trial['requeue_s']} s")
+            trials.append(trial)
+    out: Results = {"trials": trials}
+    for key in ("detect_s", "requeue_s"):
+        values = [t[key] for t in trials]
+        out[key.replace("_s", "_median_s")] = round(statistics.median(values), 3) if values else math.nan
+    return out
+
+
+async def bench_anchor(system: System, plan: Plan) -> Results:
+    out: Results = {}
+    errors: dict[str, str] = {}
+    try:
+        await system.start()
+        await writes_and_failover(system, plan, out, errors)
+    except Exception as e:
+        errors["start"] = f"{type(e).__name__}: {e}"[:500]
+    finally:
+        await system.close()
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+async def bench_etcd(plan: Plan, root: Path, procs: ProcessSet) -> Results:
+    binary = install.ensure_etcd()
+    if binary is None:
+        return {"skipped": "etcd could not be installed"}
+    from benchlib.etcd import ELECTION_MS, HEARTBEAT_MS, EtcdCluster
+
+    cluster = EtcdCluster(binary, root, procs)
+    out = {"members": 3, "value_bytes": 200, "heartbeat_ms": HEARTBEAT_MS, "election_ms": ELECTION_MS,
+           **await bench_anchor(cluster, plan)}
+    procs.stop(cluster.proc.values())
+    return out
+
+
+async def bench_pysyncobj(plan: Plan, root: Path, procs: ProcessSet) -> Results:
+    if not install.ensure_pysyncobj():
+        return {"skipped": "pysyncobj could not be installed"}
+    from benchlib.pso import PsoCluster
+
+    cluster = PsoCluster(root, procs)
+    out = {"replicas": 3, **await bench_anchor(cluster, plan)}
+    procs.stop(cluster.proc.values())
+    return out
+
+
+async def bench_all(plan: Plan, root: Path, procs: ProcessSet) -> Results:
+    # Install first, so no install runs between measurements.
+    install.ensure_etcd()
+    install.ensure_pysyncobj()
+    results: Results = {}
+    for name, bench in (("raftsched", bench_raftsched), ("etcd", bench_etcd), ("pysyncobj", bench_pysyncobj)):
+        started = time.monotonic()
+        log(f"--- {name}")
+        results[name] = await bench(plan, root, procs)
+        results[name]["bench_seconds"] = round(time.monotonic() - started, 1)
+    results["ratios"] = report.ratios(results, plan.levels)
+    return results
+
+
+def _meta(plan: Plan, quick: bool) -> Results:
+    return {"quick": quick, "plan": asdict(plan), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "machine": platform.machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short phases (under two minutes): CI's smoke run")
+    parser.add_argument("--json", metavar="FILE", help="write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the data and log directory")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    root = Path(tempfile.mkdtemp(prefix="raftsched-bench-"))
+    procs = ProcessSet()
+    atexit.register(procs.stop_all)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.monotonic()
+    try:
+        results = asyncio.run(bench_all(plan, root, procs))
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        procs.stop_all()
+    results["meta"] = {**_meta(plan, args.quick), "seconds": round(time.monotonic() - started, 1)}
+    print(report.table(results, plan.levels), flush=True)
+    failed = {name: r["errors"] for name, r in results.items() if isinstance(r, dict) and r.get("errors")}
+    if args.json:
+        Path(args.json).write_text(json.dumps(_json_safe(results), indent=2) + "\n")
+    if failed or args.keep:
+        log(f"logs and data kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    for name, errors in failed.items():
+        log(f"{name}: {errors}")
+    log(f"done in {results['meta']['seconds']} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
