@@ -7,6 +7,7 @@ win over the environment, which wins over the file. Loading lives in this module
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import tomllib
@@ -444,7 +445,8 @@ def validate_executor_config(config: ExecutorConfig) -> None:
     _at_least("output_tail_bytes", config.output_tail_bytes, 0)
     _check_choice("log_level", config.log_level, LOG_LEVELS)
     if config.token_file and not config.tls.enabled:
-        raise ConfigError("token_file needs TLS (tls_dir or tls_ca): a bearer token must not cross the network in clear")
+        raise ConfigError("token_file needs TLS (tls_dir or tls_ca): a bearer token must not cross the network "
+                          "in clear")
     if config.token_file and not os.path.isfile(config.token_file):
         raise ConfigError(f"token_file: no such file {config.token_file!r}")
 
@@ -459,7 +461,8 @@ def _check_node_security(config: NodeConfig) -> None:
         from raftsched.security.tokens import TokenError, TokenTable  # Why here: config stays import-light
 
         try:
-            TokenTable.load(config.tokens_file)  # validated once at start; the node loads it again to serve
+            # validated once at start (the node loads it again to serve, and warns about its mode then)
+            TokenTable.load(config.tokens_file, warn_permissions=False)
         except TokenError as e:
             raise ConfigError(str(e)) from None
 
@@ -467,6 +470,39 @@ def _check_node_security(config: NodeConfig) -> None:
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+# --- printing (`raftsched node --print-config`) ------------------------------------------------
+
+
+def node_config_toml(config: NodeConfig) -> str:
+    """The effective configuration as a TOML file `--config` reads back to the same NodeConfig.
+
+    TLS appears as the resolved tls_cert/tls_key/tls_ca files (tls_dir is only a way to name them).
+    """
+    lines = ["# raftsched node: effective configuration (flags > RAFTSCHED_* environment > file > defaults)"]
+    for setting in NODE_SETTINGS:
+        if setting.name == "tls_dir":
+            continue
+        if setting.name.startswith("tls_"):
+            value: object = getattr(config.tls, setting.name.removeprefix("tls_"))
+        else:
+            value = getattr(config, setting.name)
+        lines.append(f"{setting.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(value, Mapping):
+        pairs = ", ".join(f"{json.dumps(str(k))} = {json.dumps(str(v))}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
+    raise AssertionError(f"no TOML form for {value!r}")
 
 
 # --- TLS -------------------------------------------------------------------------------------

@@ -99,7 +99,9 @@ class Node:
             on_soft_state=self._on_soft_state,
             on_config_entry=self._on_config_entry,
             on_install_snapshot=self._install_snapshot,
+            max_pending_proposals=config.max_pending_proposals,
         )
+        self.metrics = self._make_metrics()
         self._staged: ReceivedSnapshot | None = None
         self.transport.snapshot_source = self._snapshot_for
         self.transport.router.snapshot_sink = self._stage_snapshot
@@ -170,7 +172,10 @@ class Node:
         index = self.sm.applied_index
         core = self.driver.core
         meta = SnapshotMeta(index, core.log.term(index), core.config_for_snapshot(index))
-        return meta, self.sm.snapshot()
+        data = self.sm.snapshot()
+        if self.metrics is not None:
+            self.metrics.snapshot("taken", len(data))
+        return meta, data
 
     def _snapshot_for(self, msg: SnapshotRequest) -> tuple[SnapshotRequest, bytes, dict[str, str]]:
         meta, data = self.snapshot_now()
@@ -191,6 +196,8 @@ class Node:
         self.addresses[self.id] = self.config.listen
         save_addresses(self.db, self.addresses)
         self.transport.update_peers({k: v for k, v in self.addresses.items() if k != self.id})
+        if self.metrics is not None:
+            self.metrics.snapshot("installed", len(staged.data))
         log.info("node %s installed snapshot at index %d (%d bytes)", self.id, meta.index, len(staged.data))
 
     async def _compaction_loop(self) -> None:
@@ -217,6 +224,8 @@ class Node:
         self.store.compact(index, core.log.term(index), core.config_for_snapshot(index))
         core.compacted_to(index)
         self.driver.bytes_since_compaction = 0
+        if self.metrics is not None:
+            self.metrics.compactions.inc()
         log.info("node %s compacted the log up to %d", self.id, index)
         return index
 
@@ -249,6 +258,12 @@ class Node:
         result = await self.driver.propose(cmds.encode(cmd, now_ms()), timeout)
         return result if result is not None else commands_pb2.ApplyResult()
 
+    async def propose_internal(self, cmd: commands_pb2.Command, timeout: float = 10.0) -> commands_pb2.ApplyResult:
+        """As propose, for the leader's own scheduling work: it may use the headroom above
+        max_pending_proposals, so a flood of client writes cannot stop results being recorded."""
+        result = await self.driver.propose(cmds.encode(cmd, now_ms()), timeout, internal=True)
+        return result if result is not None else commands_pb2.ApplyResult()
+
     def local_status(self) -> admin_pb2.NodeStatus:
         st = self.driver.core.status()
         role = admin_pb2.ROLE_LEARNER if self.id not in st.config.voters else _ROLES[st.role]
@@ -276,6 +291,7 @@ class Node:
         await self.server.start()
         self.driver.start()
         self._compactor = asyncio.create_task(self._compaction_loop(), name="compaction")
+        await self._start_metrics()
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         log_listening(self.config)
         await stop.wait()
@@ -283,6 +299,8 @@ class Node:
 
     async def shutdown(self) -> None:
         self._compactor.cancel()
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.scheduler.stop()
         if self.server is not None:
             await self.server.stop(grace=1.0)
@@ -317,12 +335,30 @@ class Node:
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         return server
 
+    # --- metrics (raftsched.metrics) ---
+
+    def _make_metrics(self) -> Any:
+        """The node's metrics when --metrics-listen is set (prometheus-client is imported only then)."""
+        if not self.config.metrics_listen:
+            return None
+        from raftsched.metrics import NodeMetrics
+
+        metrics = NodeMetrics(self)
+        self.driver.observer = metrics
+        return metrics
+
+    async def _start_metrics(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.start(self.config.metrics_listen)
+
     def _deliver(self, msg: Any) -> None:
         self.driver.deliver(msg)
 
     def _on_soft_state(self, soft: SoftState) -> None:
         serving = health_pb2.HealthCheckResponse.SERVING if soft.leader else health_pb2.HealthCheckResponse.NOT_SERVING
         asyncio.get_running_loop().create_task(self.health.set("", serving))
+        if self.metrics is not None:
+            self.metrics.soft_state(soft)
         if soft.role is Role.LEADER:
             self.scheduler.start()
         else:
@@ -413,31 +449,33 @@ def log_listening(config: NodeConfig) -> None:
         log.warning("node %s listening on %s (insecure mode: no TLS)", config.id, config.listen)
 
 
-def _setup_logging(config: NodeConfig) -> None:
-    level = getattr(logging, config.log_level.upper(), logging.INFO)
-    fmt = f"%(asctime)s %(levelname)s [{config.id}] %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt)
+def _setup_logging(config: NodeConfig) -> Any:
+    from raftsched.logs import setup
+
+    return setup(config.id, level=config.log_level, fmt=config.log_format)
 
 
-async def _main(config: NodeConfig) -> int:
+async def _main(config: NodeConfig, log_context: Any = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     node = Node(config)
+    if log_context is not None:
+        log_context.term = lambda: node.driver.core.term  # log lines carry the term from now on
     await node.run(stop)
     return 0
 
 
 def run_node(config: NodeConfig) -> int:
     """Run one scheduler node until SIGTERM/SIGINT. Returns the process exit code."""
-    _setup_logging(config)
+    log_context = _setup_logging(config)
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
     try:
-        return asyncio.run(_main(config))
+        return asyncio.run(_main(config, log_context))
     except StoreError as err:
         log.error("cannot open the data directory %s: %s", config.data_dir, err)
         runbook = "see docs/operations.md, 'A corrupted or locked data directory'"

@@ -6,19 +6,22 @@
     ProposalDroppedError   -> UNAVAILABLE  (transfer or membership change in flight)
     ProposalLostError      -> UNAVAILABLE  (certainly not applied; safe to retry)
     OutcomeUnknownError    -> UNAVAILABLE  (retry with the same idempotency key)
+    OverloadedError        -> RESOURCE_EXHAUSTED (too many proposals pending; back off, then retry)
     ApplyResult.error/code -> that code
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from raftsched.logs import REQUEST_ID
 from raftsched.raft.errors import NotLeaderError, ProposalDroppedError
-from raftsched.raft_driver import OutcomeUnknownError, ProposalLostError
+from raftsched.raft_driver import OutcomeUnknownError, OverloadedError, ProposalLostError
 from raftsched.state.validate import ValidationError
 
 log = logging.getLogger("raftsched.api")
@@ -51,6 +54,8 @@ def status_of(err: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.UNAVAILABLE, f"{err}; the write did not apply, retry"
     if isinstance(err, OutcomeUnknownError):
         return grpc.StatusCode.UNAVAILABLE, f"{err}; outcome unknown, retry with the same idempotency key"
+    if isinstance(err, OverloadedError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"overloaded: {err}"
     if isinstance(err, TimeoutError):
         return grpc.StatusCode.DEADLINE_EXCEEDED, "timed out"
     log.exception("internal error", exc_info=err)
@@ -70,10 +75,24 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], err: BaseException)
     raise AssertionError("unreachable")  # context.abort raises
 
 
+REQUEST_ID_KEY = "x-request-id"
+MAX_REQUEST_ID = 64
+
+
+def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY:
+            text = value.decode(errors="replace") if isinstance(value, bytes) else value
+            return text[:MAX_REQUEST_ID]
+    return os.urandom(6).hex()
+
+
 def guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Decorate a unary servicer method: any exception becomes the right status code."""
+    """Decorate a unary servicer method: any exception becomes the right status code. The call's
+    request id (the caller's `x-request-id` metadata, else a new one) tags its log lines."""
 
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> T:
+        REQUEST_ID.set(request_id(context))
         try:
             return await fn(self, request, context)
         except grpc.aio.AbortError:

@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from raftsched.api.errors import ApiError, NotFoundError, abort, code_from_int, guarded
+from raftsched.api.errors import ApiError, NotFoundError, code_from_int, guarded
 from raftsched.api.forward import call_leader, was_forwarded
+from raftsched.scheduler.schedules import fire_cmd, now_ms
 from raftsched.state import commands as cmds
+from raftsched.state import firetimes
+from raftsched.state.schedules import decided_until, validate_schedule
 from raftsched.state.validate import ValidationError, validate_spec
-from raftsched.v1 import jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
+from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 if TYPE_CHECKING:
     from raftsched.node import Node
@@ -195,10 +198,94 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         views = [e for e in self.node.scheduler.executor_view() if e.id == request.id]
         return views[0] if views else jobs_pb2.ExecutorInfo(id=request.id)
 
-    # --- schedules: recurring jobs come with their own issue ---
+    # --- schedules ---
 
-    async def _no_schedules(self, request: Any, context: Context) -> Any:
-        await abort(context, ApiError(grpc.StatusCode.UNIMPLEMENTED, "recurring schedules are not implemented yet"))
+    @guarded
+    async def CreateSchedule(self, request: scheduler_pb2.CreateScheduleRequest, context: Context) -> Any:
+        forwarded = await self._leader_or_forward("CreateSchedule", request, context)
+        if forwarded is not None:
+            return forwarded
+        validate_schedule(request.spec, self.node.sm.known_handlers())
+        if self.node.sm.schedule(request.spec.name) is not None:
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"name: a schedule named {request.spec.name!r} exists")
+        result = await self.node.propose(cmds_create_schedule(request.spec))
+        return self._schedule_result(result)
 
-    CreateSchedule = ListSchedules = GetSchedule = PauseSchedule = _no_schedules
-    ResumeSchedule = TriggerSchedule = DeleteSchedule = _no_schedules
+    @guarded
+    async def ListSchedules(self, request: scheduler_pb2.ListSchedulesRequest, context: Context) -> Any:
+        forwarded = await self._read("ListSchedules", request, context, request.stale)
+        if forwarded is not None:
+            return forwarded
+        return scheduler_pb2.ListSchedulesResponse(schedules=[schedule_view(s) for s in self.node.sm.schedules()])
+
+    @guarded
+    async def GetSchedule(self, request: scheduler_pb2.GetScheduleRequest, context: Context) -> Any:
+        forwarded = await self._read("GetSchedule", request, context, request.stale)
+        if forwarded is not None:
+            return forwarded
+        return schedule_view(self._existing_schedule(request.name))
+
+    @guarded
+    async def PauseSchedule(self, request: scheduler_pb2.PauseScheduleRequest, context: Context) -> Any:
+        return await self._set_paused("PauseSchedule", request, context, paused=True, note=request.note)
+
+    @guarded
+    async def ResumeSchedule(self, request: scheduler_pb2.ResumeScheduleRequest, context: Context) -> Any:
+        return await self._set_paused("ResumeSchedule", request, context, paused=False, note="")
+
+    async def _set_paused(self, method: str, request: Any, context: Context, *, paused: bool, note: str) -> Any:
+        forwarded = await self._leader_or_forward(method, request, context)
+        if forwarded is not None:
+            return forwarded
+        self._existing_schedule(request.name)
+        cmd = commands_pb2.Command(
+            pause_schedule=commands_pb2.PauseScheduleCmd(name=request.name, paused=paused, note=note))
+        return self._schedule_result(await self.node.propose(cmd))
+
+    @guarded
+    async def TriggerSchedule(self, request: scheduler_pb2.TriggerScheduleRequest, context: Context) -> Any:
+        """Fire once now, whatever the schedule's state; recorded as a manual firing."""
+        forwarded = await self._leader_or_forward("TriggerSchedule", request, context)
+        if forwarded is not None:
+            return forwarded
+        self._existing_schedule(request.name)
+        result = await self.node.propose(fire_cmd(request.name, now_ms(), manual=True))
+        if result.error or not result.job.id:
+            raise ApiError(code_from_int(result.code or 13), result.error or "the trigger created no job")
+        return result.job
+
+    @guarded
+    async def DeleteSchedule(self, request: scheduler_pb2.DeleteScheduleRequest, context: Context) -> Any:
+        forwarded = await self._leader_or_forward("DeleteSchedule", request, context)
+        if forwarded is not None:
+            return forwarded
+        self._existing_schedule(request.name)
+        cmd = commands_pb2.Command(delete_schedule=commands_pb2.DeleteScheduleCmd(name=request.name))
+        result = await self.node.propose(cmd)
+        if result.error:
+            raise ApiError(code_from_int(result.code), result.error)
+        return scheduler_pb2.DeleteScheduleResponse()
+
+    def _existing_schedule(self, name: str) -> scheduler_pb2.Schedule:
+        schedule = self.node.sm.schedule(name)
+        if schedule is None:
+            raise NotFoundError(f"no schedule named {name!r}")
+        return schedule
+
+    def _schedule_result(self, result: commands_pb2.ApplyResult) -> scheduler_pb2.Schedule:
+        if result.error:
+            raise ApiError(code_from_int(result.code), result.error)
+        self.node.scheduler.schedules.kick()
+        return schedule_view(result.schedule)
+
+
+def cmds_create_schedule(spec: scheduler_pb2.ScheduleSpec) -> commands_pb2.Command:
+    return commands_pb2.Command(create_schedule=commands_pb2.CreateScheduleCmd(spec=spec))
+
+
+def schedule_view(schedule: scheduler_pb2.Schedule, count: int = 5) -> scheduler_pb2.Schedule:
+    """The record plus its next `count` fire times, computed on read from this node's clock."""
+    after = max(decided_until(schedule), now_ms())
+    del schedule.next_fire_times[:]
+    schedule.next_fire_times.extend(firetimes.next_times(schedule.spec, after, count))
+    return schedule

@@ -31,7 +31,7 @@ from rich.text import Text
 from raftsched.cli.errors import CommandFailed
 from raftsched.cli.output import job_state, jobs_table, role_name, status_table
 from raftsched.client import Client, ClientError
-from raftsched.v1 import admin_pb2, jobs_pb2
+from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
 
 NODES = {"n1": "127.0.0.1:7001", "n2": "127.0.0.1:7002", "n3": "127.0.0.1:7003"}
 EXECUTORS = {"e1": 4, "e2": 4}
@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace, base: Path, supervisor: Supervisor) -> None:
         console.print(f"leader elected: {leader}", markup=False)
         if not args.no_demo:
             _submit_demo_once(client, base, console)
+            _create_demo_schedule(client, console)
         if sys.stdout.isatty():
             _live_view(client, supervisor, console)
         else:
@@ -215,6 +216,23 @@ def _submit_demo_once(client: Client, base: Path, console: Console) -> None:
                   markup=False)
 
 
+DEMO_SCHEDULE = "demo-every-10s"
+
+
+def _create_demo_schedule(client: Client, console: Console) -> None:
+    """One recurring schedule, so the view shows schedule-made jobs; a repeat finds it exists."""
+    spec = scheduler_pb2.ScheduleSpec(name=DEMO_SCHEDULE, every_ms=10_000,
+                                      template=jobs_pb2.JobSpec(name=DEMO_SCHEDULE, handler="noop"))
+    try:
+        client.create_schedule(spec)
+    except ClientError as e:
+        if e.code != "ALREADY_EXISTS":
+            raise
+        return
+    console.print(f"created schedule {DEMO_SCHEDULE} (noop every 10 s): raftsched schedule get {DEMO_SCHEDULE}",
+                  markup=False)
+
+
 # --- the view --------------------------------------------------------------------------------
 
 
@@ -247,7 +265,8 @@ def render(snap: Snapshot, supervisor: Supervisor) -> RenderableType:
                             + state_counts(snap.jobs)))
     parts.append(Text(children_line(supervisor)))
     parts.append(Text("In another terminal: raftsched status | raftsched job list | "
-                      "raftsched job submit --handler sleep --payload 1000 | Ctrl-C here stops all",
+                      "raftsched job submit --handler sleep --payload 1000 | "
+                      f"raftsched schedule get {DEMO_SCHEDULE} | Ctrl-C here stops all",
                       style="dim"))
     return Group(*parts)
 

@@ -96,7 +96,8 @@ class AsyncClient:
             return
         try:
             yield cast(R, first)
-            async for message in stream:
+            # read() only: grpc.aio forbids mixing read() with `async for` on one call.
+            while (message := await stream.read()) is not grpc.aio.EOF:
                 yield cast(R, message)
         except grpc.aio.AioRpcError as e:
             code, details, _ = rpc_error_parts(e)

@@ -5,6 +5,11 @@ answers FAILED_PRECONDITION or UNAVAILABLE with the leader's address in the trai
 `raftsched-leader`; the call follows that hint at once. A node that cannot be reached, or has no
 leader, sends the call on to the next address; after every address failed once, the call sleeps an
 exponential backoff with jitter. Everything ends at the call's overall deadline.
+
+RESOURCE_EXHAUSTED means the leader is overloaded (too many proposals pending) and refused the
+call before doing anything: an idempotent call waits a growing backoff and tries the same node
+again (other nodes would only forward it to the same leader). One that says a message was too
+large is not retried: it cannot succeed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ IDEMPOTENCY_METADATA_KEY = "raftsched-idempotency-key"
 # "not applied" (SPEC §4); DEADLINE_EXCEEDED may have been applied, so only idempotent calls repeat.
 _ALWAYS_RETRY = frozenset({"UNAVAILABLE"})
 _IDEMPOTENT_RETRY = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+OVERLOADED = "RESOURCE_EXHAUSTED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,14 @@ class Backoff:
         ceiling = min(self.maximum, self.initial * self.multiplier ** max(0, round_number - 1))
         # Why jitter: many clients that lost the same leader should not retry in lockstep.
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+OVERLOAD_BACKOFF = Backoff(initial=0.1, maximum=2.0)
+
+
+def is_overload(code: str, message: str) -> bool:
+    """RESOURCE_EXHAUSTED for load (worth retrying later), not for a message over the size limit."""
+    return code == OVERLOADED and "larger than max" not in message
 
 
 @dataclass(slots=True)
@@ -91,6 +105,7 @@ class CallState:
     _queue: list[str] = field(default_factory=list)
     _round: int = 0
     _hops: int = 0
+    _overloads: int = 0
     _last: ClientError | None = None
 
     def __post_init__(self) -> None:
@@ -115,6 +130,9 @@ class CallState:
     def failed(self, code: str, message: str, hint: str | None) -> float:
         """Record a failed attempt; return seconds to wait before the next, or raise ClientError."""
         error = ClientError(code, one_line(message) or code)
+        if self.idempotent and is_overload(code, message):
+            self._last = error
+            return self._back_off()
         if not self._retryable(code, hint):
             raise error
         self._last = error
@@ -144,6 +162,14 @@ class CallState:
         if remaining <= 0:
             raise self._deadline_error()
         return min(delay, remaining)
+
+    def _back_off(self) -> float:
+        """Overloaded: wait longer each time, then try the same node again."""
+        self._overloads += 1
+        remaining = self.deadline - self.clock()
+        if remaining <= 0:
+            raise self._deadline_error()
+        return min(OVERLOAD_BACKOFF.delay(self._overloads, self.rng), remaining)
 
     def _deadline_error(self) -> ClientError:
         tried = ", ".join(self.router.addresses)

@@ -31,6 +31,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 DISPATCH_INTERVAL = 0.05  # seconds between scheduling rounds when nothing wakes us earlier
 WATCHDOG_INTERVAL = 0.1
 QUEUED_PER_ROUND = 2048
+RESEND_AFTER_MS = 2000  # an unstarted assignment missing from heartbeats this long was lost
 TERMINAL = {
     jobs_pb2.JOB_STATE_SUCCEEDED,
     jobs_pb2.JOB_STATE_FAILED,
@@ -99,14 +100,18 @@ class LeaderScheduler:
         old = self.sessions.get(session.id)
         if old is not None:
             old.close()
-        self.sessions[session.id] = session
+        # What we believe it runs, taken before any await: assignments made from here on go to
+        # the new session and must not be mistaken for attempts the executor lost.
+        held = {(r.job_id, r.attempt) for r in self.sm.attempts_on(session.id)}
         self.last_seen[session.id] = time.monotonic()
         workers = [
             asyncio.create_task(self._write_loop(session, context)),
             asyncio.create_task(self._report_loop(session)),
         ]
         try:
-            await self._register(session, first)
+            await self._register(session, first, held)
+            self.sessions[session.id] = session
+            self._kick.set()
             await self._read_loop(session, context)
         finally:
             session.close()
@@ -117,7 +122,9 @@ class LeaderScheduler:
                 del self.sessions[session.id]
             log.info("executor %s: stream closed", session.id)
 
-    async def _register(self, session: ExecutorSession, first: executor_pb2.ExecutorMessage) -> None:
+    async def _register(
+        self, session: ExecutorSession, first: executor_pb2.ExecutorMessage, held: set[tuple[str, int]]
+    ) -> None:
         reg = first.register
         info = self.sm.executor(session.id)
         changed = (
@@ -128,7 +135,8 @@ class LeaderScheduler:
             or set(info.handlers) != session.handlers
         )
         if changed:
-            await self.node.propose(cmds.executor_up(session.id, session.slots, session.labels, session.handlers))
+            await self.node.propose_internal(
+                cmds.executor_up(session.id, session.slots, session.labels, session.handlers))
         if session.draining:
             await self._drain(session.id)
         session.send(executor_pb2.LeaderMessage(leader_id=self.node.id))
@@ -137,8 +145,26 @@ class LeaderScheduler:
             session.reports.put_nowait(executor_pb2.ExecutorMessage(finished=reg.unacked))
         if first.HasField("heartbeat"):
             self._on_heartbeat(session, first.heartbeat)
+        await self._fence_lost(session, held, reg)
         log.info("executor %s registered: %d slots, labels %s", session.id, session.slots, session.labels)
-        self._kick.set()
+
+    async def _fence_lost(
+        self, session: ExecutorSession, held: set[tuple[str, int]], reg: executor_pb2.Register
+    ) -> None:
+        """Attempts we think it holds but it neither runs nor has a result for (it restarted, or
+        an assignment was lost in flight) end FENCED and are retried; otherwise they would stay
+        ASSIGNED or RUNNING forever while the executor is alive and well."""
+        reported = {(r.job_id, r.attempt) for r in reg.running} | {(f.job_id, f.attempt) for f in reg.unacked}
+        lost = sorted(held - reported)
+        if not lost:
+            return
+        log.warning("executor %s re-registered without %d of its attempts; retrying them", session.id, len(lost))
+        items = [
+            cmds.finished_item(job, attempt, jobs_pb2.ATTEMPT_END_FENCED,
+                               exit_code=-1, error="the executor re-registered without this attempt")
+            for job, attempt in lost
+        ]
+        await self.node.propose_internal(cmds.finished(session.id, items))
 
     async def _read_loop(self, session: ExecutorSession, context: Context) -> None:
         closed = asyncio.create_task(session.closed.wait())
@@ -171,7 +197,10 @@ class LeaderScheduler:
         lease_ms = self.node.config.lease_ms
         session.send(executor_pb2.LeaderMessage(heartbeat_ack=executor_pb2.HeartbeatAck(seq=hb.seq, lease_ms=lease_ms)))
         session.grant_lease()
+        running = {(r.job_id, r.attempt) for r in hb.running}
+        session.forget_dead(running)
         self._cancel_stale(session, hb.running)
+        self._resend_lost_assignments(session, running)
         if hb.draining and not session.draining:
             session.draining = True
             asyncio.get_running_loop().create_task(self._drain(session.id))
@@ -180,14 +209,35 @@ class LeaderScheduler:
         info = self.sm.executor(executor_id)
         if info is not None and info.state != jobs_pb2.EXECUTOR_STATE_DRAINING:
             with contextlib.suppress(Exception):
-                await self.node.propose(cmds.drain(executor_id))
+                await self.node.propose_internal(cmds.drain(executor_id))
 
     def _cancel_stale(self, session: ExecutorSession, running: Any) -> None:
         """Kill at once what the executor runs but is no longer current (fencing)."""
         stale = [ref for ref in running if not self._is_current(ref.job_id, ref.attempt, session.id)]
         if stale:
             log.info("executor %s: cancelling %d stale attempts", session.id, len(stale))
-            session.send(executor_pb2.LeaderMessage(cancel=stale))
+            session.cancel(stale, self._slots_of(stale))
+
+    def _slots_of(self, refs: list[jobs_pb2.AttemptRef]) -> dict[str, int]:
+        jobs = (self.sm.get_job(r.job_id) for r in refs)
+        return {job.id: job.spec.slots or 1 for job in jobs if job is not None}
+
+    def _resend_lost_assignments(self, session: ExecutorSession, running: set[tuple[str, int]]) -> None:
+        """An assignment not yet started and missing from the heartbeat a while after it was
+        made was lost on the way (a stream cut at the wrong moment): send it again. Executors
+        ignore duplicates of what they run or hold."""
+        cutoff = now_ms() - RESEND_AFTER_MS
+        resend = []
+        for ref in self.sm.attempts_on(session.id):
+            if (ref.job_id, ref.attempt) in running:
+                continue
+            job = self.sm.get_job(ref.job_id)
+            if job is None or job.state != jobs_pb2.JOB_STATE_ASSIGNED or job.attempts[-1].assigned_ms > cutoff:
+                continue
+            resend.append(executor_pb2.Assignment(job_id=job.id, attempt=ref.attempt, spec=job.spec))
+        if resend:
+            log.info("executor %s: re-sending %d assignments it does not report", session.id, len(resend))
+            session.send(executor_pb2.LeaderMessage(assign=resend))
 
     def _is_current(self, job_id: str, attempt: int, executor_id: str) -> bool:
         job = self.sm.get_job(job_id)
@@ -219,7 +269,7 @@ class LeaderScheduler:
     async def _report(self, session: ExecutorSession, started: list[Any], finished: list[Any]) -> None:
         if started:
             refs = [(s.job_id, s.attempt) for s in started]
-            await self.node.propose(cmds.started(session.id, refs))
+            await self.node.propose_internal(cmds.started(session.id, refs))
         if finished:
             items = [
                 cmds.finished_item(
@@ -227,7 +277,7 @@ class LeaderScheduler:
                 )
                 for f in finished
             ]
-            await self.node.propose(cmds.finished(session.id, items))
+            await self.node.propose_internal(cmds.finished(session.id, items))
             acked = [jobs_pb2.AttemptRef(job_id=f.job_id, attempt=f.attempt) for f in finished]
             session.send(executor_pb2.LeaderMessage(acked=acked))
             self._kick.set()
@@ -247,7 +297,7 @@ class LeaderScheduler:
                 session = self.sessions.get(last.executor)
                 if session is not None:
                     ref = jobs_pb2.AttemptRef(job_id=job.id, attempt=last.number)
-                    session.send(executor_pb2.LeaderMessage(cancel=[ref]))
+                    session.cancel([ref], {job.id: job.spec.slots or 1})
 
     async def _dispatch_loop(self) -> None:
         while True:
@@ -264,13 +314,13 @@ class LeaderScheduler:
         sessions = [s for s in self.sessions.values() if s.can_take_work() and self._accepting(s.id)]
         if not sessions:
             return
-        free = {s.id: s.slots - self.sm.slots_in_use(s.id) for s in sessions}
+        free = {s.id: s.slots - self.sm.slots_in_use(s.id) - s.dying_slots() for s in sessions}
         if max(free.values()) <= 0:
             return
         items = self._match(self.sm.queued(now_ms(), QUEUED_PER_ROUND), sessions, free)
         if not items:
             return
-        await self.node.propose(cmds.assign(items))
+        await self.node.propose_internal(cmds.assign(items))
         self._push_assignments(items)
         self._kick.set()  # more may be waiting
 
@@ -328,9 +378,9 @@ class LeaderScheduler:
         for ref in refs:
             job = self.sm.get_job(ref.job_id)
             session = self.sessions.get(job.attempts[-1].executor) if job and job.attempts else None
-            if session is not None:
-                session.send(executor_pb2.LeaderMessage(cancel=[ref]))
-        await self.node.propose(cmds.timed_out([(r.job_id, r.attempt) for r in refs]))
+            if session is not None and job is not None:
+                session.cancel([ref], {job.id: job.spec.slots or 1})
+        await self.node.propose_internal(cmds.timed_out([(r.job_id, r.attempt) for r in refs]))
 
     async def _detect_dead_executors(self) -> None:
         now = time.monotonic()
@@ -345,7 +395,7 @@ class LeaderScheduler:
                 session = self.sessions.get(info.id)
                 if session is not None:
                     session.close()
-                await self.node.propose(cmds.executor_down(info.id, f"no heartbeat for {silent:.1f} s"))
+                await self.node.propose_internal(cmds.executor_down(info.id, f"no heartbeat for {silent:.1f} s"))
 
     # --- views ---
 

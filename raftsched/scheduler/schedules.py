@@ -92,36 +92,41 @@ class ScheduleFirer:
         """Decide every due time of every schedule; returns the earliest next due moment."""
         wake: int | None = None
         for schedule in self.node.sm.schedules():
-            plan = firetimes.plan(schedule.spec, decided_until(schedule), now, paused=schedule.paused)
-            await self._execute(schedule.id, plan.decisions)
-            if plan.next_due_ms is not None:
-                wake = plan.next_due_ms if wake is None else min(wake, plan.next_due_ms)
+            commands, next_due = plan_commands(schedule, now)
+            for cmd in commands:
+                await self._propose(schedule.id, cmd)
+            if next_due is not None:
+                wake = next_due if wake is None else min(wake, next_due)
         return wake
 
-    async def _execute(self, name: str, decisions: list[firetimes.Decision]) -> None:
-        skips: list[tuple[int, str]] = []
-        for d in decisions:
-            if d.fire:
-                await self._flush_skips(name, skips)
-                await self._fire(name, d.time)
-            else:
-                skips.append((d.time, d.reason))
-                if len(skips) >= MAX_SKIPS_PER_CMD:
-                    await self._flush_skips(name, skips)
-        await self._flush_skips(name, skips)
-
-    async def _fire(self, name: str, t: int) -> None:
-        result = await self.node.propose(fire_cmd(name, t))
-        if result.job.id:
-            delay = result.job.submitted_ms - t
-            log.info("schedule %s fired %d as job %s (%d ms after the scheduled time)", name, t, result.job.id, delay)
+    async def _propose(self, name: str, cmd: commands_pb2.Command) -> None:
+        result = await self.node.propose_internal(cmd)
+        if cmd.HasField("skip_fires"):
+            first = cmd.skip_fires.fires[0]
+            log.info("schedule %s: recorded %d skipped time(s) from %d (%s)",
+                     name, len(cmd.skip_fires.fires), first.scheduled_time, first.reason)
+        elif result.job.id:
+            t = cmd.fire_schedule.scheduled_time
+            log.info("schedule %s: fired %d as job %s, %d ms after its time", name, t, result.job.id,
+                     result.job.submitted_ms - t)
         elif result.error:
-            log.info("schedule %s: firing %d refused: %s", name, t, result.error)
+            log.info("schedule %s: firing refused: %s", name, result.error)
 
-    async def _flush_skips(self, name: str, skips: list[tuple[int, str]]) -> None:
-        if not skips:
-            return
-        batch = list(skips)
-        skips.clear()
-        await self.node.propose(skip_cmd(name, batch))
-        log.info("schedule %s: recorded %d skipped time(s), first %d (%s)", name, len(batch), *batch[0])
+
+def plan_commands(schedule: scheduler_pb2.Schedule, now: int) -> tuple[list[commands_pb2.Command], int | None]:
+    """The commands that carry out `firetimes.plan` for one schedule, in the order to propose them
+    (a firing alone, runs of skipped times together), and the next due moment."""
+    plan = firetimes.plan(schedule.spec, decided_until(schedule), now, paused=schedule.paused)
+    out: list[commands_pb2.Command] = []
+    skips: list[tuple[int, str]] = []
+    for d in plan.decisions:
+        if not d.fire:
+            skips.append((d.time, d.reason))
+        if skips and (d.fire or len(skips) >= MAX_SKIPS_PER_CMD):
+            out.append(skip_cmd(schedule.id, skips))
+            skips = []
+        if d.fire:
+            out.append(fire_cmd(schedule.id, d.time))
+    if skips:
+        out.append(skip_cmd(schedule.id, skips))
+    return out, plan.next_due_ms

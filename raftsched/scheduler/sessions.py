@@ -24,6 +24,9 @@ class ExecutorSession:
         self.closed = asyncio.Event()
         self.lease_granted_at = 0.0  # monotonic time of the last heartbeat ack (0: never)
         self.reports: asyncio.Queue[executor_pb2.ExecutorMessage] = asyncio.Queue(OUTBOX_LIMIT)
+        # Attempts we told it to kill that may still hold their slots: (job, attempt) -> slots.
+        # Counted as busy until a heartbeat no longer lists them, so we never over-assign.
+        self.dying: dict[tuple[str, int], int] = {}
 
     def __repr__(self) -> str:
         return f"ExecutorSession({self.id}, slots={self.slots}, draining={self.draining})"
@@ -46,6 +49,22 @@ class ExecutorSession:
 
     def close(self) -> None:
         self.closed.set()
+
+    def cancel(self, refs: list[jobs_pb2.AttemptRef], slots: dict[str, int]) -> None:
+        """Tell the executor to kill `refs`; their slots stay busy until they are gone."""
+        if not refs:
+            return
+        for ref in refs:
+            self.dying[(ref.job_id, ref.attempt)] = slots.get(ref.job_id, 1)
+        self.send(executor_pb2.LeaderMessage(cancel=refs))
+
+    def forget_dead(self, running: set[tuple[str, int]]) -> None:
+        """A heartbeat listed what still runs: whatever we were waiting to die is gone."""
+        for key in [k for k in self.dying if k not in running]:
+            del self.dying[key]
+
+    def dying_slots(self) -> int:
+        return sum(self.dying.values())
 
     def accepts(self, spec: jobs_pb2.JobSpec) -> bool:
         """The executor carries every label the job asks for, and its handler if it names one."""

@@ -21,7 +21,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from cryptography import x509
@@ -36,7 +36,7 @@ FORWARDED_KEY = "raftsched-forwarded"  # same key as raftsched.api.forward
 CALLER: ContextVar[Identity | None] = ContextVar("raftsched_caller", default=None)
 _CERT_CACHE_SIZE = 256
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class AuthError(Exception):
@@ -96,7 +96,8 @@ class Authenticator:
         except ValueError:
             raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "unreadable client certificate") from None
         cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        name = f"cert:{cns[0].value if cns else cert.serial_number}"
+        cn = cns[0].value if cns else str(cert.serial_number)
+        name = f"cert:{cn.decode(errors='replace') if isinstance(cn, bytes) else cn}"
         role = role_of(cert)
         identity = Identity(name, role if role in roles.ROLES else None, "cert")
         self._cert_cache[pem] = identity
@@ -111,7 +112,7 @@ class Authenticator:
         return identity
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Runs `Authenticator.check` before every handler, aborting with its status code."""
 
     def __init__(self, authenticator: Authenticator) -> None:

@@ -15,7 +15,8 @@ class TLSError(ValueError):
 def server_credentials(tls: TLSConfig) -> grpc.ServerCredentials:
     """Serve with `tls.cert`/`tls.key` and refuse any client without a certificate signed by `tls.ca`."""
     if not (tls.cert and tls.key and tls.ca):
-        raise TLSError("a TLS node needs a certificate, its key and the CA (--tls-dir or --tls-cert/--tls-key/--tls-ca)")
+        raise TLSError("a TLS node needs a certificate, its key and the CA "
+                       "(--tls-dir or --tls-cert/--tls-key/--tls-ca)")
     return grpc.ssl_server_credentials([(_read(tls.key), _read(tls.cert))], root_certificates=_read(tls.ca),
                                        require_client_auth=True)
 

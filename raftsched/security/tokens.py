@@ -82,7 +82,7 @@ class TokenTable:
         return cls(roles)
 
     @classmethod
-    def load(cls, path: str) -> TokenTable:
+    def load(cls, path: str, *, warn_permissions: bool = True) -> TokenTable:
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
@@ -91,7 +91,7 @@ class TokenTable:
             raise TokenError(f"tokens file {path}: {e.strerror or e}") from e
         except tomllib.TOMLDecodeError as e:
             raise TokenError(f"tokens file {path}: not valid TOML ({e})") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        if warn_permissions and mode & (stat.S_IRWXG | stat.S_IRWXO):
             log.warning("tokens file %s is readable by group or others; chmod 600 it", path)
         return cls.parse(data, f"tokens file {path}")
 

@@ -60,8 +60,12 @@ def test_unknown_flag_and_unreachable_cluster_are_one_line() -> None:
     assert_one_error_line(result, 1, "unavailable")
 
 
-def test_certs_init_is_wired_but_not_implemented() -> None:
-    assert_one_error_line(run_cli("certs", "init", "--dir", "x"), 2, "not implemented")
+def test_certs_init_refuses_a_directory_that_holds_certificates(tmp_path: Path) -> None:
+    target = tmp_path / "tls"
+    first = run_cli("certs", "init", "--dir", str(target))
+    assert first.returncode == 0, first.stderr
+    assert_one_error_line(run_cli("certs", "init", "--dir", str(target)), 1, "--force")
+    assert run_cli("certs", "init", "--dir", str(target), "--force").returncode == 0
 
 
 def test_supervisor_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:

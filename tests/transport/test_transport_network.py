@@ -22,6 +22,7 @@ from raftsched.raft.messages import (
     HeartbeatResponse,
     SnapshotMeta,
     SnapshotRequest,
+    SnapshotResponse,
     SnapshotStatus,
     TimeoutNow,
     Unreachable,
@@ -30,6 +31,8 @@ from raftsched.raft.messages import (
 )
 from raftsched.transport import convert
 from raftsched.transport.peers import APPEND_QUEUE_LIMIT
+from raftsched.transport.snapshots import CHUNK_BYTES, ReceivedSnapshot
+from raftsched.transport.snapshots import chunks as snapshot_chunks
 from raftsched.v1 import raft_pb2 as pb
 from raftsched.v1 import raft_pb2_grpc
 
@@ -210,18 +213,62 @@ async def test_responses_without_an_inbound_call_are_dropped(cluster: MakeCluste
     assert c["a"].inbox.messages == []
 
 
-async def test_snapshot_request_reports_failure_until_implemented(
-    cluster: MakeCluster, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_snapshot_without_a_source_reports_failure(cluster: MakeCluster) -> None:
     c = await cluster(["a", "b"])
     meta = SnapshotMeta(index=5, term=1, config=ConfigState(voters=frozenset({"a", "b"})))
     c["a"].t.send([SnapshotRequest("a", "b", 1, meta)])
     await c["a"].inbox.wait_for(lambda: bool(c["a"].inbox.messages))
     assert c["a"].inbox.messages == [SnapshotStatus("b", "a", failed=True)]
-    assert "snapshot transfer not implemented yet" in caplog.text
 
 
-async def test_install_snapshot_is_unimplemented_on_the_server(cluster: MakeCluster) -> None:
+async def test_snapshot_streams_in_chunks_and_the_answer_comes_back(cluster: MakeCluster) -> None:
+    """A multi-chunk snapshot arrives whole and verified; the follower core's SnapshotResponse
+    travels back to the leader, followed by a successful SnapshotStatus."""
+    c = await cluster(["a", "b"])
+    data = bytes(range(256)) * (3 * CHUNK_BYTES // 256 + 7)  # 3+ chunks, not a multiple of the size
+    meta = SnapshotMeta(index=9, term=2, config=ConfigState(voters=frozenset({"a", "b"})))
+    received: list[ReceivedSnapshot] = []
+
+    def source(msg: SnapshotRequest) -> tuple[SnapshotRequest, bytes, dict[str, str]]:
+        return msg, data, dict(c.addresses)
+
+    def sink(snapshot: ReceivedSnapshot) -> None:
+        received.append(snapshot)
+        c["b"].t.router.deliver(snapshot.request)
+        c["b"].t.send([SnapshotResponse("b", "a", 2, True, 9)])  # what the follower's core answers
+
+    c["a"].t.snapshot_source = source
+    c["b"].t.router.snapshot_sink = sink
+    c["a"].t.send([SnapshotRequest("a", "b", 2, meta)])
+    await c["a"].inbox.wait_for(lambda: bool(c["a"].inbox.of(SnapshotStatus)))
+    assert [r.data == data for r in received] == [True]
+    assert received[0].request.meta == meta
+    assert received[0].addresses == c.addresses
+    assert c["a"].inbox.of(SnapshotResponse) == [SnapshotResponse("b", "a", 2, True, 9)]
+    assert c["a"].inbox.of(SnapshotStatus) == [SnapshotStatus("b", "a", failed=False)]
+
+
+async def test_a_damaged_snapshot_is_refused_and_never_handed_on(cluster: MakeCluster) -> None:
+    c = await cluster(["a"])
+    handed: list[ReceivedSnapshot] = []
+    c["a"].t.router.snapshot_sink = handed.append
+    meta = SnapshotMeta(index=3, term=1, config=ConfigState(voters=frozenset({"a"})))
+    good = list(snapshot_chunks(SnapshotRequest("x", "a", 1, meta), b"payload" * 1000, {}))
+    bad = [*good[:-1], pb.InstallSnapshotChunk(**{**_fields(good[-1]), "crc32c": good[-1].crc32c ^ 1})]
+    async with grpc.aio.insecure_channel(c.addresses["a"]) as channel:
+        stub = raft_pb2_grpc.RaftStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.InstallSnapshot(iter(bad), timeout=10)
+    assert info.value.code() == grpc.StatusCode.DATA_LOSS
+    assert "checksum" in (info.value.details() or "")
+    assert handed == []
+
+
+def _fields(chunk: pb.InstallSnapshotChunk) -> dict[str, object]:
+    return {f.name: getattr(chunk, f.name) for f in chunk.DESCRIPTOR.fields}
+
+
+async def test_install_snapshot_without_a_sink_is_unimplemented(cluster: MakeCluster) -> None:
     c = await cluster(["a"])
     async with grpc.aio.insecure_channel(c.addresses["a"]) as channel:
         stub = raft_pb2_grpc.RaftStub(channel)  # type: ignore[no-untyped-call]

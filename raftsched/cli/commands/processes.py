@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from raftsched.cli.commands import cluster, executors
 from raftsched.cli.common import lazy_attr
-from raftsched.cli.errors import CommandFailed, NotImplementedYet
+from raftsched.cli.errors import CommandFailed
 from raftsched.config import (
     EXECUTOR_SETTINGS,
     NODE_SETTINGS,
@@ -17,12 +17,16 @@ from raftsched.config import (
     check_id,
     load_executor_config,
     load_node_config,
+    node_config_toml,
     parse_peers,
 )
 
 
 def cmd_node(args: argparse.Namespace) -> int:
     config = load_node_config(args)
+    if args.print_config:
+        print(node_config_toml(config), end="", flush=True)
+        return 0
     run_node = lazy_attr("raftsched.node", "run_node", "the scheduler node")
     return int(run_node(config))
 
@@ -50,7 +54,18 @@ def cmd_snapshot_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_certs_init(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("certs init is not implemented yet (TLS certificates come in a later release)")
+    """A development CA and node, executor, client and admin certificates in --dir."""
+    init_dir = lazy_attr("raftsched.security.certs", "init_dir", "certs init")
+    errors = lazy_attr("raftsched.security.certs", "CertsError", "certs init")
+    try:
+        written = init_dir(args.dir, names=args.name or (), days=args.days, force=args.force)
+    except errors as e:
+        raise CommandFailed(str(e)) from e
+    print(f"wrote {len(written)} files to {args.dir}: {', '.join(p.name for p in written)}", flush=True)
+    print(f"nodes: --tls-dir {args.dir} (node.crt); executors: --tls-dir {args.dir} (executor.crt); "
+          f"CLI: --tls-dir {args.dir} (client.crt, admin.crt for admin commands). Keep ca.key off the "
+          "cluster's machines.", flush=True)
+    return 0
 
 
 def add_setting_flags(parser: argparse.ArgumentParser, settings: Sequence[Setting]) -> None:
@@ -72,6 +87,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                                description="Run one scheduler node. Every flag may also come from "
                                "RAFTSCHED_<NAME> or the --config file; flags win.")
     add_setting_flags(node, NODE_SETTINGS)
+    node.add_argument("--print-config", action="store_true",
+                      help="print the effective configuration as TOML (a file for --config) and exit")
     node.set_defaults(handler_fn=cmd_node)
     _register_executor(commands, client)
     snapshot = commands.add_parser("snapshot", help="backups")
@@ -87,6 +104,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     certs_sub = certs.add_subparsers(dest="certs_command", metavar="COMMAND", required=True)
     init = certs_sub.add_parser("init", help="make a CA and node, executor and client certificates")
     init.add_argument("--dir", required=True, metavar="DIR")
+    init.add_argument("--name", action="append", metavar="HOST",
+                      help="another DNS name or IP for the certificates (repeatable; 127.0.0.1 and localhost "
+                           "are always in)")
+    init.add_argument("--days", type=int, default=365, metavar="N", help="validity of the leaf certificates")
+    init.add_argument("--force", action="store_true", help="replace certificates already in DIR")
     init.set_defaults(handler_fn=cmd_certs_init)
 
 
