@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from raftsched.raft.config import ConfigChange
 from raftsched.raft.core import RaftConfig, RaftCore
@@ -42,6 +43,33 @@ class OutcomeUnknownError(Exception):
     """No answer in time: the proposal may or may not apply. Retry with the same idempotency key."""
 
 
+class OverloadedError(Exception):
+    """Too many proposals wait for commit on this leader: refused before proposing (certainly not
+    applied). The client should back off and retry."""
+
+
+# Proposals the leader makes for its own scheduling work (assignments, results, failure detection)
+# may exceed the client limit by this much, so that a flood of submits cannot starve execution.
+INTERNAL_HEADROOM_MIN = 100
+
+
+class DriverObserver(Protocol):
+    """What the driver reports as it works (raftsched.metrics implements it); called on the event
+    loop, so each method must be cheap."""
+
+    def persisted(self, seconds: float, entries: int, synced: bool) -> None: ...
+
+    def proposal_done(self, seconds: float, outcome: str) -> None: ...
+
+
+class _NoObserver:
+    def persisted(self, seconds: float, entries: int, synced: bool) -> None:
+        pass
+
+    def proposal_done(self, seconds: float, outcome: str) -> None:
+        pass
+
+
 @dataclass(slots=True)
 class _Waiter:
     term: int
@@ -62,6 +90,8 @@ class RaftDriver:
         on_soft_state: Callable[[SoftState], None] = lambda s: None,
         on_config_entry: Callable[[int, bytes, bool], None] = lambda i, d, c: None,
         on_install_snapshot: Callable[[SnapshotMeta], None] = lambda m: None,
+        max_pending_proposals: int = 10_000,
+        observer: DriverObserver | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -74,6 +104,8 @@ class RaftDriver:
         self._on_install_snapshot = on_install_snapshot
         self.bytes_since_compaction = 0
         self.stats: Counter[str] = Counter()  # cumulative counters for metrics and profiling
+        self.max_pending_proposals = max_pending_proposals
+        self.observer: DriverObserver = observer or _NoObserver()
         self._wake = asyncio.Event()
         self._waiters: dict[int, _Waiter] = {}
         self._reads: dict[int, asyncio.Future[int]] = {}
@@ -108,19 +140,44 @@ class RaftDriver:
         self.core.step(msg)
         self._wake.set()
 
-    async def propose(self, data: bytes, timeout: float = 10.0) -> commands_pb2.ApplyResult | None:
-        """Replicate one command; returns its apply result once applied on this node."""
+    async def propose(self, data: bytes, timeout: float = 10.0, *,
+                      internal: bool = False) -> commands_pb2.ApplyResult | None:
+        """Replicate one command; returns its apply result once applied on this node.
+
+        Raises OverloadedError, before proposing anything, when max_pending_proposals wait already
+        (internal: the leader's own scheduling work, which gets some headroom above the limit).
+        """
+        self._check_pending(internal)
         index, term = self.core.propose([data])
         future: asyncio.Future[commands_pb2.ApplyResult | None] = asyncio.get_running_loop().create_future()
         self._waiters[index] = _Waiter(term, future)
         self._wake.set()
+        started, outcome = time.perf_counter(), "error"
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            result = await asyncio.wait_for(asyncio.shield(future), timeout)
+            outcome = "applied"
+            return result
         except TimeoutError:
+            outcome = "unknown"
             raise OutcomeUnknownError(f"entry {index} not applied within {timeout:.0f} s") from None
         finally:
+            self.observer.proposal_done(time.perf_counter() - started, outcome)
             if self._waiters.get(index) is not None and self._waiters[index].future is future:
                 del self._waiters[index]
+
+    @property
+    def pending_proposals(self) -> int:
+        return len(self._waiters)
+
+    def _check_pending(self, internal: bool) -> None:
+        limit = self.max_pending_proposals
+        if internal:
+            limit += max(INTERNAL_HEADROOM_MIN, limit // 10)
+        if len(self._waiters) >= limit:
+            self.stats["proposals_refused"] += 1
+            raise OverloadedError(
+                f"the leader has {len(self._waiters)} proposals waiting for commit (max_pending_proposals "
+                f"{self.max_pending_proposals}); back off and retry")
 
     def propose_config(self, change: ConfigChange) -> tuple[int, int]:
         index, term = self.core.propose_config(change)
@@ -201,7 +258,9 @@ class RaftDriver:
             sync = self._must_sync(rd)
             started = time.perf_counter()
             self.store.save(rd.hard_state, rd.entries, rd.snapshot, sync=sync)
-            self.stats["persist_seconds"] += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self.stats["persist_seconds"] += elapsed
+            self.observer.persisted(elapsed, len(rd.entries), sync)
             self.stats["synced_writes" if sync else "unsynced_writes"] += 1
             self.stats["entries_persisted"] += len(rd.entries)
             self.bytes_since_compaction += sum(len(e.data) + 24 for e in rd.entries)

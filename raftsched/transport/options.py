@@ -13,6 +13,10 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024  # a batch of entries, well above an
 KEEPALIVE_TIME_MS: Final = 10_000
 KEEPALIVE_TIMEOUT_MS: Final = 5_000
 
+# Concurrent calls (HTTP/2 streams) one connection may have open on a node; further calls wait on
+# the client side for a free stream. Peers use a handful, an executor one, a client its callers.
+MAX_CONCURRENT_STREAMS: Final = 1_000
+
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> ChannelOptions:
     return (
@@ -42,4 +46,5 @@ def server_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> ChannelOptions
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
         ("grpc.http2.max_ping_strikes", 0),
+        ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
     )
