@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,7 +64,8 @@ class Proc:
                       f"{' '.join(self.argv)}\n".encode())
             log.flush()
             self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+                                          stdin=subprocess.DEVNULL, start_new_session=True,
+                                          cwd=self.log_path.parent)
         self.starts += 1
         self.paused = False
 
@@ -135,13 +137,27 @@ class Cluster:
         self.links: dict[str, int] = {}  # "src->dst" -> proxy port
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self.code_dir: Path | None = None
 
     # --- start -----------------------------------------------------------------------------
 
     def _env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTSCHED_")}
         env.update(JEPSEN_RUN=self.run_id, PYTHONUNBUFFERED="1", **extra)
+        if self.code_dir is not None:
+            env["PYTHONPATH"] = str(self.code_dir)
         return env
+
+    def snapshot_code(self) -> Path:
+        """Copy the raftsched package into the run, and run every process from that copy: a
+        process restarted mid-run then runs the same code as at the start, even while the
+        working tree is being edited."""
+        import raftsched
+
+        src = Path(raftsched.__file__).resolve().parent
+        self.code_dir = self.run_dir / "code"
+        shutil.copytree(src, self.code_dir / "raftsched", ignore=shutil.ignore_patterns("__pycache__"))
+        return src
 
     async def start(self) -> None:
         self.proxy = await ProxyControl.spawn(str(self.run_dir / "logs" / "proxy.log"))
@@ -242,6 +258,13 @@ class Cluster:
         for nid, st in (await self.statuses()).items():
             out.append(MessageToDict(st) if st is not None else {"id": nid, "error": "no answer"})
         return out
+
+    def processes(self) -> list[Proc]:
+        return [n.proc for n in self.nodes.values()] + [e.proc for e in self.executors.values()]
+
+    def exit_code(self, name: str) -> int | None:
+        proc = next(p for p in self.processes() if p.name == name)
+        return proc.popen.returncode if proc.popen is not None else None
 
     # --- repair and stop -------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import socket
 import sys
 from collections.abc import Callable
@@ -256,7 +257,9 @@ class ProxyServer:
         return {}
 
     async def _stats(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"stats": {**self.net.counters, "open": len(self.net.conns),
+                          "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
                           "modes": {f"{s}->{d}": m for (s, d), m in self.net.modes.items()}}}
 
     async def run(self) -> None:

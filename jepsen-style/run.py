@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "catch them: a run with this flag is expected to be invalid)")
     p.add_argument("--recovery-timeout", type=float, default=60.0,
                    help="after healing, seconds to wait for every job to end")
+    p.add_argument("--op-timeout", type=float, default=5.0,
+                   help="seconds a client operation may take, retries included; then it is recorded as info")
     p.add_argument("--job-timeout", type=float, default=10.0,
                    help="per-attempt timeout of the workload's jobs in seconds (they run 0-1 s); 0 for none")
     p.add_argument("--keep-data", action="store_true", help="keep the nodes' RocksDB dirs of a valid run")
@@ -122,6 +124,8 @@ class Run:
 
     async def setup(self) -> None:
         say(f"starting {self.args.nodes} nodes and {self.args.executors} executors in {self.run_dir}")
+        src = self.cluster.snapshot_code()
+        self.info["code"] = {"source": str(src), **git_state(src.parent)}
         await self.cluster.start()
         self.info["nodes"] = {n.id: {"address": n.address, "peers": n.peers, "pid": n.proc.pid}
                               for n in self.cluster.nodes.values()}
@@ -142,7 +146,7 @@ class Run:
         self.nemesis = Nemesis(self.cluster, self.history, self.args.kinds, random.Random(self.rng.random()),
                                interval=self.args.nemesis_interval)
         cfg = WorkloadConfig(rate=self.args.rate, clients=self.args.clients, stale_reads=self.args.stale_reads,
-                             job_timeout=self.args.job_timeout)
+                             job_timeout=self.args.job_timeout, op_timeout=self.args.op_timeout)
         self.workload = Workload(self.cluster, self.history, cfg, random.Random(self.rng.random()),
                                  ledger=self.run_dir / "ledger.txt", watch_log=self.run_dir / "watches.jsonl",
                                  stale_targets=self._cut_off_nodes)
@@ -168,12 +172,19 @@ class Run:
         return [n for f in self.nemesis.active if f.is_partition for n in f.impairs]
 
     async def recover(self) -> None:
+        """Heal, then wait (bounded) for a leader, for every job to end and for the logs to agree.
+        A cluster that does not come back is a verdict on raftsched: noted, then checked."""
         t0 = time.monotonic()
+        dead = [p.name for p in self.cluster.processes() if not p.alive()]
+        if dead:  # every fault has been undone by now, so these died on their own
+            self.info["unexpected_exits"] = {name: self.cluster.exit_code(name) for name in dead}
+            self.problem(f"process(es) exited on their own during the run: {self.info['unexpected_exits']}")
         await self.cluster.heal_all()
         leader = await self.wait_for_leader(START_TIMEOUT)
+        self.info["recovery"] = {"leader": leader}
         if leader is None:
-            self.info["recovery"] = {"leader": None}
-            raise HarnessError(f"no leader within {START_TIMEOUT:.0f} s after healing")
+            self.problem(f"no leader within {START_TIMEOUT:.0f} s after healing")
+            return
         open_jobs = await self.wait_for_terminal(self.args.recovery_timeout)
         converged = await self.wait_for_convergence(CONVERGE_TIMEOUT)
         self.info["recovery"] = {"leader": leader, "seconds": round(time.monotonic() - t0, 3),
@@ -181,8 +192,16 @@ class Run:
         say(f"recovered in {time.monotonic() - t0:.1f} s: leader {leader}, {open_jobs} job(s) not terminal, "
             f"logs {'converged' if converged else 'NOT converged'}")
 
+    def problem(self, text: str) -> None:
+        self.info.setdefault("problems", []).append(text)
+        say(f"WARNING: {text}")
+
     async def collect(self) -> None:
-        jobs = await self.list_all_jobs()
+        try:
+            jobs = await self.list_all_jobs()
+        except ClientError as e:
+            jobs = []
+            self.problem(f"could not list the jobs after recovery: {e}")
         logs = {nid: await self.read_log(nid) for nid in self.cluster.node_ids}
         status = await self.cluster.status_dicts()
         state = {"jobs": {j.id: MessageToDict(j) for j in jobs}, "logs": logs, "status": status}
@@ -316,6 +335,21 @@ class Run:
                                "history time = value - clock.history_start_monotonic_ns"}
 
 
+def git_state(repo: Path) -> dict[str, Any]:
+    """The commit and whether the package had uncommitted changes, when it is a git checkout."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        r = subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, timeout=10)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"),
+                "dirty_files": len(git("status", "--porcelain", "--", "raftsched").splitlines())}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
 def _entry_type(e: Any) -> str:
     try:
         return str(e.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_number[e.type].name)
@@ -369,10 +403,13 @@ def summarize(run: Run, results: dict[str, Any], seconds: float) -> None:
         say(f"  {'ok ' if v.get('valid') else 'BAD'} {name}")
     if results.get("error"):
         say(f"  error: {str(results['error']).strip().splitlines()[-1]}")
+    for text in results.get("problems", []):
+        say(f"  problem: {text}")
     if bad or not results.get("valid"):
         a = run.args
         say(f"  reproduce: python jepsen-style/run.py --nodes {a.nodes} --executors {a.executors} --time {a.time:g} "
-            f"--nemesis {a.nemesis} --seed {a.seed} --rate {a.rate:g} --clients {a.clients}"
+            f"--nemesis {a.nemesis} --nemesis-interval {a.nemesis_interval:g} --seed {a.seed} --rate {a.rate:g} "
+            f"--clients {a.clients} --op-timeout {a.op_timeout:g} --job-timeout {a.job_timeout:g}"
             f"{' --stale-reads' if a.stale_reads else ''}")
 
 
@@ -427,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         say("checking")
         results = check(run_dir)
+        if run.info.get("problems"):  # the cluster did not recover: never a valid run
+            results["valid"] = False
+            results["problems"] = run.info["problems"]
     results.setdefault("checkers", {})
     results.setdefault("valid", False)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
@@ -434,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     summarize(run, results, time.monotonic() - t0)
     if results.get("valid") and not args.keep_data:
         shutil.rmtree(run_dir / "data", ignore_errors=True)
+        shutil.rmtree(run_dir / "code", ignore_errors=True)
     if error:
         return 2
     return 0 if results.get("valid") else 1
