@@ -1,0 +1,60 @@
+"""The harness run end to end against a real cluster (SPEC §8): a smoke run under kill, pause and
+partition faults must come out valid, and a run that reads stale from cut-off followers must be
+caught (the harness has teeth). Both are bounded: 60 s and 25 s of workload plus recovery."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "jepsen-style" / "run.py"
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _run(store: Path, *args: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], dict, list[dict]]:
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--store", str(store), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    results = sorted(store.rglob("results.json"))
+    histories = sorted(store.rglob("history.jsonl"))
+    assert results and histories, f"no results/history written (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    history = [json.loads(line) for line in histories[0].read_text().splitlines() if line.strip()]
+    return proc, json.loads(results[0].read_text()), history
+
+
+def test_smoke_run_under_kill_pause_partition_is_valid(tmp_path: Path) -> None:
+    proc, results, history = _run(
+        tmp_path,
+        "--nodes", "3", "--executors", "2", "--time", "60", "--seed", "7",
+        "--nemesis", "kill,pause,partition",
+        timeout=420,
+    )
+    bad = {name: r for name, r in results["checkers"].items() if not r.get("valid")}
+    assert results["valid"] and proc.returncode == 0, f"invalid run: {json.dumps(bad)[:3000]}\n{proc.stdout[-2000:]}"
+    faults = {op["f"] for op in history if op["process"] == "nemesis"}
+    for kind in ("kill", "pause", "partition"):
+        assert any(kind in f for f in faults), f"no {kind} fault in {sorted(faults)}"
+    oks = [op for op in history if op["type"] == "ok" and op["process"] != "nemesis"]
+    assert len(oks) >= 200, f"only {len(oks)} ok client operations"
+
+
+def test_stale_reads_from_cut_off_followers_are_flagged(tmp_path: Path) -> None:
+    """Stale reads are allowed to be stale; the checker must notice that they are."""
+    proc, results, _ = _run(
+        tmp_path,
+        "--nodes", "3", "--executors", "1", "--time", "25", "--seed", "3",
+        "--nemesis", "partition", "--nemesis-interval", "3", "--stale-reads",
+        timeout=300,
+    )
+    assert proc.returncode == 1, f"want exit 1 (invalid), got {proc.returncode}: {proc.stdout[-1500:]}"
+    assert not results["valid"]
+    assert not results["checkers"]["linearizability"]["valid"], results["checkers"]["linearizability"]
