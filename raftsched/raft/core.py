@@ -321,6 +321,8 @@ class RaftCore:
             self.progress[self.id].become_replicate()
         # Config changes wait until this term's no-op commits (the fix in thesis §4.1 errata).
         self.pending_conf_index = last + 1
+        if self.id not in self.conf.voters and self._conf_history:
+            self.removed_at = self._conf_history[-1][0]  # lead only until our removal commits
         self._append([Entry(self.term, last + 1, EntryType.NOOP)])
         self._note_soft()
 
@@ -342,7 +344,13 @@ class RaftCore:
         self._bcast_due = False
 
     def _promotable(self) -> bool:
-        return self.id in self.conf.voters and self.log.pending_snapshot is None
+        """May start elections: a voter of the latest configuration, or of the committed one
+        while an uncommitted entry removes us (thesis §4.2.2: a leader that appended its own
+        removal and then lost leadership may still be needed to commit it; it campaigns but
+        does not count its own vote, since tallies use the latest configuration)."""
+        if self.log.pending_snapshot is not None:
+            return False
+        return self.id in self.conf.voters or self.id in self.config_for_snapshot(self.log.committed).voters
 
     def _note_soft(self) -> None:
         soft = SoftState(self.leader, self.role, self.term)

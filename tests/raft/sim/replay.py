@@ -22,12 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1, help="run seeds seed..seed+count-1")
     parser.add_argument("--bug", default="", help="plant a bug from tests/raft/bugs.py")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--membership", action="store_true", help="a schedule with membership changes")
     args = parser.parse_args(argv)
     factory = None
     if args.bug:
         from ..bugs import BUGS
+        from ..member_bugs import MEMBER_BUGS
 
-        factory = BUGS[args.bug]
+        factory = {**BUGS, **MEMBER_BUGS}[args.bug]
+    if args.membership:
+        return _replay_membership(args, factory)
     started = time.perf_counter()
     for seed in range(args.seed, args.seed + args.count):
         try:
@@ -41,6 +45,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.count == 1 or args.verbose:
             print(outcome)
     print(f"{args.count} schedule(s) passed in {time.perf_counter() - started:.2f}s")
+    return 0
+
+
+def _replay_membership(args: argparse.Namespace, factory: object) -> int:
+    from .member_schedule import LIVENESS_TICKS as M_LIVENESS
+    from .member_schedule import SAFETY_TICKS as M_SAFETY
+    from .member_schedule import run_member_schedule
+
+    safety = M_SAFETY if args.safety_ticks == SAFETY_TICKS else args.safety_ticks
+    liveness = M_LIVENESS if args.liveness_ticks == LIVENESS_TICKS else args.liveness_ticks
+    started = time.perf_counter()
+    for seed in range(args.seed, args.seed + args.count):
+        try:
+            outcome = run_member_schedule(
+                seed, args.nodes, safety_ticks=safety, liveness_ticks=liveness,
+                core_factory=factory, bug=args.bug, verbose=args.verbose,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except SimulationFailure as failure:
+            print(failure, file=sys.stderr)
+            return 1
+        if args.count == 1 or args.verbose:
+            print(outcome)
+    print(f"{args.count} membership schedule(s) passed in {time.perf_counter() - started:.2f}s")
     return 0
 
 
