@@ -31,8 +31,6 @@ log = logging.getLogger("raftsched.raft")
 ApplyFn = Callable[[list[tuple[int, bytes | None]]], list["commands_pb2.ApplyResult | None"]]
 
 
-BATCH_WAITERS = 4  # proposals in flight above which the ready loop waits to batch more
-BATCH_YIELDS = 3  # event-loop turns it waits (no timer: latency at low load is unaffected)
 
 
 class ProposalLostError(Exception):
@@ -233,12 +231,9 @@ class RaftDriver:
     async def _ready_loop(self) -> None:
         while True:
             await self._wake.wait()
-            if len(self._waiters) > BATCH_WAITERS:
-                # Group commit: many proposals are in flight, so more requests are surely queued
-                # in the event loop; let them propose first and share this ready's one fsync.
-                for _ in range(BATCH_YIELDS):
-                    await asyncio.sleep(0)
             self._wake.clear()
+            self.stats["waiters_seen"] += len(self._waiters)
+            self.stats["wakeups"] += 1
             while self.core.has_ready():
                 self._handle_ready(self.core.ready())
             # Let the transport and the servicers run before the next batch.
