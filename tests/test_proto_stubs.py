@@ -17,6 +17,7 @@ SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
 def _generate(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     protos = sorted(str(p.relative_to(PROTO_DIR.parent)) for p in (PROTO_DIR / "raftsched" / "v1").glob("*.proto"))
     assert protos, "no .proto files under proto/raftsched/v1"
     result = subprocess.run(

@@ -29,7 +29,8 @@ from raftsched.v1 import admin_pb2, jobs_pb2
 
 T = TypeVar("T")
 
-BIN = Path(sys.executable).parent / "raftsched"
+# RAFTSCHED_BIN runs the suite against another build (for example a checkout of an older commit).
+BIN = Path(os.environ.get("RAFTSCHED_BIN") or Path(sys.executable).parent / "raftsched")
 FAST: tuple[str, ...] = ("--heartbeat-ms", "50", "--election-ms", "500")
 DEFAULT: tuple[str, ...] = ()
 STATUS_TIMEOUT_S = 1.0  # one node's local status; a paused or dead node does not answer

@@ -62,12 +62,27 @@ def test_leader_kill_fails_over_within_two_election_timeouts_and_restarted_node_
     for jid in before:  # acknowledged before the kill: never lost (promise 1)
         assert c.get(jid, client).id == jid
 
-    c.start(old)
+    # Restart it while the survivors are frozen: whatever it serves now comes from its own RocksDB.
+    for nid in rest:
+        c.pause(nid)
+    try:
+        c.start(old)
+        alone = c.client(old, timeout=10)
+        for jid in before:
+            assert wait_for(lambda jid=jid: alone.get_job(jid, stale=True), 20, f"{jid} read from disk").id == jid
+        with pytest.raises(ClientError) as err:
+            alone.get_job(first_write.id, stale=True)  # written while it was dead
+        assert err.value.code == "NOT_FOUND"
+    finally:
+        for nid in rest:
+            c.resume(nid)
+
     c.wait_caught_up(old, timeout=30)
+    leader_now = c.wait_leader()
     restarted = c.local_status(old)
-    assert restarted.role == admin_pb2.ROLE_FOLLOWER
-    assert restarted.leader == new
-    # It serves the jobs from its own state, including the one written while it was dead.
+    assert restarted.leader == leader_now
+    assert restarted.role == (admin_pb2.ROLE_LEADER if leader_now == old else admin_pb2.ROLE_FOLLOWER)
+    # It caught up, including the job written while it was dead.
     local = c.client(old)
     for jid in [*before, first_write.id]:
         assert local.get_job(jid, stale=True).id == jid

@@ -97,14 +97,10 @@ def test_leader_killed_during_a_stream_of_submissions_loses_and_duplicates_nothi
         assert by_key[key] == [jid], f"{key}: acknowledged as {jid}, the cluster holds {by_key[key]}"
 
 
-# Not strict: whether the leader dies between appending an assign entry and pushing it is a race
-# (about two runs in three here); test_executor_loss has the deterministic, strict reproduction.
-@pytest.mark.xfail(strict=False, reason=(
-    "BUG: an attempt committed as ASSIGNED whose Assign message never reached the executor (the leader "
-    "died between appending the assign entry and pushing it) stays ASSIGNED forever while the executor "
-    "stays connected: scheduler/dispatcher.py only reconciles one way (_cancel_stale kills what the "
-    "executor runs but is not current); nothing re-pushes or re-queues what the state assigns to an "
-    "executor that does not run it (register.running / heartbeat.running omit it)."))
+# Regression: before 214af4b an attempt whose Assign message died with the old leader (appended,
+# then committed by the new one, never pushed) stayed ASSIGNED forever on a connected executor.
+# A race: this scenario hit it in about two runs out of three; test_executor_loss reproduces the
+# same missing reconciliation deterministically.
 def test_every_job_acknowledged_across_a_leader_kill_finishes(stream):
     c = stream.cluster
     client = c.client()
