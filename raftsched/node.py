@@ -382,7 +382,7 @@ def join_cluster(address: str, node_id: str, timeout: float = 30.0,
             try:
                 members = admin_pb2_grpc.AdminStub(channel).ListMembers(admin_pb2.ListMembersRequest(), timeout=2)
             except grpc.RpcError as err:
-                last_error = f"{err.code().name}: {err.details()}"  # type: ignore[attr-defined]
+                last_error = f"{err.code().name}: {err.details()}"
                 time.sleep(0.5)
                 continue
         every = [*members.voters, *members.learners]

@@ -13,7 +13,7 @@ import itertools
 import logging
 import random
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -101,7 +101,7 @@ class RaftDriver:
         self._on_config_entry = on_config_entry
         self._on_install_snapshot = on_install_snapshot
         self.bytes_since_compaction = 0
-        self.stats: Counter[str] = Counter()  # cumulative counters for metrics and profiling
+        self.stats: dict[str, float] = defaultdict(float)  # cumulative counters for metrics and profiling
         self.max_pending_proposals = max_pending_proposals
         self.observer: DriverObserver = observer or _NoObserver()
         self._wake = asyncio.Event()

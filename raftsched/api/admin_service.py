@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
@@ -20,7 +20,7 @@ from raftsched.v1 import admin_pb2, admin_pb2_grpc, raft_pb2
 if TYPE_CHECKING:
     from raftsched.node import Node
 
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 PEER_STATUS_TIMEOUT = 1.0
 READ_LOG_LIMIT = 10_000
 BACKUP_CHUNK = 1 << 20

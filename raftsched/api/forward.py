@@ -39,7 +39,7 @@ def forwarded_metadata() -> tuple[tuple[str, str], ...]:
     return ((FORWARDED_KEY, caller_role() or "1"),)
 
 
-def was_forwarded(context: grpc.aio.ServicerContext) -> bool:  # type: ignore[type-arg]
+def was_forwarded(context: grpc.aio.ServicerContext) -> bool:
     return any(k == FORWARDED_KEY for k, _ in (context.invocation_metadata() or ()))
 
 

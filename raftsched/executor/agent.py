@@ -262,7 +262,7 @@ class Executor:
     async def _connect_once(self, target: str) -> _Outcome:
         self._event("connecting", level=logging.DEBUG, address=target)
         async with self._open_channel(target) as channel:
-            call = epb_grpc.ExecutorStub(channel).Connect()  # type: ignore[no-untyped-call]
+            call = epb_grpc.ExecutorStub(channel).Connect()
             session = _Session(self, call)
             try:
                 await session.run()

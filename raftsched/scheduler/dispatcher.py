@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from raftsched.node import Node
 
 log = logging.getLogger("raftsched.scheduler")
-Context = grpc.aio.ServicerContext[Any, Any]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 DISPATCH_INTERVAL = 0.05  # seconds between scheduling rounds when nothing wakes us earlier
 WATCHDOG_INTERVAL = 0.1

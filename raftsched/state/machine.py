@@ -111,8 +111,8 @@ class SchedulerState:
             else:
                 batch.put(name.encode(), schedule.SerializeToString(deterministic=True), handle)
         handle = self._db.handle("sm_meta")
-        for name, value in _meta(m).items():
-            batch.put(name, _U64.pack(value), handle)
+        for meta_key, value in _meta(m).items():
+            batch.put(meta_key, _U64.pack(value), handle)
         self._db.write(batch, sync=False)
         return jobs
 
