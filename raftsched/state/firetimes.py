@@ -150,11 +150,12 @@ def plan(spec: scheduler_pb2.ScheduleSpec, decided_until: int, now: int, *, paus
     due_times, next_due, capped = _due_times(spec, decided_until, now)
     late = [t for t in due_times if now - due(spec, t) > ON_TIME_GRACE_MS]
     catchup = set() if capped else _catchup(spec, late, now)
+    late_set = set(late)
     out: list[Decision] = []
     for t in due_times:
         if paused:
             out.append(Decision(t, False, PAUSED))
-        elif t in catchup or (t not in late and not capped):
+        elif t in catchup or (t not in late_set and not capped):
             out.append(Decision(t, True))
         else:
             out.append(Decision(t, False, _late_reason(spec, t, now)))

@@ -87,9 +87,9 @@ def test_drain_keeps_running_work_and_survives_reregistration(node: Node) -> Non
     assert node.run(c.executor_down("e9")).code == 5
 
 
-def test_schedule_commands_are_refused_for_now(node: Node) -> None:
+def test_a_schedule_without_cron_or_interval_is_refused(node: Node) -> None:
     cmd = c.Command()
-    cmd.create_schedule.spec.name = "nightly"
+    cmd.create_schedule.spec.name = "nightly"  # neither cron nor every_ms (tests/schedules has the rest)
     result = node.run(cmd)
-    assert result.code == 12 and result.error == "schedules: not implemented yet"
+    assert result.code == 3 and result.error.startswith("cron:")
     assert node.state.counters()["refused_commands"] == 1
