@@ -136,6 +136,32 @@ class AsyncClient:
                              ) -> scheduler_pb2.ListExecutorsResponse:
         return await self._unary(calls.list_executors(stale), timeout)
 
+    async def create_schedule(self, spec: scheduler_pb2.ScheduleSpec, *, timeout: float | None = None,
+                              ) -> scheduler_pb2.Schedule:
+        return await self._unary(calls.create_schedule(spec), timeout)
+
+    async def list_schedules(self, stale: bool = False, *, timeout: float | None = None,
+                             ) -> scheduler_pb2.ListSchedulesResponse:
+        return await self._unary(calls.list_schedules(stale), timeout)
+
+    async def get_schedule(self, name: str, stale: bool = False, *, timeout: float | None = None,
+                           ) -> scheduler_pb2.Schedule:
+        return await self._unary(calls.get_schedule(name, stale), timeout)
+
+    async def pause_schedule(self, name: str, note: str = "", *, timeout: float | None = None,
+                             ) -> scheduler_pb2.Schedule:
+        return await self._unary(calls.pause_schedule(name, note), timeout)
+
+    async def resume_schedule(self, name: str, *, timeout: float | None = None) -> scheduler_pb2.Schedule:
+        return await self._unary(calls.resume_schedule(name), timeout)
+
+    async def trigger_schedule(self, name: str, *, timeout: float | None = None) -> jobs_pb2.Job:
+        return await self._unary(calls.trigger_schedule(name), timeout)
+
+    async def delete_schedule(self, name: str, *, timeout: float | None = None,
+                              ) -> scheduler_pb2.DeleteScheduleResponse:
+        return await self._unary(calls.delete_schedule(name), timeout)
+
     async def watch_job(self, job_id: str, *, timeout: float | None = None) -> AsyncIterator[jobs_pb2.Job]:
         """The current state, then each change until terminal; reopened after a node failure."""
         deadline = math.inf if timeout is None else time.monotonic() + timeout
