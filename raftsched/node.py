@@ -66,10 +66,17 @@ class Node:
         self.config = config
         self.id = config.id
         self.db = NodeDB(config.data_dir, column_families=COLUMN_FAMILIES)
-        self.store = RaftStore(self.db)
-        self.addresses = self._initial_addresses()
-        self.store.verify()
-        self.sm = SchedulerState(self.db)
+        try:
+            self.store = RaftStore(self.db)
+            self.addresses = self._initial_addresses()
+            self.store.verify()
+            self.sm = SchedulerState(self.db)
+        except StoreError:
+            self.db.close()
+            raise
+        except Exception as err:  # rocksdict reports RocksDB corruption as a bare Exception
+            self.db.close()
+            raise StoreError(f"reading {config.data_dir} failed: {err}") from err
         if config.force_new_cluster:
             self._force_new_cluster()
         options = _grpc_options(config)

@@ -9,6 +9,7 @@ together in the next one: that is the group commit.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import random
@@ -101,6 +102,10 @@ class RaftDriver:
         self._on_config_entry = on_config_entry
         self._on_install_snapshot = on_install_snapshot
         self.bytes_since_compaction = 0
+        self._persist_entries = 0
+        # One thread for fsyncs: at most one is in flight, and it never touches Python state
+        # the loop uses (see NodeDB.sync_wal_files).
+        self._fsync_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fsync")
         self.stats: dict[str, float] = defaultdict(float)  # cumulative counters for metrics and profiling
         self.max_pending_proposals = max_pending_proposals
         self.observer: DriverObserver = observer or _NoObserver()
@@ -127,6 +132,7 @@ class RaftDriver:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fsync_thread.shutdown(wait=True)
         self._fail_all(OutcomeUnknownError("node stopped"))
 
     # --- inputs ---
@@ -235,11 +241,19 @@ class RaftDriver:
             self.stats["waiters_seen"] += len(self._waiters)
             self.stats["wakeups"] += 1
             while self.core.has_ready():
-                self._handle_ready(self.core.ready())
+                rd = self.core.ready()
+                if self._persist(rd):
+                    # Group commit: the fsync runs in a worker thread; meanwhile the loop keeps
+                    # taking in requests and messages, which the core may step between ready()
+                    # and advance() (its entries stay unstable until then), and they all go
+                    # out together in the next ready.
+                    await self._sync_wal()
+                self._after_persist(rd)
             # Let the transport and the servicers run before the next batch.
             await asyncio.sleep(0)
 
-    def _handle_ready(self, rd: Ready) -> None:
+    def _persist(self, rd: Ready) -> bool:
+        """Send what may go at once and write the ready; True when an fsync must follow."""
         self.stats["readies"] += 1
         if rd.messages:
             self.transport.send(rd.messages)
@@ -249,19 +263,35 @@ class RaftDriver:
             # entries at or below its applied index), never one behind.
             self._on_install_snapshot(rd.snapshot)
             self.applied_index = max(self.applied_index, rd.snapshot.index)
+        must_sync = False
         if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
-            sync = self._must_sync(rd)
+            must_sync = self._must_sync(rd)
             started = time.perf_counter()
-            self.store.save(rd.hard_state, rd.entries, rd.snapshot, sync=sync)
+            # A snapshot install is rare: sync it inline. Everything else is written now and
+            # made durable by _sync_wal off the loop.
+            self.store.save(rd.hard_state, rd.entries, rd.snapshot, sync=rd.snapshot is not None)
             elapsed = time.perf_counter() - started
             self.stats["persist_seconds"] += elapsed
-            self.observer.persisted(elapsed, len(rd.entries), sync)
-            self.stats["synced_writes" if sync else "unsynced_writes"] += 1
+            self.stats["synced_writes" if must_sync else "unsynced_writes"] += 1
+            if not must_sync:
+                self.observer.persisted(elapsed, len(rd.entries), False)
             self.stats["entries_persisted"] += len(rd.entries)
             self.bytes_since_compaction += sum(len(e.data) + 24 for e in rd.entries)
+            self._persist_entries = len(rd.entries)
         for entry in rd.entries:
             if entry.type is EntryType.CONFIG:
                 self._on_config_entry(entry.index, entry.data, False)  # addresses are needed at once
+        return must_sync and rd.snapshot is None
+
+    async def _sync_wal(self) -> None:
+        started = time.perf_counter()
+        await asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.store.sync)
+        elapsed = time.perf_counter() - started
+        self.stats["fsync_seconds"] += elapsed
+        self.observer.persisted(elapsed, self._persist_entries, True)
+
+    def _after_persist(self, rd: Ready) -> None:
+        """Everything that must wait until the ready is durable."""
         if rd.persisted_messages:
             self.transport.send(rd.persisted_messages)
         if rd.committed:

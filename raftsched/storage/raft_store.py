@@ -133,6 +133,11 @@ class RaftStore:
         if hard_state is not None:
             self._hard_state = hard_state
 
+    def sync(self) -> None:
+        """Make every earlier `save(..., sync=False)` durable; safe to run in a worker thread
+        (it makes only OS calls, see NodeDB.sync_wal_files)."""
+        self._db.sync_wal_files()
+
     def compact(self, index: int, term: int, config: ConfigState) -> None:
         """Record a snapshot at `index` (already applied) and drop the entries up to it."""
         if not self._snapshot.index < index <= self._last:
