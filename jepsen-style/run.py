@@ -68,6 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds a client operation may take, retries included; then it is recorded as info")
     p.add_argument("--job-timeout", type=float, default=10.0,
                    help="per-attempt timeout of the workload's jobs in seconds (they run 0-1 s); 0 for none")
+    p.add_argument("--schedules", type=int, default=0,
+                   help="recurring schedules created at the start (catch-up all, skip, once in turn), paused "
+                        "after healing and checked by checkers/schedules.py (default 0: none)")
+    p.add_argument("--schedule-every", type=float, default=1.0, help="the schedules' interval in seconds (>= 1)")
     p.add_argument("--keep-data", action="store_true", help="keep the nodes' RocksDB dirs of a valid run")
     args = p.parse_args(argv)
     if args.seed is None:
@@ -75,6 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.kinds, args.notes = parse_kinds(args.nemesis)
     if args.executors < 0 or args.clients < 1 or args.rate <= 0 or args.time <= 0:
         p.error("--executors >= 0, --clients >= 1, --rate > 0 and --time > 0 please")
+    if args.schedules < 0 or args.schedule_every < 1:
+        p.error("--schedules >= 0 and --schedule-every >= 1 please")
     return args
 
 
@@ -146,10 +152,17 @@ class Run:
         self.nemesis = Nemesis(self.cluster, self.history, self.args.kinds, random.Random(self.rng.random()),
                                interval=self.args.nemesis_interval)
         cfg = WorkloadConfig(rate=self.args.rate, clients=self.args.clients, stale_reads=self.args.stale_reads,
-                             job_timeout=self.args.job_timeout, op_timeout=self.args.op_timeout)
+                             job_timeout=self.args.job_timeout, op_timeout=self.args.op_timeout,
+                             schedules=self.args.schedules, schedule_every=self.args.schedule_every)
         self.workload = Workload(self.cluster, self.history, cfg, random.Random(self.rng.random()),
                                  ledger=self.run_dir / "ledger.txt", watch_log=self.run_dir / "watches.jsonl",
                                  stale_targets=self._cut_off_nodes)
+        if self.args.schedules:
+            await self.workload.create_schedules()
+            say(f"created {len(self.workload.schedule_names)}/{self.args.schedules} schedule(s) every "
+                f"{self.args.schedule_every:g} s: {', '.join(self.workload.schedule_names)}")
+            if len(self.workload.schedule_names) < self.args.schedules:
+                self.problem("could not create every schedule")
         say(f"workload at {self.args.rate:g} ops/s with {self.args.clients} clients; nemesis "
             f"{','.join(self.args.kinds) or 'none'} for {self.args.time:g} s (seed {self.args.seed})")
         wl = asyncio.create_task(self.workload.run())
@@ -185,6 +198,12 @@ class Run:
         if leader is None:
             self.problem(f"no leader within {START_TIMEOUT:.0f} s after healing")
             return
+        if self.workload is not None and self.workload.schedule_names:
+            # Before waiting for the jobs: a schedule that keeps firing keeps jobs open.
+            await self.workload.pause_schedules()
+            unpaused = [n for n in self.workload.schedule_names if n not in self.workload.schedule_pauses]
+            if unpaused:
+                self.problem(f"could not pause schedule(s) {unpaused}")
         open_jobs = await self.wait_for_terminal(self.args.recovery_timeout)
         converged = await self.wait_for_convergence(CONVERGE_TIMEOUT)
         self.info["recovery"] = {"leader": leader, "seconds": round(time.monotonic() - t0, 3),
@@ -204,10 +223,27 @@ class Run:
             self.problem(f"could not list the jobs after recovery: {e}")
         logs = {nid: await self.read_log(nid) for nid in self.cluster.node_ids}
         status = await self.cluster.status_dicts()
-        state = {"jobs": {j.id: MessageToDict(j) for j in jobs}, "logs": logs, "status": status}
+        state: dict[str, Any] = {"jobs": {j.id: MessageToDict(j) for j in jobs}, "logs": logs, "status": status}
+        if self.workload is not None and self.workload.schedule_names:
+            state.update(await self.collect_schedules())
         (self.run_dir / "final_state.json").write_text(json.dumps(state))
         self.info["final"] = {"jobs": len(jobs), "log_entries": {n: len(v["entries"]) for n, v in logs.items()}}
         say(f"collected {len(jobs)} jobs and {sum(len(v['entries']) for v in logs.values())} log entries")
+
+    async def collect_schedules(self) -> dict[str, Any]:
+        """Every schedule (linearizable read), the pauses' wall-clock ms and the reading's."""
+        assert self.workload is not None
+        schedules: dict[str, Any] = {}
+        read_from_ms = time.time_ns() // 1_000_000  # the read reflects at least every decision made by then
+        try:
+            async with self.client() as c:
+                resp = await c.list_schedules(timeout=15.0)
+            schedules = {s.id: MessageToDict(s) for s in resp.schedules}
+        except ClientError as e:
+            self.problem(f"could not list the schedules after recovery: {e}")
+        say(f"collected {len(schedules)} schedule(s)")
+        return {"schedules": schedules, "schedule_pauses": self.workload.schedule_pauses,
+                "collected_ms": read_from_ms}
 
     async def teardown(self) -> None:
         if self.nemesis is not None:
@@ -410,7 +446,8 @@ def summarize(run: Run, results: dict[str, Any], seconds: float) -> None:
         say(f"  reproduce: python jepsen-style/run.py --nodes {a.nodes} --executors {a.executors} --time {a.time:g} "
             f"--nemesis {a.nemesis} --nemesis-interval {a.nemesis_interval:g} --seed {a.seed} --rate {a.rate:g} "
             f"--clients {a.clients} --op-timeout {a.op_timeout:g} --job-timeout {a.job_timeout:g}"
-            f"{' --stale-reads' if a.stale_reads else ''}")
+            f"{' --stale-reads' if a.stale_reads else ''}"
+            f"{f' --schedules {a.schedules} --schedule-every {a.schedule_every:g}' if a.schedules else ''}")
 
 
 def make_run_dir(store: Path, args: argparse.Namespace) -> Path:
@@ -435,7 +472,9 @@ async def _run_main(run: Run) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    run_dir = make_run_dir(Path(args.store), args)
+    # Absolute: the processes run with their log directory as cwd, so a relative --store (the
+    # default) would put their data dirs and the tasks' ledger under logs/, not where checked.
+    run_dir = make_run_dir(Path(args.store).resolve(), args)
     run = Run(args, run_dir)
     atexit.register(kill_run_leftovers, run.run_id)
     for note in args.notes:

@@ -7,6 +7,10 @@ a cut connection). A process whose operation ended in `info` may still have it i
 client continues as a new process (id + number of clients), as Jepsen does.
 
 A submit that ended in `info` is retried later with the same idempotency key, as a new invoke.
+With `schedules` > 0, that many recurring schedules are created before the clients start (f
+`create-schedule`), each firing the same ledger-writing task every `schedule_every` seconds with
+its own catch-up policy (all, skip, once in turn); the runner pauses them after healing (f
+`pause-schedule`) and collects them for checkers/schedules.py. These ops use process "schedules".
 The jobs run a tiny shell command that appends "job attempt executor wall_ns" to the raw ledger
 and sleeps 0-1 s, so that every execution, duplicates included, is visible afterwards.
 """
@@ -53,6 +57,12 @@ FAIL_CODES = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", 
                         "OUT_OF_RANGE", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})
 RECENT = 24  # reads and cancels favour the most recently acknowledged jobs
 MAX_RETRY_KEYS = 1000
+SCHEDULES_PROCESS = "schedules"  # the history process of schedule creation and pausing
+# (catch-up, overlap) of schedule i, in turn: `all` must fire every time, `skip` records late times
+# as missed, `once` folds them into one run and skips times whose previous job still runs.
+SCHEDULE_POLICIES = (("all", "allow"), ("skip", "allow"), ("once", "skip"))
+SCHEDULED_TASK_SECONDS = 0.2
+SCHEDULE_OP_DEADLINE = 30.0  # seconds to keep retrying one schedule's creation or pause
 
 
 def state_name(state: int) -> str:
@@ -84,6 +94,8 @@ class WorkloadConfig:
     stale_fraction: float = 0.3
     watchers: int = 2
     job_timeout: float = 10.0  # per attempt; 0: none (a lost assignment then hangs the job)
+    schedules: int = 0  # recurring schedules created at the start (0: none)
+    schedule_every: float = 1.0  # their interval in seconds
 
 
 @dataclass
@@ -102,6 +114,68 @@ class Workload:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _seq: int = 0
     watch_results: list[dict[str, Any]] = field(default_factory=list)
+    schedule_names: list[str] = field(default_factory=list)  # schedules that exist (created ok)
+    schedule_pauses: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> wall ms of the pause
+
+    # --- schedules (before the clients start, and after healing) ---------------------------
+
+    def schedule_spec(self, i: int) -> scheduler_pb2.ScheduleSpec:
+        catchup, overlap = SCHEDULE_POLICIES[i % len(SCHEDULE_POLICIES)]
+        name = f"chaos-s{i}-{catchup}"
+        template = jobs_pb2.JobSpec(
+            name=f"sched-{name}",
+            command=[sys.executable, "-I", "-S", "-c", TASK_SCRIPT, str(self.ledger), f"{SCHEDULED_TASK_SECONDS:.3f}"],
+            max_attempts=5,
+            backoff=jobs_pb2.RetryBackoff(initial_ms=200, max_ms=2000, multiplier=2.0),
+            timeout_ms=int(self.config.job_timeout * 1000),
+        )
+        return scheduler_pb2.ScheduleSpec(
+            name=name, every_ms=int(self.config.schedule_every * 1000), template=template,
+            catchup=getattr(scheduler_pb2, f"CATCHUP_POLICY_{catchup.upper()}"),
+            overlap=getattr(scheduler_pb2, f"OVERLAP_POLICY_{overlap.upper().replace('-', '_')}"),
+        )
+
+    async def create_schedules(self) -> None:
+        """Create config.schedules schedules, each retried (bounded) until it exists."""
+        async with ProxyAwareClient(self.cluster, self.cluster.addresses, timeout=self.config.op_timeout) as client:
+            for i in range(self.config.schedules):
+                spec = self.schedule_spec(i)
+                value = {"name": spec.name, "every_ms": spec.every_ms,
+                         "catchup": scheduler_pb2.CatchupPolicy.Name(spec.catchup).removeprefix("CATCHUP_POLICY_"),
+                         "overlap": scheduler_pb2.OverlapPolicy.Name(spec.overlap).removeprefix("OVERLAP_POLICY_")}
+                deadline = time.monotonic() + SCHEDULE_OP_DEADLINE
+                while time.monotonic() < deadline:
+                    self.history.append(SCHEDULES_PROCESS, "invoke", "create-schedule", value)
+                    outcome, resp = await self._call(client.create_schedule(spec))
+                    if outcome == "ok":
+                        self.history.append(SCHEDULES_PROCESS, "ok", "create-schedule",
+                                            {"name": spec.name, "created_ms": resp.created_ms})
+                        self.schedule_names.append(spec.name)
+                        break
+                    self.history.append(SCHEDULES_PROCESS, outcome, "create-schedule",
+                                        {"name": spec.name, "error": resp})
+                    if resp == "ALREADY_EXISTS":  # an earlier attempt that ended in info did create it
+                        self.schedule_names.append(spec.name)
+                        break
+                    await asyncio.sleep(0.5)
+
+    async def pause_schedules(self) -> None:
+        """Pause every schedule (retried, bounded); the wall-clock ms of each pause's invoke and ok."""
+        async with ProxyAwareClient(self.cluster, self.cluster.addresses, timeout=self.config.op_timeout) as client:
+            for name in self.schedule_names:
+                deadline = time.monotonic() + SCHEDULE_OP_DEADLINE
+                invoked = time.time_ns() // 1_000_000  # the first try's: a try that ended in info may have paused it
+                while time.monotonic() < deadline:
+                    self.history.append(SCHEDULES_PROCESS, "invoke", "pause-schedule", {"name": name})
+                    outcome, resp = await self._call(client.pause_schedule(name, "chaos run ended"))
+                    if outcome == "ok":
+                        done = time.time_ns() // 1_000_000
+                        self.schedule_pauses[name] = {"invoke_ms": invoked, "ok_ms": done}
+                        self.history.append(SCHEDULES_PROCESS, "ok", "pause-schedule",
+                                            {"name": name, "paused": resp.paused, "wall_ms": done})
+                        break
+                    self.history.append(SCHEDULES_PROCESS, outcome, "pause-schedule", {"name": name, "error": resp})
+                    await asyncio.sleep(0.5)
 
     async def run(self) -> None:
         """Run the clients and watchers until stop() is called, then let the last ops finish."""

@@ -21,6 +21,7 @@ from . import (
     lost_writes,
     monotonic_states,
     no_overlap,
+    schedules,
 )
 from .rundata import Run
 
@@ -34,6 +35,7 @@ CHECKERS: dict[str, Checker] = {
     "fencing": fencing.check,
     "no_overlap": no_overlap.check,
     "log_prefix": log_prefix.check,
+    "schedules": schedules.check,
     "liveness": liveness.check,
     "figures": figures.check,
 }
