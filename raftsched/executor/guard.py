@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from pathlib import Path
 
 from raftsched.executor import guard_process
@@ -25,7 +26,7 @@ class TaskGuard:
     async def start(cls, pgid: int, *, remaining_s: float, grace_s: float) -> TaskGuard | None:
         """Spawn a guard for `pgid`; None (logged) when it cannot be started: the agent's own
         watchdog still enforces the lease, only a frozen agent is then unguarded."""
-        argv = [sys.executable, "-I", GUARD_SCRIPT, str(pgid), str(_ms(grace_s)), str(_ms(remaining_s))]
+        argv = [sys.executable, "-I", GUARD_SCRIPT, str(pgid), str(_ms(grace_s)), str(_deadline_ns(remaining_s))]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -43,7 +44,7 @@ class TaskGuard:
         return self._proc.pid
 
     def renew(self, remaining_s: float) -> None:
-        self._send(f"renew {_ms(remaining_s)}\n")
+        self._send(f"renew {_deadline_ns(remaining_s)}\n")
 
     async def release(self) -> bool:
         """Stop guarding; says whether the guard had already killed the group (lease lapsed)."""
@@ -66,3 +67,8 @@ class TaskGuard:
 
 def _ms(seconds: float) -> int:
     return max(0, int(seconds * 1000))
+
+
+def _deadline_ns(remaining_s: float) -> int:
+    """The absolute CLOCK_MONOTONIC time the lease ends, as the guard expects it."""
+    return time.monotonic_ns() + max(0, int(remaining_s * 1e9))

@@ -1,6 +1,6 @@
 """The guard: a tiny process that kills one task's process group when the lease stops being renewed.
 
-Run as `python -I guard_process.py PGID GRACE_MS REMAINING_MS` (by path, not `-m`: importing the
+Run as `python -I guard_process.py PGID GRACE_MS DEADLINE_NS` (by path, not `-m`: importing the
 raftsched package would pull in grpc and make every task start slower). Standard library only.
 
 Why it exists: the agent's own lease watchdog cannot run while the agent is frozen (SIGSTOP, a
@@ -8,7 +8,9 @@ paused VM thread, a debugger), but the task it supervises keeps running in its o
 guard is a separate process, in a session of its own, so it keeps counting (SPEC §6 promise 9).
 
 Protocol on stdin, one line each:
-  `renew MS`  the lease has MS milliseconds left as of now (relative, so no shared clock is needed)
+  `renew NS`  the lease now ends at NS, an absolute CLOCK_MONOTONIC time in nanoseconds. That
+              clock is shared by every process on the machine, so the deadline does not slip by
+              however long the guard took to start or to read the line.
   `release`   the task ended or the agent took over its killing; exit without touching the group
 End of input without `release` means the agent died: keep the last deadline, kill when it passes.
 When the deadline passes: SIGTERM the group, SIGKILL it after GRACE_MS, exit 3 (EXIT_KILLED).
@@ -43,7 +45,7 @@ def apply_line(line: bytes, deadline: float) -> float | None:
     if words == [b"release"]:
         return None
     if len(words) == 2 and words[0] == b"renew" and words[1].isdigit():
-        return max(deadline, time.monotonic() + int(words[1]) / 1000.0)
+        return max(deadline, int(words[1]) / 1e9)
     return deadline  # ignore what we do not understand rather than kill on a typo
 
 
@@ -75,10 +77,10 @@ def guard(pgid: int, grace_s: float, deadline: float) -> int:
 
 
 def main(argv: list[str]) -> int:
-    pgid, grace_ms, remaining_ms = (int(a) for a in argv[1:4])
+    pgid, grace_ms, deadline_ns = (int(a) for a in argv[1:4])
     # Terminal signals meant for the agent (Ctrl-C) must not take the guard with them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return guard(pgid, grace_ms / 1000.0, time.monotonic() + remaining_ms / 1000.0)
+    return guard(pgid, grace_ms / 1000.0, deadline_ns / 1e9)
 
 
 if __name__ == "__main__":
