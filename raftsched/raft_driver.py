@@ -263,25 +263,27 @@ class RaftDriver:
             # entries at or below its applied index), never one behind.
             self._on_install_snapshot(rd.snapshot)
             self.applied_index = max(self.applied_index, rd.snapshot.index)
-        must_sync = False
-        if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
-            must_sync = self._must_sync(rd)
-            started = time.perf_counter()
-            # A snapshot install is rare: sync it inline. Everything else is written now and
-            # made durable by _sync_wal off the loop.
-            self.store.save(rd.hard_state, rd.entries, rd.snapshot, sync=rd.snapshot is not None)
-            elapsed = time.perf_counter() - started
-            self.stats["persist_seconds"] += elapsed
-            self.stats["synced_writes" if must_sync else "unsynced_writes"] += 1
-            if not must_sync:
-                self.observer.persisted(elapsed, len(rd.entries), False)
-            self.stats["entries_persisted"] += len(rd.entries)
-            self.bytes_since_compaction += sum(len(e.data) + 24 for e in rd.entries)
-            self._persist_entries = len(rd.entries)
         for entry in rd.entries:
             if entry.type is EntryType.CONFIG:
                 self._on_config_entry(entry.index, entry.data, False)  # addresses are needed at once
-        return must_sync and rd.snapshot is None
+        if rd.entries or rd.hard_state is not None or rd.snapshot is not None:
+            must_sync = self._must_sync(rd)
+            started = time.perf_counter()
+            # Sync inline when there is nothing to batch (one entry, at most one proposal
+            # waiting: a thread hand-off would only add latency) and for a rare snapshot
+            # install; otherwise write now and let _sync_wal make it durable off the loop.
+            inline = rd.snapshot is not None or (len(rd.entries) <= 1 and len(self._waiters) <= 1)
+            self.store.save(rd.hard_state, rd.entries, rd.snapshot, sync=must_sync and inline)
+            elapsed = time.perf_counter() - started
+            self.stats["persist_seconds"] += elapsed
+            self.stats["synced_writes" if must_sync else "unsynced_writes"] += 1
+            if not must_sync or inline:
+                self.observer.persisted(elapsed, len(rd.entries), must_sync)
+            self.stats["entries_persisted"] += len(rd.entries)
+            self.bytes_since_compaction += sum(len(e.data) + 24 for e in rd.entries)
+            self._persist_entries = len(rd.entries)
+            return must_sync and not inline
+        return False
 
     async def _sync_wal(self) -> None:
         started = time.perf_counter()
