@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from raftsched.cli.commands.jobs import add_job_spec_flags, spec_from_args
 from raftsched.cli.common import Printer, make_client
@@ -36,7 +37,26 @@ def schedule_spec_from_args(args: argparse.Namespace) -> scheduler_pb2.ScheduleS
         spec.catchup_window_ms = parse_duration_ms(args.catchup_window, name="--catchup-window")
     if args.jitter:
         spec.jitter_ms = parse_duration_ms(args.jitter, name="--jitter")
+    if args.start:
+        spec.start_ms = parse_time_ms(args.start, name="--start")
+    if args.end:
+        spec.end_ms = parse_time_ms(args.end, name="--end")
+    if spec.start_ms and spec.end_ms and spec.end_ms <= spec.start_ms:
+        raise UsageError("--end must be after --start")
     return spec
+
+
+def parse_time_ms(text: str, *, name: str) -> int:
+    """An ISO 8601 time (a zone offset or Z; UTC when none) or milliseconds since the Unix epoch."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{name}: {text!r} is neither an ISO 8601 time nor milliseconds since the epoch") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -148,6 +168,8 @@ def _register_create(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                         help="fire times missed while no leader could fire (default skip)")
     create.add_argument("--catchup-window", metavar="DURATION", help="how far back to catch up (default 1h)")
     create.add_argument("--catchup-max", type=int, metavar="N", help="most missed fires to run (default 100)")
-    create.add_argument("--jitter", metavar="DURATION", help="random delay added to each fire")
+    create.add_argument("--start", metavar="TIME", help="no fires before TIME (ISO 8601, or ms since the epoch)")
+    create.add_argument("--end", metavar="TIME", help="no fires after TIME (ISO 8601, or ms since the epoch)")
+    create.add_argument("--jitter", metavar="DURATION", help="delay each fire by < DURATION, same on every leader")
     add_job_spec_flags(create)
     create.set_defaults(handler_fn=cmd_create)
