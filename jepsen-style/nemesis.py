@@ -2,7 +2,8 @@
 
 A fault's start is an `invoke` op of process "nemesis" and its end an `info` op with the same f:
 value {"phase": "start"|"end", "targets": [...], ...}. The schedule never impairs more than a
-minority of the nodes at once (a killed, paused or cut-off node counts as impaired), so SPEC §6
+minority of the nodes at once (a killed, paused or cut-off node counts as impaired, and so does
+a node taken out of the configuration by `membership` until it is a voter again), so SPEC §6
 applies throughout; executor faults are not limited.
 """
 
@@ -13,8 +14,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc.aio
 from cluster import Cluster
 from history import History
+from workload import ProxyAwareClient
+
+from raftsched.client import ClientError, calls
+from raftsched.v1 import admin_pb2, admin_pb2_grpc
 
 KINDS = ("kill", "pause", "partition", "executor", "membership")
 PARTITION_MODES = ("drop", "blackhole")
@@ -197,6 +203,123 @@ class ExecutorFault(Fault):
         return {"targets": [self.target], "mode": self.mode, "action": "heal"}
 
 
+# Deadlines (s) of the membership fault's Admin calls, each also its single attempt's: a change
+# waits up to 20 s for its entry to apply on the leader, a promotion up to 30 s more for catch-up.
+MEMBER_CALL_TIMEOUT = 25.0
+PROMOTE_TIMEOUT = 60.0
+READD_DEADLINE = 120.0  # how long stop() keeps trying to make the node a voter again
+
+
+def _outcome(err: Exception | None) -> str:
+    """ok; fail:CODE when the change certainly did not happen; info:CODE when it may have."""
+    if err is None:
+        return "ok"
+    code = err.code if isinstance(err, ClientError) else type(err).__name__
+    certain = isinstance(err, ClientError) and code in ("FAILED_PRECONDITION", "INVALID_ARGUMENT", "UNAVAILABLE")
+    return f"{'fail' if certain else 'info'}:{code}"
+
+
+@dataclass
+class MembershipChange(Fault):
+    """Take a random non-leader voter out of the configuration and put it back (5 nodes only).
+
+    start: `member remove ID` (in a background task, so the start is recorded before the change);
+    with `restart`, the removed node is also killed -9. stop: waits for the removal to be decided,
+    then, by what the leader's ListMembers says, `member add ID ADDR --learner` (ADDR: the node's
+    own listen address, so the other nodes reach it past the proxies from then on), restarts the
+    node from its data directory if it is not running, and `member promote ID`; retried until
+    READD_DEADLINE. The node counts as impaired from start until stop() has returned."""
+
+    restart: bool = False
+    avoid: frozenset[str] = frozenset()
+    target: str = ""
+    _removing: asyncio.Task[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.f = "membership"
+
+    async def start(self, c: Cluster, rng: random.Random) -> dict[str, Any] | None:
+        lead = await c.find_leader()
+        if lead is None:
+            return None
+        members = await _members(c, lead)
+        if members is None or len(members.voters) < len(c.node_ids) or members.learners:
+            return None  # a previous change is not complete (or the leader did not answer)
+        healthy = [n for n in c.node_ids if n not in self.avoid and n != lead
+                   and await c.local_status(n) is not None]
+        if not healthy:
+            return None
+        self.target = rng.choice(healthy)
+        self.impairs = frozenset({self.target})
+        self._removing = asyncio.create_task(self._remove(c, lead))
+        return {"targets": [self.target], "restart": self.restart, "leader_at_pick": lead}
+
+    async def _remove(self, c: Cluster, lead: str) -> str:
+        try:
+            async with _admin_client(c, lead, MEMBER_CALL_TIMEOUT) as client:
+                await client._unary(calls.remove_member(self.target), MEMBER_CALL_TIMEOUT)
+            err = None
+        except Exception as e:  # any failure: recorded, and stop() goes by the leader's view
+            err = e
+        if self.restart and (err is None or _outcome(err).startswith("info")):
+            c.nodes[self.target].proc.kill9()
+        return _outcome(err)
+
+    async def stop(self, c: Cluster) -> dict[str, Any]:
+        removed = await self._removing if self._removing is not None else "not-started"
+        steps: list[str] = []
+        voters: list[str] = []
+        deadline = asyncio.get_running_loop().time() + READD_DEADLINE
+        proc = c.nodes[self.target].proc
+        while asyncio.get_running_loop().time() < deadline:
+            lead = await c.find_leader()
+            members = await _members(c, lead) if lead is not None else None
+            if members is None:
+                await asyncio.sleep(0.5)
+                continue
+            voters = sorted(m.id for m in members.voters)
+            learners = {m.id for m in members.learners}
+            if self.target in voters:
+                if not proc.alive():  # removal failed while the restart variant killed it
+                    proc.start()
+                    steps.append("restart")
+                break
+            if self.target not in learners:
+                step, call = "add", calls.add_member(self.target, c.nodes[self.target].address, True)
+                timeout = MEMBER_CALL_TIMEOUT
+            else:
+                if not proc.alive():
+                    proc.start()
+                    steps.append("restart")
+                step, call, timeout = "promote", calls.promote_member(self.target), PROMOTE_TIMEOUT
+            assert lead is not None
+            try:
+                async with _admin_client(c, lead, timeout) as client:
+                    await client._unary(call, timeout)
+                steps.append(f"{step}:ok")
+            except Exception as e:
+                steps.append(f"{step}:{_outcome(e)}")
+                await asyncio.sleep(1.0)
+        readded = self.target in voters
+        return {"targets": [self.target], "action": "re-add", "remove": removed, "steps": steps,
+                "outcome": "ok" if readded else "info", "voters": voters}
+
+
+def _admin_client(c: Cluster, lead: str, timeout: float) -> ProxyAwareClient:
+    """A client that asks the leader first, then the others (each node's own port)."""
+    addresses = [c.nodes[lead].address] + [a for a in c.addresses if a != c.nodes[lead].address]
+    return ProxyAwareClient(c, addresses, timeout=timeout, attempt_timeout=timeout)
+
+
+async def _members(c: Cluster, nid: str) -> admin_pb2.ListMembersResponse | None:
+    """The configuration as node `nid` (the leader: the latest one, committed or not) has it."""
+    stub = admin_pb2_grpc.AdminStub(c.channel(c.nodes[nid].address))
+    try:
+        return await stub.ListMembers(admin_pb2.ListMembersRequest(), timeout=2.0)
+    except grpc.aio.AioRpcError:
+        return None
+
+
 def make_fault(kind: str, rng: random.Random, n_nodes: int) -> Fault:
     """A fault of one enabled kind, its variant drawn from rng."""
     if kind == "kill":
@@ -208,6 +331,8 @@ def make_fault(kind: str, rng: random.Random, n_nodes: int) -> Fault:
         return Partition(shape=rng.choice(shapes), mode=rng.choice(PARTITION_MODES))
     if kind == "executor":
         return ExecutorFault(action=rng.choice(["kill", "pause", "partition"]), mode=rng.choice(PARTITION_MODES))
+    if kind == "membership":
+        return MembershipChange(restart=rng.random() < 0.5)
     raise ValueError(f"unknown fault kind {kind!r}")
 
 
@@ -224,6 +349,7 @@ class Nemesis:
     min_duration: float = 2.0
     max_duration: float = 8.0
     active: list[Fault] = field(default_factory=list)
+    stopping: list[Fault] = field(default_factory=list)  # stop() under way: still impairing
     _timers: dict[asyncio.Task[None], Fault] = field(default_factory=dict)
     _deck: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
@@ -236,15 +362,18 @@ class Nemesis:
 
     def _budget_ok(self, fault: Fault) -> bool:
         minority = (len(self.cluster.node_ids) - 1) // 2
-        impaired = set().union(*(f.impairs for f in self.active)) if self.active else set()
-        node_faults = isinstance(fault, KillNode | PauseNode | Partition)
+        current = self.active + self.stopping
+        impaired = set().union(*(f.impairs for f in current)) if current else set()
+        node_faults = isinstance(fault, KillNode | PauseNode | Partition | MembershipChange)
         if not node_faults:
             return True
-        if fault.is_partition and any(f.is_partition for f in self.active):
+        if fault.is_partition and any(f.is_partition for f in current):
             return False
+        if isinstance(fault, MembershipChange) and any(isinstance(f, MembershipChange) for f in current):
+            return False  # never two membership changes at once
         if len(impaired) >= minority:
             return False
-        if isinstance(fault, KillNode | PauseNode):
+        if isinstance(fault, KillNode | PauseNode | MembershipChange):
             fault.avoid = frozenset(impaired)
         return not (fault.is_partition and impaired)  # a partition picks its own minority
 
@@ -284,7 +413,11 @@ class Nemesis:
         if fault not in self.active:
             return
         self.active.remove(fault)
-        value = await fault.stop(self.cluster)
+        self.stopping.append(fault)
+        try:
+            value = await fault.stop(self.cluster)
+        finally:
+            self.stopping.remove(fault)
         self.history.append("nemesis", "info", fault.f, {"phase": "end", **value})
         self.log.append(f"{self.history.now() / 1e9:7.2f}s end   {fault.f} {value}")
 

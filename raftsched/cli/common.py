@@ -76,10 +76,13 @@ def client_token(args: argparse.Namespace) -> str:
         raise UsageError(str(e)) from None
 
 
-def make_client(args: argparse.Namespace, *, admin: bool = False) -> Client:
-    """A client for the command; `admin`: an operator command (picks admin.crt, see client_tls)."""
+def make_client(args: argparse.Namespace, *, admin: bool = False, default_timeout: float | None = None) -> Client:
+    """A client for the command; `admin`: an operator command (picks admin.crt, see client_tls).
+    `default_timeout`: the deadline when none is given, for commands the server may rightly take
+    long to answer (a membership change waits for the learner to catch up)."""
     raw_timeout = getattr(args, "rpc_timeout", None)
-    timeout = parse_duration_s(raw_timeout, name="--timeout") if raw_timeout else DEFAULT_RPC_TIMEOUT_S
+    fallback = default_timeout or DEFAULT_RPC_TIMEOUT_S
+    timeout = parse_duration_s(raw_timeout, name="--timeout") if raw_timeout else fallback
     tls, token = client_tls(args, admin=admin), client_token(args)
     if token and not tls.enabled:
         raise UsageError("a bearer token needs TLS (--tls-dir or --tls-ca): it must not cross the network in clear")

@@ -11,6 +11,7 @@ from raftsched.config import check_address, check_id
 from raftsched.v1 import admin_pb2
 
 STATUS_TIMEOUT_S = 4.0
+MEMBERSHIP_TIMEOUT_S = 90.0  # the server may wait for a learner to catch up (30 s) and the change to apply
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -42,23 +43,23 @@ def cmd_member_list(args: argparse.Namespace) -> int:
 def cmd_member_add(args: argparse.Namespace) -> int:
     check_id(args.id, "member id")
     check_address(args.address, "member address")
-    with make_client(args, admin=True) as client:
+    with make_client(args, admin=True, default_timeout=MEMBERSHIP_TIMEOUT_S) as client:
         return _show_members(Printer(args), client.add_member(args.id, args.address, args.learner))
 
 
 def cmd_member_promote(args: argparse.Namespace) -> int:
-    with make_client(args, admin=True) as client:
+    with make_client(args, admin=True, default_timeout=MEMBERSHIP_TIMEOUT_S) as client:
         return _show_members(Printer(args), client.promote_member(args.id))
 
 
 def cmd_member_remove(args: argparse.Namespace) -> int:
-    with make_client(args, admin=True) as client:
+    with make_client(args, admin=True, default_timeout=MEMBERSHIP_TIMEOUT_S) as client:
         return _show_members(Printer(args), client.remove_member(args.id))
 
 
 def cmd_leader_transfer(args: argparse.Namespace) -> int:
     out = Printer(args)
-    with make_client(args, admin=True) as client:
+    with make_client(args, admin=True, default_timeout=MEMBERSHIP_TIMEOUT_S) as client:
         response = client.transfer_leader(args.target or "")
     if out.json:
         out.message(response)

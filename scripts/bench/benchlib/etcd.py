@@ -16,6 +16,7 @@ import grpc.aio
 from benchlib import wire
 from benchlib.loadgen import Op, Retrier
 from benchlib.procs import HOST, Proc, ProcessSet, free_ports
+from benchlib.systems import ManagedMembers
 from raftsched.client.channels import CHANNEL_OPTIONS
 
 PUT = "/etcdserverpb.KV/Put"
@@ -29,7 +30,8 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-class EtcdCluster:
+class EtcdCluster(ManagedMembers):
+    member_kind = "etcd member"
     name = "etcd"
 
     def __init__(self, binary: str, root: Path, procs: ProcessSet, size: int = 3) -> None:
@@ -117,25 +119,11 @@ class EtcdCluster:
 
         return op
 
-    def kill(self, member: str) -> None:
-        self.proc[member].kill9()
-
-    def restart(self, member: str) -> None:
-        self.proc[member].start()
-
-    async def wait_caught_up(self, member: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            statuses = await self._statuses()
-            mine = statuses.get(member)
-            leader = self.member_ids.get(mine["leader"], "") if mine else ""
-            if mine and leader in statuses and mine["raft_applied_index"] >= statuses[leader]["raft_index"]:
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"etcd member {member} did not catch up in {timeout:.0f} s")
-
-    def server_pids(self) -> dict[str, int]:
-        return {m: p.pid for m, p in self.proc.items() if p.alive()}
+    async def _caught_up(self, member: str) -> bool:
+        statuses = await self._statuses()
+        mine = statuses.get(member)
+        leader = self.member_ids.get(mine["leader"], "") if mine else ""
+        return bool(mine and leader in statuses and mine["raft_applied_index"] >= statuses[leader]["raft_index"])
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}

@@ -14,6 +14,7 @@ from typing import Any
 
 from benchlib.loadgen import Op, Retrier
 from benchlib.procs import HOST, Proc, ProcessSet, free_ports
+from benchlib.systems import ManagedMembers
 
 REPLICA = Path(__file__).resolve().parent.parent / "pso_replica.py"
 
@@ -41,7 +42,8 @@ class LineConnection:
         self.writer.close()
 
 
-class PsoCluster:
+class PsoCluster(ManagedMembers):
+    member_kind = "PySyncObj replica"
     name = "pysyncobj"
 
     def __init__(self, root: Path, procs: ProcessSet, size: int = 3) -> None:
@@ -113,25 +115,11 @@ class PsoCluster:
 
         return op
 
-    def kill(self, member: str) -> None:
-        self.proc[member].kill9()
-
-    def restart(self, member: str) -> None:
-        self.proc[member].start()
-
-    async def wait_caught_up(self, member: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            statuses = await self._statuses()
-            mine = statuses.get(member)
-            leader = self.by_raft_address.get(mine["leader"], "") if mine else ""
-            if mine and leader in statuses and mine["last_applied"] >= statuses[leader]["commit_idx"]:
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"PySyncObj replica {member} did not catch up in {timeout:.0f} s")
-
-    def server_pids(self) -> dict[str, int]:
-        return {m: p.pid for m, p in self.proc.items() if p.alive()}
+    async def _caught_up(self, member: str) -> bool:
+        statuses = await self._statuses()
+        mine = statuses.get(member)
+        leader = self.by_raft_address.get(mine["leader"], "") if mine else ""
+        return bool(mine and leader in statuses and mine["last_applied"] >= statuses[leader]["commit_idx"])
 
     async def close(self) -> None:
         conns, self._conns = self._conns, []

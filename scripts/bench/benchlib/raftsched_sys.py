@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchlib.loadgen import LoadResult, Op, run_load
 from benchlib.procs import HOST, Proc, ProcessSet, free_ports
+from benchlib.systems import ManagedMembers
 from raftsched.client.aio import AsyncClient
 from raftsched.v1 import admin_pb2, jobs_pb2
 
@@ -34,7 +35,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-class RaftschedCluster:
+class RaftschedCluster(ManagedMembers):
+    member_kind = "raftsched node"
     name = "raftsched"
 
     def __init__(self, root: Path, procs: ProcessSet, label: str, size: int = 3) -> None:
@@ -121,25 +123,11 @@ class RaftschedCluster:
 
         return op
 
-    def kill(self, member: str) -> None:
-        self.proc[member].kill9()
-
-    def restart(self, member: str) -> None:
-        self.proc[member].start()
-
-    async def wait_caught_up(self, member: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            statuses = await self._statuses()
-            mine = statuses.get(member)
-            leader = next((s for s in statuses.values() if s.role == admin_pb2.ROLE_LEADER), None)
-            if mine and leader and mine.leader and mine.applied_index >= leader.commit_index:
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"raftsched node {member} did not catch up in {timeout:.0f} s")
-
-    def server_pids(self) -> dict[str, int]:
-        return {m: p.pid for m, p in self.proc.items() if p.alive()}
+    async def _caught_up(self, member: str) -> bool:
+        statuses = await self._statuses()
+        mine = statuses.get(member)
+        leader = next((s for s in statuses.values() if s.role == admin_pb2.ROLE_LEADER), None)
+        return bool(mine and leader and mine.leader and mine.applied_index >= leader.commit_index)
 
     async def close(self) -> None:
         clients, self._clients = self._clients, []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Protocol
 
 from benchlib.loadgen import Op
+from benchlib.procs import Proc
 
 
 class System(Protocol):
@@ -31,3 +34,31 @@ class System(Protocol):
 
     def server_pids(self) -> dict[str, int]:
         """Member name -> pid of each live server process."""
+
+
+class ManagedMembers:
+    """What every system's process handling shares: kill, restart, pids, and waiting until a
+    restarted member has caught up. Subclasses say how to tell (`_caught_up`)."""
+
+    proc: dict[str, Proc]
+    member_kind = "member"
+
+    def kill(self, member: str) -> None:
+        self.proc[member].kill9()
+
+    def restart(self, member: str) -> None:
+        self.proc[member].start()
+
+    def server_pids(self) -> dict[str, int]:
+        return {m: p.pid for m, p in self.proc.items() if p.alive()}
+
+    async def wait_caught_up(self, member: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await self._caught_up(member):
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{self.member_kind} {member} did not catch up in {timeout:.0f} s")
+
+    async def _caught_up(self, member: str) -> bool:
+        raise NotImplementedError
