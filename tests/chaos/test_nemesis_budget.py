@@ -3,12 +3,26 @@ until it is a voter again, and two membership changes never overlap."""
 
 from __future__ import annotations
 
+import importlib.util
 import random
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from nemesis import KillNode, MembershipChange, Nemesis, Partition
-from run import parse_kinds
+
+
+def _load_runner() -> Any:
+    """jepsen-style/run.py by path: a bare `import run` may find scripts/bench/run.py first."""
+    path = Path(__file__).resolve().parents[2] / "jepsen-style" / "run.py"
+    spec = importlib.util.spec_from_file_location("jepsen_style_run", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+parse_kinds = _load_runner().parse_kinds
 
 
 def _nemesis() -> Nemesis:
