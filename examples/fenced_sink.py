@@ -12,8 +12,12 @@ Exit status: 0 written, 1 refused as stale, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from raftsched.client import Client
@@ -24,15 +28,26 @@ def current(client: Client, token: str) -> bool:
     return client.check_fence(job_id, int(attempt)).current
 
 
+@contextlib.contextmanager
+def locked(store: Path) -> Iterator[None]:
+    """Serialise writers: tasks of different jobs often finish together and share one store."""
+    with open(store.with_name(store.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def write(store: Path, token: str, value: str) -> None:
-    """Append the value with its token; a higher attempt of the same job supersedes lower ones."""
+    """Record the value with its token; a higher attempt of the same job supersedes lower ones.
+    Call under `locked(store)`. The store is replaced atomically, so a reader never sees half of it."""
     job_id, _, attempt = token.rpartition(":")
     records = json.loads(store.read_text()) if store.exists() else {}
     seen = records.get(job_id, {}).get("attempt", 0)
     if int(attempt) < seen:
         raise PermissionError(f"attempt {attempt} is older than {seen}, already written")
     records[job_id] = {"attempt": int(attempt), "value": value}
-    store.write_text(json.dumps(records))
+    partial = store.with_name(store.name + ".partial")
+    partial.write_text(json.dumps(records))
+    os.replace(partial, store)
 
 
 def main() -> int:
@@ -45,15 +60,16 @@ def main() -> int:
     if ":" not in args.token:
         print("fenced_sink: --token must look like JOB:ATTEMPT", file=sys.stderr)
         return 2
-    with Client(args.cluster.split(",")) as client:
+    # The check and the write are one step under the lock: no other writer can slip between them.
+    with locked(args.store), Client(args.cluster.split(",")) as client:
         if not current(client, args.token):
             print(f"fenced_sink: refused stale write from {args.token}", file=sys.stderr)
             return 1
-    try:
-        write(args.store, args.token, args.value)
-    except PermissionError as err:
-        print(f"fenced_sink: refused: {err}", file=sys.stderr)
-        return 1
+        try:
+            write(args.store, args.token, args.value)
+        except PermissionError as err:
+            print(f"fenced_sink: refused: {err}", file=sys.stderr)
+            return 1
     return 0
 
 
