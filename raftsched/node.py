@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 import grpc
@@ -268,8 +269,14 @@ class Node:
     async def propose_internal(self, cmd: commands_pb2.Command, timeout: float = 10.0) -> commands_pb2.ApplyResult:
         """As propose, for the leader's own scheduling work: it may use the headroom above
         max_pending_proposals, so a flood of client writes cannot stop results being recorded."""
-        result = await self.driver.propose(cmds.encode(cmd, now_ms()), timeout, internal=True)
-        return result if result is not None else commands_pb2.ApplyResult()
+        return await self.propose_internal_nowait(cmd, timeout)
+
+    def propose_internal_nowait(self, cmd: commands_pb2.Command,
+                                timeout: float = 10.0) -> Coroutine[Any, Any, commands_pb2.ApplyResult]:
+        """As propose_internal, appended to the log before this returns (successive calls keep
+        their order in the log while nothing waits in between). Always await the result."""
+        outcome = self.driver.propose_nowait(cmds.encode(cmd, now_ms()), timeout, internal=True)
+        return _or_empty(outcome)
 
     def local_status(self) -> admin_pb2.NodeStatus:
         st = self.driver.core.status()
@@ -494,3 +501,8 @@ def run_node(config: NodeConfig) -> int:
 
 
 __all__ = ["Node", "jobs_pb2", "now_ms", "run_node"]
+
+
+async def _or_empty(outcome: Awaitable[commands_pb2.ApplyResult | None]) -> commands_pb2.ApplyResult:
+    result = await outcome
+    return result if result is not None else commands_pb2.ApplyResult()

@@ -15,9 +15,9 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from raftsched.raft.config import ConfigChange
 from raftsched.raft.core import RaftConfig, RaftCore
@@ -67,6 +67,11 @@ class _NoObserver:
 
     def proposal_done(self, seconds: float, outcome: str) -> None:
         pass
+
+
+def _expire(future: asyncio.Future[commands_pb2.ApplyResult | None], index: int, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(OutcomeUnknownError(f"entry {index} not applied within {timeout:.0f} s"))
 
 
 @dataclass(slots=True)
@@ -151,20 +156,35 @@ class RaftDriver:
         Raises OverloadedError, before proposing anything, when max_pending_proposals wait already
         (internal: the leader's own scheduling work, which gets some headroom above the limit).
         """
+        return await self.propose_nowait(data, timeout, internal=internal)
+
+    def propose_nowait(self, data: bytes, timeout: float = 10.0, *,
+                       internal: bool = False) -> Coroutine[Any, Any, commands_pb2.ApplyResult | None]:
+        """As propose, but the entry is appended before this returns, so entries proposed by
+        successive calls are in the log in call order. Always await the returned coroutine."""
         self._check_pending(internal)
         index, term = self.core.propose([data])
-        future: asyncio.Future[commands_pb2.ApplyResult | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[commands_pb2.ApplyResult | None] = loop.create_future()
         self._waiters[index] = _Waiter(term, future)
         self._wake.set()
+        # A plain timer rather than wait_for(shield(...)): this is the hot path of every write,
+        # and those add a task's worth of futures and callbacks to each proposal.
+        timer = loop.call_later(timeout, _expire, future, index, timeout)
+        return self._outcome(index, future, timer)
+
+    async def _outcome(self, index: int, future: asyncio.Future[commands_pb2.ApplyResult | None],
+                       timer: asyncio.TimerHandle) -> commands_pb2.ApplyResult | None:
         started, outcome = time.perf_counter(), "error"
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), timeout)
+            result = await future
             outcome = "applied"
             return result
-        except TimeoutError:
+        except OutcomeUnknownError:
             outcome = "unknown"
-            raise OutcomeUnknownError(f"entry {index} not applied within {timeout:.0f} s") from None
+            raise
         finally:
+            timer.cancel()
             self.observer.proposal_done(time.perf_counter() - started, outcome)
             if self._waiters.get(index) is not None and self._waiters[index].future is future:
                 del self._waiters[index]
@@ -242,21 +262,31 @@ class RaftDriver:
             self.stats["wakeups"] += 1
             while self.core.has_ready():
                 rd = self.core.ready()
+                if rd.messages:
+                    self.transport.send(rd.messages)
+                    if rd.entries:
+                        # Let the transport put them on the wire before this thread blocks in
+                        # the disk write: the followers' writes then overlap the leader's own
+                        # (thesis §10.2.1; the leader counts itself only once its write is durable).
+                        await asyncio.sleep(0)
                 if self._persist(rd):
                     # Group commit: the fsync runs in a worker thread; meanwhile the loop keeps
                     # taking in requests and messages, which the core may step between ready()
                     # and advance() (its entries stay unstable until then), and they all go
                     # out together in the next ready.
                     await self._sync_wal()
+                if rd.persisted_messages:
+                    self.transport.send(rd.persisted_messages)
+                    if rd.committed:
+                        # Acknowledgements first: the leader waits on them, not on our apply.
+                        await asyncio.sleep(0)
                 self._after_persist(rd)
             # Let the transport and the servicers run before the next batch.
             await asyncio.sleep(0)
 
     def _persist(self, rd: Ready) -> bool:
-        """Send what may go at once and write the ready; True when an fsync must follow."""
+        """Write the ready; True when an fsync must follow."""
         self.stats["readies"] += 1
-        if rd.messages:
-            self.transport.send(rd.messages)
         if rd.snapshot is not None:
             # The state machine takes the snapshot's data first: a crash before the metadata is
             # saved leaves a state machine ahead of its log, which replay handles (it skips
@@ -293,9 +323,7 @@ class RaftDriver:
         self.observer.persisted(elapsed, self._persist_entries, True)
 
     def _after_persist(self, rd: Ready) -> None:
-        """Everything that must wait until the ready is durable."""
-        if rd.persisted_messages:
-            self.transport.send(rd.persisted_messages)
+        """Everything else that must wait until the ready is durable (its messages went out)."""
         if rd.committed:
             self._apply_committed(rd)
         for read in rd.read_states:

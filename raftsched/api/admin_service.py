@@ -117,7 +117,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if was_forwarded(context):
             raise ApiError(grpc.StatusCode.UNAVAILABLE, "leadership moved while forwarding; retry")
         return await call_leader(self.node.forwarder, self.node.leader_address(), admin_pb2_grpc.AdminStub,
-                                 method, request, 60.0)
+                                 method, request, 60.0, context)
 
     @guarded
     async def AddMember(self, request: admin_pb2.AddMemberRequest, context: Context) -> Any:

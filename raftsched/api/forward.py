@@ -49,12 +49,17 @@ def no_leader(leader_address: str) -> ApiError:
 
 
 async def call_leader(forwarder: Forwarder, leader_address: str, stub_cls: type, method: str,
-                      request: object, timeout: float) -> object:
-    """Send `request` to the leader's `method`; map its failure to the same status here."""
+                      request: object, timeout: float, context: grpc.aio.ServicerContext | None = None) -> object:
+    """Send `request` to the leader's `method`; map its failure to the same status here. The
+    answer to `context` names the leader (trailing metadata `raftsched-leader`), so a client that
+    reached a follower sends its next calls straight to the leader."""
     if not leader_address:
         raise ApiError(grpc.StatusCode.UNAVAILABLE, "no leader elected right now; retry")
     stub = stub_cls(forwarder.channel(leader_address))
     try:
-        return await getattr(stub, method)(request, timeout=timeout, metadata=forwarded_metadata())
+        answer = await getattr(stub, method)(request, timeout=timeout, metadata=forwarded_metadata())
     except grpc.aio.AioRpcError as err:
         raise ApiError(err.code(), err.details() or str(err.code())) from None
+    if context is not None:
+        context.set_trailing_metadata(((LEADER_KEY, leader_address),))
+    return answer

@@ -48,9 +48,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
             raise ApiError(grpc.StatusCode.UNAVAILABLE, "forwarded to a node that is no longer the leader; retry")
         remaining = context.time_remaining()
         timeout = min(remaining, 30.0) if remaining is not None else 10.0
-        return await call_leader(
-            self.node.forwarder, self.node.leader_address(), scheduler_pb2_grpc.SchedulerStub, method, request, timeout
-        )
+        return await call_leader(self.node.forwarder, self.node.leader_address(), scheduler_pb2_grpc.SchedulerStub,
+                                 method, request, timeout, context)
 
     async def _read(self, method: str, request: Any, context: Context, stale: bool) -> Any | None:
         """For a read: None when it may be served from local state now, else the leader's answer."""

@@ -16,7 +16,7 @@ from raftsched.client import calls
 from raftsched.client.calls import TERMINAL_STATES, Call
 from raftsched.client.channels import CHANNEL_OPTIONS, check_token_needs_tls, credentials
 from raftsched.client.errors import ClientError
-from raftsched.client.routing import CallState, Router, default_attempt_timeout, plan
+from raftsched.client.routing import CallState, Router, default_attempt_timeout, leader_hint, plan
 from raftsched.client.sync import STUBS, rpc_error_parts
 from raftsched.config import TLSConfig
 from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
@@ -72,11 +72,12 @@ class AsyncClient:
         while True:
             method = self._method(call, state.target())
             try:
-                response = await method(call.request, timeout=state.timeout())
+                attempt = method(call.request, timeout=state.timeout())
+                response = await attempt
             except grpc.aio.AioRpcError as e:
                 await asyncio.sleep(state.failed(*rpc_error_parts(e)))
                 continue
-            state.succeeded()
+            state.succeeded(leader_hint(await attempt.trailing_metadata()))
             return cast(R, response)
 
     async def _stream(self, call: Call[R], timeout: float | None) -> AsyncIterator[R]:

@@ -124,8 +124,10 @@ class CallState:
             return min(remaining, self.attempt_timeout)
         return remaining
 
-    def succeeded(self) -> None:
-        self.router.note_leader(self.target())
+    def succeeded(self, leader: str | None = None) -> None:
+        """The attempt was answered; `leader` is the answer's leader hint (a follower that forwarded
+        the call names the leader, so the next call goes there directly)."""
+        self.router.note_leader(leader or self.target())
 
     def failed(self, code: str, message: str, hint: str | None) -> float:
         """Record a failed attempt; return seconds to wait before the next, or raise ClientError."""

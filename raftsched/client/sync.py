@@ -103,11 +103,11 @@ class Client:
         while True:
             method = self._method(call, state.target())
             try:
-                response = method(call.request, timeout=state.timeout())
+                response, attempt = method.with_call(call.request, timeout=state.timeout())
             except grpc.RpcError as e:
                 time.sleep(state.failed(*rpc_error_parts(e)))
                 continue
-            state.succeeded()
+            state.succeeded(leader_hint(attempt.trailing_metadata()))
             return cast(R, response)
 
     def _open_stream(self, call: Call[Any], state: CallState) -> tuple[Any, Any]:

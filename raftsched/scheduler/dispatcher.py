@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -30,8 +31,10 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 DISPATCH_INTERVAL = 0.05  # seconds between scheduling rounds when nothing wakes us earlier
 WATCHDOG_INTERVAL = 0.1
-QUEUED_PER_ROUND = 2048
+QUEUED_PER_ROUND = 2048  # queued jobs one round looks at, at most (a bounded cost per round)
+ROUNDS_IN_FLIGHT = 4  # assignment batches being replicated at once
 RESEND_AFTER_MS = 2000  # an unstarted assignment missing from heartbeats this long was lost
+REPORTS_IN_FLIGHT = 8  # report batches of one executor being replicated at once
 TERMINAL = {
     jobs_pb2.JOB_STATE_SUCCEEDED,
     jobs_pb2.JOB_STATE_FAILED,
@@ -52,6 +55,10 @@ class LeaderScheduler:
         self.last_seen: dict[str, float] = {}  # executor -> monotonic time of its last message
         self.elected_at = 0.0
         self._kick = asyncio.Event()
+        # Jobs in an assignment batch that is in the log but not yet applied: job -> (executor,
+        # slots). A round skips them, and counts their slots busy (also for a moment after the
+        # batch applied, which only under-uses a slot until the next round).
+        self._assigning: dict[str, tuple[str, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._timeout_s = node.config.executor_timeout_ms / 1000
         self.schedules = ScheduleFirer(node)  # fires recurring schedules while this node leads
@@ -218,9 +225,17 @@ class LeaderScheduler:
             log.info("executor %s: cancelling %d stale attempts", session.id, len(stale))
             session.cancel(stale, self._slots_of(stale))
 
-    def _slots_of(self, refs: list[jobs_pb2.AttemptRef]) -> dict[str, int]:
+    def _slots_of(self, refs: list[Any]) -> dict[str, int]:
+        """job id -> its slots, for anything with a job_id (attempt refs, results)."""
         jobs = (self.sm.get_job(r.job_id) for r in refs)
         return {job.id: job.spec.slots or 1 for job in jobs if job is not None}
+
+
+    def _finishing_slots(self, session: ExecutorSession) -> int:
+        """Slots of attempts the executor reported ended whose results have not applied yet: the
+        state machine still counts them in use, the executor no longer does."""
+        return sum(n for (job_id, attempt), n in session.finishing.items()
+                   if self._is_current(job_id, attempt, session.id))
 
     def _resend_lost_assignments(self, session: ExecutorSession, running: set[tuple[str, int]]) -> None:
         """An assignment not yet started and missing from the heartbeat a while after it was
@@ -252,24 +267,37 @@ class LeaderScheduler:
             await context.write(msg)
 
     async def _report_loop(self, session: ExecutorSession) -> None:
-        """Replicate started/finished reports in batches, then acknowledge the results."""
-        while True:
-            batch = [await session.reports.get()]
-            while not session.reports.empty():
-                batch.append(session.reports.get_nowait())
-            started = [ref for m in batch for ref in m.started]
-            finished = [item for m in batch for item in m.finished]
-            try:
-                await self._report(session, started, finished)
-            except Exception as err:  # a failed proposal: the executor re-reports after reconnecting
-                log.warning("executor %s: could not record results: %s", session.id, err)
-                session.close()
-                return
+        """Replicate started/finished reports in batches, then acknowledge the results. Batches
+        are pipelined: each is appended to the log at once, in arrival order (so an attempt's
+        start always precedes its end in the log), and the next is taken while it commits."""
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                batch = [await session.reports.get()]
+                while not session.reports.empty():
+                    batch.append(session.reports.get_nowait())
+                while len(in_flight) >= REPORTS_IN_FLIGHT:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                started = [ref for m in batch for ref in m.started]
+                finished = [item for m in batch for item in m.finished]
+                try:
+                    outcomes = self._propose_report(session, started, finished)
+                except Exception as err:  # refused before proposing: the executor re-reports later
+                    self._report_failed(session, err)
+                    return
+                task = asyncio.create_task(self._confirm_report(session, outcomes, finished))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+        finally:
+            for task in in_flight:
+                task.cancel()
 
-    async def _report(self, session: ExecutorSession, started: list[Any], finished: list[Any]) -> None:
+    def _propose_report(self, session: ExecutorSession, started: list[Any], finished: list[Any],
+                        ) -> list[Coroutine[Any, Any, Any]]:
+        """Append the report's commands to the log now; returns what to await for their outcome."""
+        commands = []
         if started:
-            refs = [(s.job_id, s.attempt) for s in started]
-            await self.node.propose_internal(cmds.started(session.id, refs))
+            commands.append(cmds.started(session.id, [(s.job_id, s.attempt) for s in started]))
         if finished:
             items = [
                 cmds.finished_item(
@@ -277,10 +305,42 @@ class LeaderScheduler:
                 )
                 for f in finished
             ]
-            await self.node.propose_internal(cmds.finished(session.id, items))
+            commands.append(cmds.finished(session.id, items))
+        outcomes: list[Coroutine[Any, Any, Any]] = []
+        try:
+            for command in commands:
+                outcomes.append(self.node.propose_internal_nowait(command))
+        except Exception:
+            for outcome in outcomes:  # the started entry is in the log: keep its outcome observed
+                asyncio.get_running_loop().create_task(_ignore_failure(outcome))
+            raise
+        if finished:
+            # The executor has freed these slots already: dispatch may refill them while the
+            # results commit (see ExecutorSession.finishing).
+            slots = self._slots_of(finished)
+            session.finishing.update({(f.job_id, f.attempt): slots.get(f.job_id, 1) for f in finished})
+            self._kick.set()
+        return outcomes
+
+    async def _confirm_report(self, session: ExecutorSession, outcomes: list[Coroutine[Any, Any, Any]],
+                              finished: list[Any]) -> None:
+        try:
+            await asyncio.gather(*outcomes)
+        except Exception as err:  # a lost proposal: the executor re-reports after reconnecting
+            self._report_failed(session, err)
+            return
+        finally:
+            for f in finished:
+                session.finishing.pop((f.job_id, f.attempt), None)
+        if finished:
             acked = [jobs_pb2.AttemptRef(job_id=f.job_id, attempt=f.attempt) for f in finished]
             session.send(executor_pb2.LeaderMessage(acked=acked))
             self._kick.set()
+
+    def _report_failed(self, session: ExecutorSession, err: Exception) -> None:
+        if session.open:
+            log.warning("executor %s: could not record results: %s", session.id, err)
+        session.close()
 
     # --- dispatching ---
 
@@ -300,28 +360,63 @@ class LeaderScheduler:
                     session.cancel([ref], {job.id: job.spec.slots or 1})
 
     async def _dispatch_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), DISPATCH_INTERVAL)
-            self._kick.clear()
-            try:
-                await self._dispatch_round()
-            except Exception as err:  # leadership loss or a lost proposal: try again next round
-                log.info("dispatch round failed: %s", err)
-                await asyncio.sleep(DISPATCH_INTERVAL)
+        """Rounds are pipelined: a round appends its batch to the log at once and the next may
+        start while it commits, up to ROUNDS_IN_FLIGHT batches."""
+        rounds: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DISPATCH_INTERVAL):
+                        await self._kick.wait()
+                self._kick.clear()
+                while len(rounds) >= ROUNDS_IN_FLIGHT:
+                    await asyncio.wait(rounds, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    started = self._start_round()
+                except Exception as err:  # refused before proposing (overloaded, leadership lost)
+                    log.info("dispatch round failed: %s", err)
+                    await asyncio.sleep(DISPATCH_INTERVAL)
+                    continue
+                if started is not None:
+                    task = asyncio.create_task(self._finish_round(*started))
+                    rounds.add(task)
+                    task.add_done_callback(rounds.discard)
+        finally:
+            for task in rounds:
+                task.cancel()
 
-    async def _dispatch_round(self) -> None:
+    def _start_round(self) -> tuple[list[tuple[str, int, str]], Coroutine[Any, Any, Any]] | None:
+        """Match queued jobs to free slots and append the batch to the log (None: nothing to do)."""
         sessions = [s for s in self.sessions.values() if s.can_take_work() and self._accepting(s.id)]
         if not sessions:
-            return
-        free = {s.id: s.slots - self.sm.slots_in_use(s.id) - s.dying_slots() for s in sessions}
+            return None
+        assigning: dict[str, int] = {}
+        for executor_id, slots in self._assigning.values():
+            assigning[executor_id] = assigning.get(executor_id, 0) + slots
+        free = {s.id: s.slots - self.sm.slots_in_use(s.id) - s.dying_slots() + self._finishing_slots(s)
+                - assigning.get(s.id, 0) for s in sessions}
         if max(free.values()) <= 0:
-            return
-        items = self._match(self.sm.queued(now_ms(), QUEUED_PER_ROUND), sessions, free)
-        if not items:
-            return
-        await self.node.propose_internal(cmds.assign(items))
-        self._push_assignments(items)
+            return None
+        queued = (job for job in self.sm.iter_queued(now_ms()) if job.id not in self._assigning)
+        matched = self._match(queued, sessions, free)
+        if not matched:
+            return None
+        items = [(job_id, attempt, executor_id) for job_id, attempt, executor_id, _ in matched]
+        outcome = self.node.propose_internal_nowait(cmds.assign(items))
+        for job_id, _, executor_id, slots in matched:
+            self._assigning[job_id] = (executor_id, slots)
+        return items, outcome
+
+    async def _finish_round(self, items: list[tuple[str, int, str]], outcome: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await outcome
+        except Exception as err:  # a lost proposal or leadership loss: a later round retries
+            log.info("dispatch round failed: %s", err)
+        else:
+            self._push_assignments(items)
+        finally:
+            for job_id, _, _ in items:
+                self._assigning.pop(job_id, None)
         self._kick.set()  # more may be waiting
 
     def _accepting(self, executor_id: str) -> bool:
@@ -330,11 +425,15 @@ class LeaderScheduler:
 
     @staticmethod
     def _match(
-        jobs: list[jobs_pb2.Job], sessions: list[ExecutorSession], free: dict[str, int]
-    ) -> list[tuple[str, int, str]]:
-        """Priority then submit order (the order `queued` gives); spread over the freest executor."""
+        jobs: Iterable[jobs_pb2.Job], sessions: list[ExecutorSession], free: dict[str, int]
+    ) -> list[tuple[str, int, str, int]]:
+        """(job, attempt, executor, slots) for the jobs that fit, taken in the order given
+        (priority, then submit order); each on the freest executor that accepts it. Stops once no
+        slot is free or QUEUED_PER_ROUND jobs were looked at. Reads the jobs only."""
         items = []
-        for job in jobs:
+        for looked, job in enumerate(jobs):
+            if looked >= QUEUED_PER_ROUND or max(free.values()) <= 0:
+                break
             need = job.spec.slots or 1
             fits = [s for s in sessions if free[s.id] >= need and s.accepts(job.spec)]
             if not fits:
@@ -342,7 +441,7 @@ class LeaderScheduler:
             best = max(fits, key=lambda s: (free[s.id], s.id))
             free[best.id] -= need
             attempt = (job.attempts[-1].number if job.attempts else 0) + 1
-            items.append((job.id, attempt, best.id))
+            items.append((job.id, attempt, best.id, need))
         return items
 
     def _push_assignments(self, items: list[tuple[str, int, str]]) -> None:
@@ -419,3 +518,8 @@ class LeaderScheduler:
             view.free_slots = max(0, info.slots - self.sm.slots_in_use(info.id))
             out.append(view)
         return out
+
+
+async def _ignore_failure(outcome: Coroutine[Any, Any, Any]) -> None:
+    with contextlib.suppress(Exception):
+        await outcome

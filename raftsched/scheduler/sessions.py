@@ -27,6 +27,10 @@ class ExecutorSession:
         # Attempts we told it to kill that may still hold their slots: (job, attempt) -> slots.
         # Counted as busy until a heartbeat no longer lists them, so we never over-assign.
         self.dying: dict[tuple[str, int], int] = {}
+        # Attempts it reported ended whose results are being replicated: (job, attempt) -> slots.
+        # Their slots are free on the executor; the dispatcher counts them free while the state
+        # machine still counts them in use (and no longer once the results applied).
+        self.finishing: dict[tuple[str, int], int] = {}
 
     def __repr__(self) -> str:
         return f"ExecutorSession({self.id}, slots={self.slots}, draining={self.draining})"

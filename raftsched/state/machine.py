@@ -17,6 +17,7 @@ Column families (raw bytes):
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -238,14 +239,15 @@ class SchedulerState:
 
         Jobs still in backoff are stepped over; there are few of them next to the ready ones.
         """
-        out: list[jobs_pb2.Job] = []
+        return [job_copy(job) for job in itertools.islice(self.iter_queued(now_ms), limit)]
+
+    def iter_queued(self, now_ms: int) -> Iterator[jobs_pb2.Job]:
+        """As `queued`, lazily and without copies, for the dispatcher: read the jobs only, and
+        finish with the iterator before anything else can apply."""
         for _neg_priority, seq in self._m.queue:
-            if len(out) >= limit:
-                break
             job = self._m.by_seq[seq]
             if job.not_before_ms <= now_ms:
-                out.append(job_copy(job))
-        return out
+                yield job
 
     def attempts_on(self, executor_id: str) -> list[jobs_pb2.AttemptRef]:
         running = self._m.on_executor.get(executor_id, {})

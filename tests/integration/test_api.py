@@ -118,10 +118,19 @@ def test_a_follower_forwards_a_submit_to_the_leader(quiet_cluster):
     # A bare stub on the follower's address: no leader following, no retries elsewhere.
     with grpc.insecure_channel(c.addr[follower]) as channel:
         stub = scheduler_pb2_grpc.SchedulerStub(channel)
-        response = stub.SubmitJob(scheduler_pb2.SubmitJobRequest(
+        response, call = stub.SubmitJob.with_call(scheduler_pb2.SubmitJobRequest(
             spec=J.JobSpec(handler="noop", name="via-follower", idempotency_key="via-follower-1")), timeout=10)
     assert response.job.id and not response.existed
     assert c.local_status(follower).role != c.local_status(leader).role
+    # The answer names the leader, so a client can go there directly next time...
+    assert ("raftsched-leader", c.addr[leader]) in call.trailing_metadata()
+    # ...which the project's client does: after one forwarded call it calls the leader.
+    client = c.client(follower, leader)
+    c.wait_caught_up(follower)
+    assert client.get_job(response.job.id, stale=True).id == response.job.id  # a stale read: served by the follower
+    assert client.leader == c.addr[follower]
+    client.submit_job(J.JobSpec(handler="noop", name="via-follower-2"))
+    assert client.leader == c.addr[leader]
     # It is in the replicated state: the leader serves it.
     assert c.client(leader).get_job(response.job.id).spec.name == "via-follower"
 
