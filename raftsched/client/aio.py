@@ -36,6 +36,7 @@ class AsyncClient:
         check_token_needs_tls(self._tls, token)
         self._token = token
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[tuple[str, str], Any] = {}  # (service, address) -> stub
 
     @property
     def leader(self) -> str:
@@ -43,6 +44,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
+        self._stubs.clear()
         for channel in channels:
             await channel.close()
 
@@ -61,7 +63,10 @@ class AsyncClient:
         return channel
 
     def _method(self, call: Call[Any], address: str) -> Any:
-        return getattr(STUBS[call.service](self._channel(address)), call.method)
+        stub = self._stubs.get((call.service, address))
+        if stub is None:  # a stub makes a callable for each method of its service: make it once
+            stub = self._stubs[(call.service, address)] = STUBS[call.service](self._channel(address))
+        return getattr(stub, call.method)
 
     def _plan(self, call: Call[Any], timeout: float | None, *, capped: bool = True) -> CallState:
         return plan(self._router, self._timeout if timeout is None else timeout,

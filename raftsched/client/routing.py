@@ -46,6 +46,7 @@ class Backoff:
 
 
 OVERLOAD_BACKOFF = Backoff(initial=0.1, maximum=2.0)
+_RNG = random.Random()  # for jitter only; one per process (seeding one per call reads urandom)
 
 
 def is_overload(code: str, message: str) -> bool:
@@ -100,7 +101,7 @@ class CallState:
     idempotent: bool
     attempt_timeout: float | None = None  # cap per attempt, for idempotent calls only
     backoff: Backoff = field(default_factory=Backoff)
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(default_factory=lambda: _RNG)
     clock: Callable[[], float] = time.monotonic
     _queue: list[str] = field(default_factory=list)
     _round: int = 0

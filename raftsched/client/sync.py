@@ -60,6 +60,7 @@ class Client:
         check_token_needs_tls(self._tls, token)
         self._token = token
         self._channels: dict[str, grpc.Channel] = {}
+        self._stubs: dict[tuple[str, str], Any] = {}  # (service, address) -> stub
         self._lock = threading.Lock()  # channels may be created from several threads
 
     @property
@@ -70,6 +71,7 @@ class Client:
     def close(self) -> None:
         with self._lock:
             channels, self._channels = list(self._channels.values()), {}
+            self._stubs.clear()
         for channel in channels:
             channel.close()
 
@@ -91,8 +93,12 @@ class Client:
             return channel
 
     def _method(self, call: Call[Any], address: str) -> Any:
-        channel = self._channel(address)
-        return getattr(STUBS[call.service](channel), call.method)
+        stub = self._stubs.get((call.service, address))
+        if stub is None:  # a stub makes a callable for each method of its service: make it once
+            channel = self._channel(address)
+            with self._lock:
+                stub = self._stubs.setdefault((call.service, address), STUBS[call.service](channel))
+        return getattr(stub, call.method)
 
     def _plan(self, call: Call[Any], timeout: float | None, *, capped: bool = True) -> CallState:
         return plan(self._router, self._timeout if timeout is None else timeout,
