@@ -8,7 +8,9 @@ measures, one system after the other on 127.0.0.1 and with the same asyncio load
 acknowledged writes at 1, 16 and 128 in flight, the leader-failover window (SIGKILL the leader
 under load), and for raftsched also SubmitJobs batches, end-to-end noop jobs with 4 executors and
 executor-loss recovery. Prints one markdown table and writes the JSON; ratios are raftsched's
-figure over the anchor's. --quick (CI's smoke run) takes under two minutes.
+figure over the anchor's. A second table shows the floor: a Python gRPC server whose SubmitJob
+does nothing (floor_server.py), the most any Python gRPC server gets here from this load
+generator. --quick (CI's smoke run) takes under two minutes.
 """
 
 from __future__ import annotations
@@ -183,12 +185,39 @@ async def bench_pysyncobj(plan: Plan, root: Path, procs: ProcessSet) -> Results:
     return out
 
 
+async def bench_floor(plan: Plan, root: Path, procs: ProcessSet) -> Results:
+    """What a Python gRPC server that does nothing gets from the same load generator."""
+    from benchlib.floor import GrpcFloor
+
+    floor = GrpcFloor(root, procs)
+    out: Results = {}
+    errors: dict[str, str] = {}
+    try:
+        await floor.start()
+        writes: dict[str, object] = {}
+        for c in plan.levels:
+            level = await guarded(f"writes_{c}", errors, partial(measure_level, floor, c, plan.duration, plan.warmup))
+            if level is not None:
+                writes[str(c)] = level
+        out["writes"] = writes
+    except Exception as e:
+        errors["start"] = f"{type(e).__name__}: {e}"[:500]
+    finally:
+        await floor.close()
+        procs.stop([floor.proc])
+    if errors:
+        out["errors"] = errors
+    return out
+
+
 async def bench_all(plan: Plan, root: Path, procs: ProcessSet) -> Results:
     # Install first, so no install runs between measurements.
     install.ensure_etcd()
     install.ensure_pysyncobj()
     results: Results = {}
-    for name, bench in (("raftsched", bench_raftsched), ("etcd", bench_etcd), ("pysyncobj", bench_pysyncobj)):
+    systems = (("raftsched", bench_raftsched), ("etcd", bench_etcd), ("pysyncobj", bench_pysyncobj),
+               ("grpc_floor", bench_floor))
+    for name, bench in systems:
         started = time.monotonic()
         log(f"--- {name}")
         results[name] = await bench(plan, root, procs)
@@ -234,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         procs.stop_all()
     results["meta"] = {**_meta(plan, args.quick), "seconds": round(time.monotonic() - started, 1)}
     print(report.table(results, plan.levels), flush=True)
+    print(flush=True)
+    print(report.floor_table(results, plan.levels), flush=True)
     failed = {name: r["errors"] for name, r in results.items() if isinstance(r, dict) and r.get("errors")}
     if args.json:
         Path(args.json).write_text(json.dumps(_json_safe(results), indent=2) + "\n")

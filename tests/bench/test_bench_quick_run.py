@@ -31,3 +31,6 @@ def test_quick_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
         # An anchor that could not be installed here (no registry) is reported, not faked.
         assert figures[anchor] and (figures[anchor].get("skipped") or len(figures[anchor]) > 1), figures[anchor]
     assert "| figure |" in proc.stdout, "the markdown table was not printed"
+    floor = figures["grpc_floor"]["writes"]
+    assert floor["128"]["tput"] > 0 and floor["1"]["p50_ms"] > 0, floor
+    assert "| floor: SubmitJob that does nothing" in proc.stdout, "the floor table was not printed"

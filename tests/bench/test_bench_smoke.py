@@ -185,6 +185,22 @@ def test_table_is_one_markdown_table_with_every_figure() -> None:
     assert "1.20 (1.00-1.50)" in failover and "n/a" in failover
 
 
+def test_the_floor_table_sets_raftsched_against_a_server_that_does_nothing() -> None:
+    floor = {"writes": {"1": {"tput": 2500.0, "p50_ms": 0.4, "p99_ms": 0.6},
+                        "128": {"tput": 8000.0, "p50_ms": 15.0, "p99_ms": 20.0, "server_cpu_us_per_op": 120.0}}}
+    results = {**RESULTS, "grpc_floor": floor}
+    results["ratios"] = report.ratios(results, (1, 128))
+    assert results["ratios"]["floor_128_tput_vs_etcd"] == 2.0
+    assert results["ratios"]["submit_128_tput_vs_floor"] == 1.0
+    assert results["ratios"]["submit_1_p50_vs_floor"] == 5.0
+    lines = report.floor_table(results, (1, 128)).splitlines()
+    assert len({line.count("|") for line in lines}) == 1
+    row = next(line for line in lines if line.startswith("| p50 latency ms, 1 in flight"))
+    assert row == "| p50 latency ms, 1 in flight | 0.4 | 1.00 | 2.00 | 0.40x | 5.00x |"
+    # Without a floor run every cell says so rather than inventing a figure.
+    assert "n/a" in report.floor_table({**RESULTS, "ratios": report.ratios(RESULTS, (1, 128))}, (1, 128))
+
+
 @pytest.mark.parametrize(("value", "text"), [(None, "n/a"), (12345.6, "12,346"), (12.34, "12.3"),
                                               (1.234, "1.23"), (0.01234, "0.0123")])
 def test_fmt(value: float | None, text: str) -> None:

@@ -57,7 +57,34 @@ def ratios(results: Results, levels: Sequence[int]) -> dict[str, float | None]:
         top = max(levels)
         out[f"batch_jobs_vs_{anchor}_{top}_tput"] = ratio(_get(mine, "submit_batch", "jobs_per_s"),
                                                           _get(theirs, "writes", top, "tput"))
+    floor = results.get("grpc_floor", {})
+    for c in levels:
+        out[f"floor_{c}_tput_vs_etcd"] = ratio(_get(floor, "writes", c, "tput"),
+                                               _get(results.get("etcd", {}), "writes", c, "tput"))
+        out[f"submit_{c}_tput_vs_floor"] = ratio(_get(mine, "writes", c, "tput"), _get(floor, "writes", c, "tput"))
+    low = min(levels)
+    out[f"floor_{low}_p50_vs_etcd"] = ratio(_get(floor, "writes", low, "p50_ms"),
+                                           _get(results.get("etcd", {}), "writes", low, "p50_ms"))
+    out[f"submit_{low}_p50_vs_floor"] = ratio(_get(mine, "writes", low, "p50_ms"), _get(floor, "writes", low, "p50_ms"))
     return out
+
+
+def floor_table(results: Results, levels: Sequence[int]) -> str:
+    """The floor next to etcd and raftsched: how much of a gap to etcd is Python gRPC itself."""
+    f, e, r = (results.get(name, {}) for name in ("grpc_floor", "etcd", "raftsched"))
+    rs = results.get("ratios", {})
+    rows = [["floor: SubmitJob that does nothing (grpc.aio, uvloop)", "floor", "etcd", "raftsched",
+             "floor vs etcd", "raftsched vs floor"], ["---", "---:", "---:", "---:", "---:", "---:"]]
+    for c in levels:
+        rows.append([f"writes/s acknowledged, {c} in flight", *(fmt(_get(s, "writes", c, "tput")) for s in (f, e, r)),
+                     fmt_ratio(rs.get(f"floor_{c}_tput_vs_etcd")), fmt_ratio(rs.get(f"submit_{c}_tput_vs_floor"))])
+    low = min(levels)
+    rows.append([f"p50 latency ms, {low} in flight", *(fmt(_get(s, "writes", low, "p50_ms")) for s in (f, e, r)),
+                 fmt_ratio(rs.get(f"floor_{low}_p50_vs_etcd")), fmt_ratio(rs.get(f"submit_{low}_p50_vs_floor"))])
+    top = max(levels)
+    rows.append([f"server CPU µs per write, {top} in flight",
+                 *(fmt(_get(s, "writes", top, "server_cpu_us_per_op")) for s in (f, e, r)), "", ""])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 def fmt(value: float | None) -> str:
