@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from raftsched.raft.config import ConfigChange
 from raftsched.raft.core import RaftConfig, RaftCore
 from raftsched.raft.errors import NotLeaderError
-from raftsched.raft.messages import NO_NODE, EntryType, Message, Ready, Role, SnapshotMeta, SoftState
+from raftsched.raft.messages import NO_NODE, EntryType, LeaderLost, Message, Ready, Role, SnapshotMeta, SoftState
 from raftsched.storage.raft_store import RaftStore
 from raftsched.transport.peers import RaftTransport
 from raftsched.v1 import commands_pb2
@@ -144,7 +144,7 @@ class RaftDriver:
 
     def deliver(self, msg: Message) -> None:
         """Called by the transport for every message received."""
-        if msg.frm == self.core.leader and msg.frm != NO_NODE:
+        if msg.frm == self.core.leader and msg.frm != NO_NODE and not isinstance(msg, LeaderLost):
             self.last_leader_contact = time.monotonic()
         self.core.step(msg)
         self._wake.set()

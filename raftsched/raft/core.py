@@ -30,6 +30,7 @@ from raftsched.raft.messages import (
     HardState,
     Heartbeat,
     HeartbeatResponse,
+    LeaderLost,
     Message,
     ReadState,
     Ready,
@@ -142,7 +143,7 @@ class RaftCore:
             self._tick_election()
 
     def step(self, msg: Message) -> None:
-        if isinstance(msg, Unreachable | SnapshotStatus):
+        if isinstance(msg, Unreachable | SnapshotStatus | LeaderLost):
             self._step_local(msg)
             return
         if msg.term > self.term:
@@ -580,7 +581,10 @@ class RaftCore:
             pr.read_acked = msg.read_seq
             self._release_reads()
 
-    def _step_local(self, msg: Unreachable | SnapshotStatus) -> None:
+    def _step_local(self, msg: Unreachable | SnapshotStatus | LeaderLost) -> None:
+        if isinstance(msg, LeaderLost):
+            self._leader_lost(msg.frm)
+            return
         pr = self.progress.get(msg.frm) if self.role is Role.LEADER else None
         if pr is None:
             return
@@ -592,6 +596,24 @@ class RaftCore:
                 pr.pending_snapshot = 0
             pr.become_probe()
             pr.probe_sent = True  # wait for the follower's answer (or a heartbeat) before probing
+
+    def _leader_lost(self, leader: str) -> None:
+        """The stream from our leader closed: it has most likely died. Forget it, so that we
+        grant votes now rather than after its lease, and campaign within a few ticks instead of a
+        whole election timeout. Safety never depends on timing; and if the leader is alive after
+        all, the other voters still hear from it and refuse our pre-vote (§9.6), so it stays."""
+        if self.role is not Role.FOLLOWER or leader == NO_NODE or self.leader != leader:
+            return
+        self.leader = NO_NODE
+        self._note_soft()
+        if not self._promotable():
+            return
+        # Survivors campaign in turn by id (1, 3, 5... ticks), so they do not split the vote; one
+        # whose log is behind fails its pre-vote and the next one wins.
+        others = sorted(v for v in self.conf.voters if v != leader)
+        rank = others.index(self.id) if self.id in others else len(others)
+        remaining = 1 + 2 * rank
+        self.election_elapsed = max(self.election_elapsed, self.randomized_timeout - remaining)
 
     def _check_can_propose(self) -> None:
         if self.role is not Role.LEADER:

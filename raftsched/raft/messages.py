@@ -173,6 +173,16 @@ class Unreachable:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderLost:
+    """Local report from the transport: the stream on which `frm` sent us appends closed. A
+    killed process's connections close at once, so this is how a crashed leader usually shows."""
+
+    frm: str
+    to: str
+    term: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotStatus:
     """Local report from the transport: streaming a snapshot to `frm` finished or failed."""
 
@@ -193,6 +203,7 @@ Message = (
     | SnapshotRequest
     | SnapshotResponse
     | Unreachable
+    | LeaderLost
     | SnapshotStatus
 )
 

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from raftsched.raft.messages import AppendResponse, HeartbeatResponse, Message, SnapshotResponse, VoteResponse
+from raftsched.raft.messages import (
+    AppendResponse,
+    HeartbeatResponse,
+    LeaderLost,
+    Message,
+    SnapshotResponse,
+    VoteResponse,
+)
 from raftsched.transport import convert
 from raftsched.v1 import raft_pb2 as pb
 
@@ -138,8 +145,13 @@ class ReplyRouter:
         return route
 
     def close_route(self, route: ReplyRoute) -> None:
+        """Forget a finished inbound stream. If it was still the way back to its leader (not
+        replaced by a newer stream, the transport not closing), tell the core that the leader's
+        stream is gone: a killed leader shows this way long before an election timeout."""
         if self._routes.get(route.leader) is route:
             del self._routes[route.leader]
+            if not self._closed:
+                self.deliver(LeaderLost(frm=route.leader, to=self.node_id))
 
     def route_append(self, msg: AppendResponse | HeartbeatResponse) -> None:
         route = self._routes.get(msg.to)

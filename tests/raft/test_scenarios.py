@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("raftsched.raft.core")
 
 from raftsched.raft.errors import NotLeaderError
-from raftsched.raft.messages import AppendResponse, EntryType, Role
+from raftsched.raft.messages import NO_NODE, AppendResponse, EntryType, LeaderLost, Role
 
 from .sim.cluster import Cluster, SimConfig
 
@@ -161,3 +161,40 @@ def test_fast_back_off_converges_a_long_divergent_tail_in_few_round_trips() -> N
     rejections = [m for m in c.sent if isinstance(m, AppendResponse) and m.frm == "n1" and not m.success]
     assert [e.term for e in c.log_of("n1")] == [1] + [2] * 21 + [3]
     assert 1 <= len(rejections) <= 2, rejections  # one index at a time would take 21
+
+
+def test_a_crashed_leader_is_replaced_within_a_few_ticks_not_an_election_timeout() -> None:
+    c = cluster(pre_vote=True, check_quorum=True)
+    elect(c, "n1")
+    c.run(2)
+    c.stabilize()
+    c.crash("n1")  # its connections close: both followers' transports report LeaderLost
+    ticks = tick_until(c, lambda: c.leader() in ("n2", "n3"), 4 * ELECTION)
+    # n2 (first by id among the survivors) campaigns on the next tick, then four one-tick hops
+    # (pre-vote, its answer, vote, its answer); without the report it would first wait out a
+    # randomized election timeout of ELECTION..2*ELECTION ticks.
+    assert ticks <= 6 < ELECTION, ticks
+    assert c.leader() == "n2"
+
+
+def test_a_lost_stream_from_a_live_leader_does_not_depose_it() -> None:
+    c = cluster(pre_vote=True, check_quorum=True)
+    elect(c, "n1")
+    c.stabilize()
+    term = c.core("n1").term
+    # Only n2's stream from n1 broke (n3 still hears n1): n2 campaigns early and is refused.
+    c.core("n2").step(LeaderLost(frm="n1", to="n2"))
+    assert c.core("n2").leader == NO_NODE
+    c.run(3 * ELECTION)
+    c.stabilize()
+    assert c.leader() == "n1" and c.core("n1").term == term, c.describe()
+    assert c.core("n2").leader == "n1"
+
+
+def test_leader_lost_from_a_node_that_is_not_the_leader_changes_nothing() -> None:
+    c = cluster(pre_vote=True, check_quorum=True)
+    elect(c, "n1")
+    c.stabilize()
+    before = c.core("n2").election_elapsed
+    c.core("n2").step(LeaderLost(frm="n3", to="n2"))
+    assert c.core("n2").leader == "n1" and c.core("n2").election_elapsed == before

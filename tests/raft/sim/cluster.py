@@ -20,7 +20,10 @@ from enum import Enum
 from raftsched.raft.core import RaftConfig, RaftCore, snapshot_meta_at
 from raftsched.raft.errors import NotLeaderError, ProposalDroppedError
 from raftsched.raft.messages import (
+    AppendRequest,
     Entry,
+    Heartbeat,
+    LeaderLost,
     Message,
     ReadState,
     Ready,
@@ -215,6 +218,8 @@ class Cluster:
             node.crash_point = point
 
     def _crash_now(self, node: SimNode) -> None:
+        # A dead process's connections close: every peer's transport reports the lost stream.
+        self._local.extend(LeaderLost(frm=node.id, to=other) for other in self.nodes if other != node.id)
         node.core = None
         node.proposals.clear()  # their outcome is unknown to the client
         node.reads.clear()
@@ -399,6 +404,10 @@ class Cluster:
     def _on_drop(self, msg: Message) -> None:
         if isinstance(msg, SnapshotRequest):
             self._local.append(SnapshotStatus(frm=msg.to, to=msg.frm, failed=True))
+        elif isinstance(msg, AppendRequest | Heartbeat):
+            # A lost append may mean a reset stream, which the transport reports to the receiver
+            # as LeaderLost: often spurious (the sender lives on), which must never break safety.
+            self._local.append(LeaderLost(frm=msg.frm, to=msg.to))
 
     def _step_message(self, target: SimNode, msg: Message) -> None:
         core = target.live_core()

@@ -166,9 +166,14 @@ class MemberCluster(Cluster):
         core = node.live_core()
         key = (node.id, msg.term, msg.pre_vote)
         if key not in self._asked:  # first request of this campaign: is the candidate a voter?
+            # Judged by the log the candidate had when it campaigned (up to the last index it
+            # names): entries appended later in the same step cannot have made it a learner then.
             view = self._view(node.id, core)
-            mchk.check_campaigner(node.id, msg.term, msg.pre_vote, view.last(), view.conf_at(core.commit))
-        self._asked[key] = self._asked.get(key, frozenset()) | core.conf.voters
+            then = msg.last_log_index
+            mchk.check_campaigner(node.id, msg.term, msg.pre_vote, view.conf_at(then),
+                                  view.conf_at(min(core.commit, then)))
+        # The candidate asks exactly the voters of the configuration it campaigns with.
+        self._asked[key] = self._asked.get(key, frozenset()) | {node.id, msg.to}
 
     def _check_node(self, node: SimNode, core: RaftCore) -> None:
         super()._check_node(node, core)
