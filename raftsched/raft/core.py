@@ -608,11 +608,12 @@ class RaftCore:
         self._note_soft()
         if not self._promotable():
             return
-        # Survivors campaign in turn by id (1, 3, 5... ticks), so they do not split the vote; one
-        # whose log is behind fails its pre-vote and the next one wins.
+        # Survivors campaign in turn by id, a tenth of an election timeout apart (at least two
+        # ticks), so they do not split the vote; one whose log is behind fails its pre-vote and
+        # the next one wins.
         others = sorted(v for v in self.conf.voters if v != leader)
         rank = others.index(self.id) if self.id in others else len(others)
-        remaining = 1 + 2 * rank
+        remaining = 1 + rank * max(2, self.cfg.election_ticks // 10)
         self.election_elapsed = max(self.election_elapsed, self.randomized_timeout - remaining)
 
     def _check_can_propose(self) -> None:

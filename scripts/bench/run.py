@@ -8,8 +8,8 @@ measures, one system after the other on 127.0.0.1 and with the same asyncio load
 acknowledged writes at 1, 16 and 128 in flight, the leader-failover window (SIGKILL the leader
 under load), and for raftsched also SubmitJobs batches, end-to-end noop jobs with 4 executors and
 executor-loss recovery. Prints one markdown table and writes the JSON; ratios are raftsched's
-figure over the anchor's. A second table shows the floor: a Python gRPC server whose SubmitJob
-does nothing (floor_server.py), the most any Python gRPC server gets here from this load
+figure over the anchor's. The table's "gRPC floor" column is a Python gRPC server whose SubmitJob
+does nothing (floor_server.py): the most any Python gRPC server gets here from this load
 generator. --quick (CI's smoke run) takes under two minutes.
 """
 
@@ -263,8 +263,6 @@ def main(argv: list[str] | None = None) -> int:
         procs.stop_all()
     results["meta"] = {**_meta(plan, args.quick), "seconds": round(time.monotonic() - started, 1)}
     print(report.table(results, plan.levels), flush=True)
-    print(flush=True)
-    print(report.floor_table(results, plan.levels), flush=True)
     failed = {name: r["errors"] for name, r in results.items() if isinstance(r, dict) and r.get("errors")}
     if args.json:
         Path(args.json).write_text(json.dumps(_json_safe(results), indent=2) + "\n")

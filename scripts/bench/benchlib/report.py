@@ -69,24 +69,6 @@ def ratios(results: Results, levels: Sequence[int]) -> dict[str, float | None]:
     return out
 
 
-def floor_table(results: Results, levels: Sequence[int]) -> str:
-    """The floor next to etcd and raftsched: how much of a gap to etcd is Python gRPC itself."""
-    f, e, r = (results.get(name, {}) for name in ("grpc_floor", "etcd", "raftsched"))
-    rs = results.get("ratios", {})
-    rows = [["floor: SubmitJob that does nothing (grpc.aio, uvloop)", "floor", "etcd", "raftsched",
-             "floor vs etcd", "raftsched vs floor"], ["---", "---:", "---:", "---:", "---:", "---:"]]
-    for c in levels:
-        rows.append([f"writes/s acknowledged, {c} in flight", *(fmt(_get(s, "writes", c, "tput")) for s in (f, e, r)),
-                     fmt_ratio(rs.get(f"floor_{c}_tput_vs_etcd")), fmt_ratio(rs.get(f"submit_{c}_tput_vs_floor"))])
-    low = min(levels)
-    rows.append([f"p50 latency ms, {low} in flight", *(fmt(_get(s, "writes", low, "p50_ms")) for s in (f, e, r)),
-                 fmt_ratio(rs.get(f"floor_{low}_p50_vs_etcd")), fmt_ratio(rs.get(f"submit_{low}_p50_vs_floor"))])
-    top = max(levels)
-    rows.append([f"server CPU µs per write, {top} in flight",
-                 *(fmt(_get(s, "writes", top, "server_cpu_us_per_op")) for s in (f, e, r)), "", ""])
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
-
-
 def fmt(value: float | None) -> str:
     if value is None:
         return NA
@@ -110,36 +92,39 @@ def _failover_cell(system: Results) -> str:
 
 
 def table(results: Results, levels: Sequence[int]) -> str:
+    """One table. The "gRPC floor" column is a Python gRPC server whose SubmitJob does nothing: the
+    most any Python gRPC server gets here from this load generator (writes only)."""
     r = results.get("raftsched", {})
     e = results.get("etcd", {})
     p = results.get("pysyncobj", {})
+    f = results.get("grpc_floor", {})
     rs = results.get("ratios", {})
-    rows = [["figure", "raftsched", "etcd", "PySyncObj", "vs etcd", "vs PySyncObj"],
-            ["---", "---:", "---:", "---:", "---:", "---:"]]
+    rows = [["figure", "raftsched", "etcd", "PySyncObj", "gRPC floor", "vs etcd", "vs PySyncObj"],
+            ["---", "---:", "---:", "---:", "---:", "---:", "---:"]]
 
     def shared(label: str, name: str, path: tuple[str | int, ...]) -> None:
-        rows.append([label, fmt(_get(r, *path)), fmt(_get(e, *path)), fmt(_get(p, *path)),
+        rows.append([label, fmt(_get(r, *path)), fmt(_get(e, *path)), fmt(_get(p, *path)), fmt(_get(f, *path)),
                      fmt_ratio(rs.get(f"{name}_vs_etcd")), fmt_ratio(rs.get(f"{name}_vs_pysyncobj"))])
+
+    def alone(label: str, value: str, vs_etcd: str = "", vs_pysyncobj: str = "") -> None:
+        rows.append([label, value, "", "", "", vs_etcd, vs_pysyncobj])
 
     for c in levels:
         shared(f"writes/s acknowledged, {c} in flight", f"submit_{c}_tput", ("writes", c, "tput"))
         shared(f"p50 latency ms, {c} in flight", f"submit_{c}_p50", ("writes", c, "p50_ms"))
         shared(f"p99 latency ms, {c} in flight", f"submit_{c}_p99", ("writes", c, "p99_ms"))
-    rows.append(["peak writes/s, any in-flight level", *(fmt(peak_tput(s)) for s in (r, e, p)),
+    rows.append(["peak writes/s, any in-flight level", *(fmt(peak_tput(s)) for s in (r, e, p, f)),
                  fmt_ratio(rs.get("submit_peak_tput_vs_etcd")), fmt_ratio(rs.get("submit_peak_tput_vs_pysyncobj"))])
     top = max(levels)
     for label, key in ((f"client CPU µs per write, {top} in flight", "client_cpu_us_per_op"),
                        (f"server CPU µs per write, {top} in flight", "server_cpu_us_per_op")):
-        rows.append([label, *(fmt(_get(s, "writes", top, key)) for s in (r, e, p)), "", ""])
-    rows.append(["failover window s, median (min-max)", _failover_cell(r), _failover_cell(e), _failover_cell(p),
+        rows.append([label, *(fmt(_get(s, "writes", top, key)) for s in (r, e, p, f)), "", ""])
+    rows.append(["failover window s, median (min-max)", _failover_cell(r), _failover_cell(e), _failover_cell(p), "",
                  fmt_ratio(rs.get("failover_median_vs_etcd")), fmt_ratio(rs.get("failover_median_vs_pysyncobj"))])
     batch = _get(r, "submit_batch", "batch")
-    rows.append([f"SubmitJobs batches of {fmt(batch)}: jobs/s acknowledged", fmt(_get(r, "submit_batch", "jobs_per_s")),
-                 "", "", fmt_ratio(rs.get(f"batch_jobs_vs_etcd_{top}_tput")),
-                 fmt_ratio(rs.get(f"batch_jobs_vs_pysyncobj_{top}_tput"))])
-    rows.append(["end-to-end noop jobs/s (4 executors)", fmt(_get(r, "end_to_end", "jobs_per_s")), "", "", "", ""])
-    rows.append(["executor loss: kill → attempt ended, s", fmt(_get(r, "executor_loss", "detect_median_s")),
-                 "", "", "", ""])
-    rows.append(["executor loss: kill → next attempt assigned, s", fmt(_get(r, "executor_loss", "requeue_median_s")),
-                 "", "", "", ""])
+    alone(f"SubmitJobs batches of {fmt(batch)}: jobs/s acknowledged", fmt(_get(r, "submit_batch", "jobs_per_s")),
+          fmt_ratio(rs.get(f"batch_jobs_vs_etcd_{top}_tput")), fmt_ratio(rs.get(f"batch_jobs_vs_pysyncobj_{top}_tput")))
+    alone("end-to-end noop jobs/s (4 executors)", fmt(_get(r, "end_to_end", "jobs_per_s")))
+    alone("executor loss: kill → attempt ended, s", fmt(_get(r, "executor_loss", "detect_median_s")))
+    alone("executor loss: kill → next attempt assigned, s", fmt(_get(r, "executor_loss", "requeue_median_s")))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
