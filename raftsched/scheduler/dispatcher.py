@@ -150,9 +150,12 @@ class LeaderScheduler:
         self._cancel_stale(session, reg.running)
         if reg.unacked:
             session.reports.put_nowait(executor_pb2.ExecutorMessage(finished=reg.unacked))
+        # Fence what it lost before reading its heartbeat: the heartbeat would otherwise see those
+        # attempts still current and unreported, and re-send them (an assignment "lost in flight")
+        # while their end commits, and then their next attempt would run beside them.
+        await self._fence_lost(session, held, reg)
         if first.HasField("heartbeat"):
             self._on_heartbeat(session, first.heartbeat)
-        await self._fence_lost(session, held, reg)
         log.info("executor %s registered: %d slots, labels %s", session.id, session.slots, session.labels)
 
     async def _fence_lost(
