@@ -25,6 +25,7 @@ import grpc.aio
 from google.protobuf.json_format import MessageToDict
 from proxy import ProxyControl
 
+from raftsched.procmark import kill_marked
 from raftsched.v1 import admin_pb2, admin_pb2_grpc
 
 HOST = "127.0.0.1"
@@ -304,17 +305,4 @@ class Cluster:
 
 def kill_run_leftovers(run_id: str) -> int:
     """SIGKILL any process still carrying JEPSEN_RUN=<run_id> (orphaned tasks and guards)."""
-    marker = f"JEPSEN_RUN={run_id}".encode()
-    killed = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if marker not in f.read().split(b"\0"):
-                    continue
-            os.kill(int(entry), signal.SIGKILL)
-            killed += 1
-        except OSError:
-            continue
-    return killed
+    return kill_marked("JEPSEN_RUN", run_id)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from raftsched import procmark
 from raftsched.client import Client, ClientError
 from raftsched.v1 import admin_pb2, jobs_pb2
 
@@ -331,20 +332,7 @@ class LeaseCluster:
 
 def kill_marked(run_id: str) -> int:
     """SIGKILL every process carrying LEASES_RUN=<run_id> (tasks and guards live in their own sessions)."""
-    marker = f"LEASES_RUN={run_id}".encode()
-    killed = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if marker not in f.read().split(b"\0"):
-                    continue
-            os.kill(int(entry), signal.SIGKILL)
-            killed += 1
-        except OSError:
-            continue
-    return killed
+    return procmark.kill_marked("LEASES_RUN", run_id)
 
 
 def started_cluster(root: Path, executors: dict[str, int], node_flags: Sequence[str] = FAST) -> LeaseCluster:

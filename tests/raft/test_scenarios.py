@@ -163,11 +163,16 @@ def test_fast_back_off_converges_a_long_divergent_tail_in_few_round_trips() -> N
     assert 1 <= len(rejections) <= 2, rejections  # one index at a time would take 21
 
 
-def test_a_crashed_leader_is_replaced_within_a_few_ticks_not_an_election_timeout() -> None:
+def n1_leads_with_pre_vote_and_check_quorum() -> Cluster:
     c = cluster(pre_vote=True, check_quorum=True)
     elect(c, "n1")
-    c.run(2)
+    c.run(2)  # the followers learn the commit index
     c.stabilize()
+    return c
+
+
+def test_a_crashed_leader_is_replaced_within_a_few_ticks_not_an_election_timeout() -> None:
+    c = n1_leads_with_pre_vote_and_check_quorum()
     c.crash("n1")  # its connections close: both followers' transports report LeaderLost
     ticks = tick_until(c, lambda: c.leader() in ("n2", "n3"), 4 * ELECTION)
     # n2 (first by id among the survivors) campaigns on the next tick, then four one-tick hops
@@ -178,9 +183,7 @@ def test_a_crashed_leader_is_replaced_within_a_few_ticks_not_an_election_timeout
 
 
 def test_a_lost_stream_from_a_live_leader_does_not_depose_it() -> None:
-    c = cluster(pre_vote=True, check_quorum=True)
-    elect(c, "n1")
-    c.stabilize()
+    c = n1_leads_with_pre_vote_and_check_quorum()
     term = c.core("n1").term
     # Only n2's stream from n1 broke (n3 still hears n1): n2 campaigns early and is refused.
     c.core("n2").step(LeaderLost(frm="n1", to="n2"))
@@ -192,9 +195,7 @@ def test_a_lost_stream_from_a_live_leader_does_not_depose_it() -> None:
 
 
 def test_leader_lost_from_a_node_that_is_not_the_leader_changes_nothing() -> None:
-    c = cluster(pre_vote=True, check_quorum=True)
-    elect(c, "n1")
-    c.stabilize()
+    c = n1_leads_with_pre_vote_and_check_quorum()
     before = c.core("n2").election_elapsed
     c.core("n2").step(LeaderLost(frm="n3", to="n2"))
     assert c.core("n2").leader == "n1" and c.core("n2").election_elapsed == before
