@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable
 from typing import Any
 
 import grpc
@@ -273,11 +273,14 @@ class Node:
         return await self.propose_internal_nowait(cmd, timeout)
 
     def propose_internal_nowait(self, cmd: commands_pb2.Command,
-                                timeout: float = 10.0) -> Coroutine[Any, Any, commands_pb2.ApplyResult]:
+                                timeout: float = 10.0) -> asyncio.Task[commands_pb2.ApplyResult]:
         """As propose_internal, appended to the log before this returns (successive calls keep
-        their order in the log while nothing waits in between). Always await the result."""
+        their order in the log while nothing waits in between). The task ends with the outcome
+        whether or not anyone awaits it (a caller cancelled meanwhile leaves nothing dangling)."""
         outcome = self.driver.propose_nowait(cmds.encode(cmd, now_ms()), timeout, internal=True)
-        return _or_empty(outcome)
+        task = asyncio.get_running_loop().create_task(_or_empty(outcome))
+        task.add_done_callback(_observed)
+        return task
 
     def local_status(self) -> admin_pb2.NodeStatus:
         st = self.driver.core.status()
@@ -514,3 +517,10 @@ __all__ = ["Node", "jobs_pb2", "now_ms", "run_node"]
 async def _or_empty(outcome: Awaitable[commands_pb2.ApplyResult | None]) -> commands_pb2.ApplyResult:
     result = await outcome
     return result if result is not None else commands_pb2.ApplyResult()
+
+
+def _observed(task: asyncio.Task[Any]) -> None:
+    """A failed internal proposal is its awaiting caller's to handle; if the caller went away,
+    do not log it as an exception nobody retrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -296,7 +296,7 @@ class LeaderScheduler:
                 task.cancel()
 
     def _propose_report(self, session: ExecutorSession, started: list[Any], finished: list[Any],
-                        ) -> list[Coroutine[Any, Any, Any]]:
+                        ) -> list[asyncio.Task[Any]]:
         """Append the report's commands to the log now; returns what to await for their outcome."""
         commands = []
         if started:
@@ -309,14 +309,7 @@ class LeaderScheduler:
                 for f in finished
             ]
             commands.append(cmds.finished(session.id, items))
-        outcomes: list[Coroutine[Any, Any, Any]] = []
-        try:
-            for command in commands:
-                outcomes.append(self.node.propose_internal_nowait(command))
-        except Exception:
-            for outcome in outcomes:  # the started entry is in the log: keep its outcome observed
-                asyncio.get_running_loop().create_task(_ignore_failure(outcome))
-            raise
+        outcomes = [self.node.propose_internal_nowait(command) for command in commands]
         if finished:
             # The executor has freed these slots already: dispatch may refill them while the
             # results commit (see ExecutorSession.finishing).
@@ -325,7 +318,7 @@ class LeaderScheduler:
             self._kick.set()
         return outcomes
 
-    async def _confirm_report(self, session: ExecutorSession, outcomes: list[Coroutine[Any, Any, Any]],
+    async def _confirm_report(self, session: ExecutorSession, outcomes: list[asyncio.Task[Any]],
                               finished: list[Any]) -> None:
         try:
             await asyncio.gather(*outcomes)
@@ -388,7 +381,7 @@ class LeaderScheduler:
             for task in rounds:
                 task.cancel()
 
-    def _start_round(self) -> tuple[list[tuple[str, int, str]], Coroutine[Any, Any, Any]] | None:
+    def _start_round(self) -> tuple[list[tuple[str, int, str]], asyncio.Task[Any]] | None:
         """Match queued jobs to free slots and append the batch to the log (None: nothing to do)."""
         sessions = [s for s in self.sessions.values() if s.can_take_work() and self._accepting(s.id)]
         if not sessions:
@@ -410,7 +403,7 @@ class LeaderScheduler:
             self._assigning[job_id] = (executor_id, slots)
         return items, outcome
 
-    async def _finish_round(self, items: list[tuple[str, int, str]], outcome: Coroutine[Any, Any, Any]) -> None:
+    async def _finish_round(self, items: list[tuple[str, int, str]], outcome: asyncio.Task[Any]) -> None:
         try:
             await outcome
         except Exception as err:  # a lost proposal or leadership loss: a later round retries
@@ -522,7 +515,3 @@ class LeaderScheduler:
             out.append(view)
         return out
 
-
-async def _ignore_failure(outcome: Coroutine[Any, Any, Any]) -> None:
-    with contextlib.suppress(Exception):
-        await outcome
