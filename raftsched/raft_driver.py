@@ -1,9 +1,11 @@
 """The asyncio driver of the Raft core: ticks, steps, persists, sends and applies.
 
-All access to the core happens on the event loop thread, and each ready is processed from
-`ready()` to `advance()` without an `await`, so no coroutine ever interleaves inside one step.
-Messages and proposals that arrive while a ready is being persisted wait in the core and go out
-together in the next one: that is the group commit.
+All access to the core happens on the event loop thread; a single call into the core (step,
+propose, tick) never interleaves with another. Between `ready()` and `advance()` the driver does
+yield: to let the ready's messages reach the wire before the disk write, to let acknowledgements
+out before applying, and while the fsync runs in a worker thread. The core allows steps there (a
+ready's entries stay unstable until `advance()`), and messages and proposals that arrive meanwhile
+go out together in the next ready: that is the group commit.
 """
 
 from __future__ import annotations
