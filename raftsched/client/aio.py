@@ -13,10 +13,11 @@ import grpc
 import grpc.aio
 
 from raftsched.client import calls
+from raftsched.client.base import ClientBase
 from raftsched.client.calls import TERMINAL_STATES, Call
-from raftsched.client.channels import CHANNEL_OPTIONS, check_token_needs_tls, credentials
+from raftsched.client.channels import CHANNEL_OPTIONS, credentials
 from raftsched.client.errors import ClientError
-from raftsched.client.routing import CallState, Router, default_attempt_timeout, leader_hint, plan
+from raftsched.client.routing import leader_hint
 from raftsched.client.sync import STUBS, rpc_error_parts
 from raftsched.config import TLSConfig
 from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
@@ -24,23 +25,13 @@ from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
 R = TypeVar("R")
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """Like Client, awaitable. Create and use it inside one running event loop."""
 
     def __init__(self, addresses: Sequence[str], *, timeout: float = 10.0, tls: TLSConfig | None = None,
                  attempt_timeout: float | None = None, token: str = "") -> None:
-        self._router = Router.of(addresses)
-        self._timeout = timeout
-        self._attempt_timeout = attempt_timeout or default_attempt_timeout(timeout)
-        self._tls = tls if tls is not None and tls.enabled else None
-        check_token_needs_tls(self._tls, token)
-        self._token = token
+        super().__init__(addresses, timeout=timeout, tls=tls, attempt_timeout=attempt_timeout, token=token)
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[tuple[str, str], Any] = {}  # (service, address) -> stub
-
-    @property
-    def leader(self) -> str:
-        return self._router.leader
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
@@ -67,10 +58,6 @@ class AsyncClient:
         if stub is None:  # a stub makes a callable for each method of its service: make it once
             stub = self._stubs[(call.service, address)] = STUBS[call.service](self._channel(address))
         return getattr(stub, call.method)
-
-    def _plan(self, call: Call[Any], timeout: float | None, *, capped: bool = True) -> CallState:
-        return plan(self._router, self._timeout if timeout is None else timeout,
-                    idempotent=call.idempotent, attempt_timeout=self._attempt_timeout if capped else None)
 
     async def _unary(self, call: Call[R], timeout: float | None = None) -> R:
         state = self._plan(call, timeout)

@@ -13,10 +13,11 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from raftsched.client import calls
+from raftsched.client.base import ClientBase
 from raftsched.client.calls import TERMINAL_STATES, Call
-from raftsched.client.channels import CHANNEL_OPTIONS, check_token_needs_tls, credentials
+from raftsched.client.channels import CHANNEL_OPTIONS, credentials
 from raftsched.client.errors import ClientError
-from raftsched.client.routing import CallState, Router, default_attempt_timeout, leader_hint, plan
+from raftsched.client.routing import CallState, leader_hint
 from raftsched.config import TLSConfig
 from raftsched.v1 import (
     admin_pb2,
@@ -44,7 +45,7 @@ def rpc_error_parts(error: grpc.RpcError) -> tuple[str, str, str | None]:
     return (code.name if code is not None else "UNKNOWN"), details, leader_hint(metadata)
 
 
-class Client:
+class Client(ClientBase):
     """Calls any node of the cluster; follows leader hints; retries what is safe to retry.
 
     Every method raises ClientError(code, message) on failure. `timeout` bounds each call as a
@@ -53,20 +54,9 @@ class Client:
 
     def __init__(self, addresses: Sequence[str], *, timeout: float = 10.0, tls: TLSConfig | None = None,
                  attempt_timeout: float | None = None, token: str = "") -> None:
-        self._router = Router.of(addresses)
-        self._timeout = timeout
-        self._attempt_timeout = attempt_timeout or default_attempt_timeout(timeout)
-        self._tls = tls if tls is not None and tls.enabled else None
-        check_token_needs_tls(self._tls, token)
-        self._token = token
+        super().__init__(addresses, timeout=timeout, tls=tls, attempt_timeout=attempt_timeout, token=token)
         self._channels: dict[str, grpc.Channel] = {}
-        self._stubs: dict[tuple[str, str], Any] = {}  # (service, address) -> stub
         self._lock = threading.Lock()  # channels may be created from several threads
-
-    @property
-    def leader(self) -> str:
-        """The address that last served a call or was named as leader ('' when none yet)."""
-        return self._router.leader
 
     def close(self) -> None:
         with self._lock:
@@ -99,10 +89,6 @@ class Client:
             with self._lock:
                 stub = self._stubs.setdefault((call.service, address), STUBS[call.service](channel))
         return getattr(stub, call.method)
-
-    def _plan(self, call: Call[Any], timeout: float | None, *, capped: bool = True) -> CallState:
-        return plan(self._router, self._timeout if timeout is None else timeout,
-                    idempotent=call.idempotent, attempt_timeout=self._attempt_timeout if capped else None)
 
     def _unary(self, call: Call[R], timeout: float | None = None) -> R:
         state = self._plan(call, timeout)
