@@ -299,6 +299,7 @@ class Node:
             healthy=bool(st.leader),
             snapshot_index=st.first_index - 1,
             voter=self.id in st.config.voters,
+            job_counts=self.sm.job_counts(),
         )
 
     # --- lifecycle ---

@@ -16,6 +16,7 @@ from raftsched.api.forward import call_leader, was_forwarded
 from raftsched.scheduler.schedules import fire_cmd, now_ms
 from raftsched.state import commands as cmds
 from raftsched.state import firetimes
+from raftsched.state.listing import query_from_request
 from raftsched.state.schedules import decided_until, validate_schedule
 from raftsched.state.validate import ValidationError, validate_spec
 from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
@@ -116,17 +117,11 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
 
     @guarded
     async def ListJobs(self, request: scheduler_pb2.ListJobsRequest, context: Context) -> Any:
-        if request.page_size > 1000:
-            raise ValidationError("page_size", "at most 1000")
+        query = query_from_request(request)
         forwarded = await self._read("ListJobs", request, context, request.stale)
         if forwarded is not None:
             return forwarded
-        jobs, token = self.node.sm.list_jobs(
-            state=request.state,
-            schedule=request.schedule,
-            page_size=request.page_size or 100,
-            page_token=request.page_token,
-        )
+        jobs, token = self.node.sm.list_jobs(query)
         return scheduler_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     @guarded

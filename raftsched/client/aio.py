@@ -114,8 +114,9 @@ class AsyncClient(ClientBase):
 
     async def list_jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED, schedule: str = "",
                         page_size: int = 0, page_token: str = "", stale: bool = False, *,
+                        where: calls.JobFilter | None = None,
                         timeout: float | None = None) -> scheduler_pb2.ListJobsResponse:
-        return await self._unary(calls.list_jobs(state, schedule, page_size, page_token, stale), timeout)
+        return await self._unary(calls.list_jobs(state, schedule, page_size, page_token, stale, where), timeout)
 
     async def cancel_job(self, job_id: str, reason: str = "", *, timeout: float | None = None,
                          ) -> jobs_pb2.Job:

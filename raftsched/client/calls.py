@@ -4,8 +4,8 @@ safe. The sync and asyncio clients run the same values, so they cannot drift apa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
@@ -53,10 +53,25 @@ def get_job(job_id: str, stale: bool = False) -> Call[jobs_pb2.Job]:
     return Call("scheduler", "GetJob", scheduler_pb2.GetJobRequest(id=job_id, stale=stale), True)
 
 
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What `ListJobs` may narrow a listing by besides state and schedule (SPEC §4)."""
+
+    newest_first: bool = False
+    created_after_ms: int = 0  # submitted at or after
+    created_before_ms: int = 0  # submitted before
+    name: str = ""  # the job's name contains this
+    labels: Mapping[str, str] = field(default_factory=dict)  # the job's labels include these
+
+
 def list_jobs(state: int = jobs_pb2.JOB_STATE_UNSPECIFIED, schedule: str = "", page_size: int = 0,
-              page_token: str = "", stale: bool = False) -> Call[scheduler_pb2.ListJobsResponse]:
-    request = scheduler_pb2.ListJobsRequest(state=state, schedule=schedule, page_size=page_size,  # type: ignore[arg-type]
-                                            page_token=page_token, stale=stale)
+              page_token: str = "", stale: bool = False, where: JobFilter | None = None,
+              ) -> Call[scheduler_pb2.ListJobsResponse]:
+    where = where or JobFilter()
+    request = scheduler_pb2.ListJobsRequest(
+        state=state, schedule=schedule, page_size=page_size, page_token=page_token, stale=stale,  # type: ignore[arg-type]
+        newest_first=where.newest_first, created_after_ms=where.created_after_ms,
+        created_before_ms=where.created_before_ms, name=where.name, labels=dict(where.labels))
     return Call("scheduler", "ListJobs", request, True)
 
 

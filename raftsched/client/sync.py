@@ -148,17 +148,20 @@ class Client(ClientBase):
         return self._unary(calls.get_job(job_id, stale), timeout)
 
     def list_jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED, schedule: str = "", page_size: int = 0,
-                  page_token: str = "", stale: bool = False, *, timeout: float | None = None,
-                  ) -> scheduler_pb2.ListJobsResponse:
-        return self._unary(calls.list_jobs(state, schedule, page_size, page_token, stale), timeout)
+                  page_token: str = "", stale: bool = False, *, where: calls.JobFilter | None = None,
+                  timeout: float | None = None) -> scheduler_pb2.ListJobsResponse:
+        return self._unary(calls.list_jobs(state, schedule, page_size, page_token, stale, where), timeout)
 
     def iter_jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED, schedule: str = "", page_size: int = 0,
-                  stale: bool = False) -> Iterator[jobs_pb2.Job]:
-        """Every matching job, fetching page after page."""
-        token = ""
-        while True:
-            page = self.list_jobs(state, schedule, page_size, token, stale)
-            yield from page.jobs
+                  stale: bool = False, *, where: calls.JobFilter | None = None,
+                  limit: int | None = None) -> Iterator[jobs_pb2.Job]:
+        """Every matching job (at most `limit`), fetching page after page."""
+        token, left = "", math.inf if limit is None else limit
+        while left > 0:
+            page = self.list_jobs(state, schedule, page_size, token, stale, where=where)
+            for job in page.jobs[: int(min(left, len(page.jobs)))]:
+                yield job
+                left -= 1
             token = page.next_page_token
             if not token:
                 return

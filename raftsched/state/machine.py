@@ -16,7 +16,6 @@ Column families (raw bytes):
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
 import struct
@@ -25,8 +24,9 @@ from typing import Any, Protocol
 
 from raftsched.state import snapshot as snap
 from raftsched.state.handlers import apply_command, job_copy
+from raftsched.state.lifecycle import state_name
+from raftsched.state.listing import JobQuery, cut_page, seqs_after
 from raftsched.state.model import Model, current_attempt
-from raftsched.state.validate import ValidationError
 from raftsched.storage.errors import CorruptionError
 from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
 
@@ -36,8 +36,6 @@ J = jobs_pb2
 COLUMN_FAMILIES = ["sm_jobs", "sm_idem", "sm_executors", "sm_schedules", "sm_meta"]
 BUILTIN_HANDLERS = frozenset({"noop", "sleep", "echo", "fail"})
 META_FORMAT = 1
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 _U64 = struct.Struct(">Q")
 
 JobListener = Callable[[jobs_pb2.Job], None]
@@ -194,31 +192,21 @@ class SchedulerState:
         job_id = self._m.idem.get(key)
         return self.get_job(job_id) if job_id is not None else None
 
-    def list_jobs(
-        self, state: int = 0, schedule: str = "", page_size: int = 100, page_token: str = ""
-    ) -> tuple[list[jobs_pb2.Job], str]:
-        """Jobs in submit order, filtered; the token names the last seq returned (stable paging)."""
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = _parse_token(page_token)
-        page: list[jobs_pb2.Job] = []
-        for seq in self._seqs_after(state, after, schedule):
-            job = self._m.by_seq[seq]
-            if (schedule and job.schedule_id != schedule) or (state and job.state != state):
-                continue
-            if len(page) == size:
-                return page, str(page[-1].seq)  # one more matched: there is a next page
-            page.append(job_copy(job))
-        return page, ""
+    def list_jobs(self, query: JobQuery) -> tuple[list[jobs_pb2.Job], str]:
+        """One page of a walk (see `raftsched.state.listing`); the token is the last seq looked at."""
+        walk = ((seq, self._m.by_seq.get(seq)) for seq in seqs_after(self._index_seqs(query), query))
+        page, token = cut_page(query, walk)
+        return [job_copy(job) for job in page], token
 
-    def _seqs_after(self, state: int, after: int, schedule: str = "") -> Iterator[int]:
-        if schedule:  # usually far fewer than the jobs in one state; the caller filters the state
-            seqs = self._m.by_schedule.get(schedule, [])
-            return (seqs[i] for i in range(bisect.bisect_right(seqs, after), len(seqs)))
-        if state:
-            index = self._m.by_state.get(state)
-            return (key[0] for key in index.from_key((after + 1,))) if index is not None else iter(())
-        seqs = self._m.seqs
-        return (seqs[i] for i in range(bisect.bisect_right(seqs, after), len(seqs)))
+    def _index_seqs(self, query: JobQuery) -> Iterator[int]:
+        if query.schedule:  # usually far fewer than the jobs in one state; the walk filters the state
+            seqs: Sequence[int] = self._m.by_schedule.get(query.schedule, [])
+        elif query.state:
+            index = self._m.by_state.get(query.state)
+            seqs = [key[0] for key in index] if index is not None else []
+        else:
+            seqs = self._m.seqs
+        return reversed(seqs) if query.newest_first else iter(seqs)
 
     def executors(self) -> list[jobs_pb2.ExecutorInfo]:
         return [self._executor_view(info) for _, info in sorted(self._m.executors.items())]
@@ -305,6 +293,10 @@ class SchedulerState:
         out["schedule_skips"] = sum(s.skipped_count for s in m.schedules.values())
         return out
 
+    def job_counts(self) -> dict[str, int]:
+        """Jobs by state name (without the JOB_STATE_ prefix), exact at the applied index."""
+        return {state_name(value): self._m.count(value) for value in J.JobState.values() if value}
+
     def slots_in_use(self, executor_id: str) -> int:
         """Slots taken by the executor's current attempts (a job's slots, 0 counting as 1)."""
         return self._m.slots_in_use(executor_id)
@@ -325,14 +317,6 @@ def _schedule_copy(schedule: scheduler_pb2.Schedule) -> scheduler_pb2.Schedule:
     out = scheduler_pb2.Schedule()
     out.CopyFrom(schedule)
     return out
-
-
-def _parse_token(token: str) -> int:
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise ValidationError("page_token", f"{token!r} is not a token this server returned")
-    return int(token)
 
 
 __all__ = ["BUILTIN_HANDLERS", "COLUMN_FAMILIES", "SchedulerState", "StateDB"]

@@ -25,43 +25,47 @@ _sym_db = _symbol_database.Default()
 from raftsched.v1 import raft_pb2 as raftsched_dot_v1_dot_raft__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18raftsched/v1/admin.proto\x12\x0craftsched.v1\x1a\x17raftsched/v1/raft.proto\"#\n\rStatusRequest\x12\x12\n\nlocal_only\x18\x01 \x01(\x08\"\x8e\x02\n\nNodeStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.raftsched.v1.Role\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x0e\n\x06leader\x18\x05 \x01(\t\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x16\n\x0elast_log_index\x18\x08 \x01(\x04\x12\x17\n\x0flast_contact_ms\x18\t \x01(\x04\x12\x0f\n\x07healthy\x18\n \x01(\x08\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x16\n\x0esnapshot_index\x18\x0c \x01(\x04\x12\r\n\x05voter\x18\r \x01(\x08\"M\n\x0eStatusResponse\x12\'\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.NodeStatus\x12\x12\n\ncluster_id\x18\x02 \x01(\t\"\x14\n\x12ListMembersRequest\"c\n\x13ListMembersResponse\x12$\n\x06voters\x18\x01 \x03(\x0b\x32\x14.raftsched.v1.Member\x12&\n\x08learners\x18\x02 \x03(\x0b\x32\x14.raftsched.v1.Member\"@\n\x10\x41\x64\x64MemberRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07learner\x18\x03 \x01(\x08\"\"\n\x14PromoteMemberRequest\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13RemoveMemberRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\'\n\x15TransferLeaderRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\"(\n\x16TransferLeaderResponse\x12\x0e\n\x06leader\x18\x01 \x01(\t\"\x15\n\x13SaveSnapshotRequest\"\x1d\n\rSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"3\n\x0eReadLogRequest\x12\x12\n\nfrom_index\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"b\n\x0fReadLogResponse\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.raftsched.v1.Entry\x12\x14\n\x0c\x63ommit_index\x18\x02 \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x03 \x01(\x04*~\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_FOLLOWER\x10\x01\x12\x16\n\x12ROLE_PRE_CANDIDATE\x10\x02\x12\x12\n\x0eROLE_CANDIDATE\x10\x03\x12\x0f\n\x0bROLE_LEADER\x10\x04\x12\x10\n\x0cROLE_LEARNER\x10\x05\x32\x95\x05\n\x05\x41\x64min\x12\x43\n\x06Status\x12\x1b.raftsched.v1.StatusRequest\x1a\x1c.raftsched.v1.StatusResponse\x12R\n\x0bListMembers\x12 .raftsched.v1.ListMembersRequest\x1a!.raftsched.v1.ListMembersResponse\x12N\n\tAddMember\x12\x1e.raftsched.v1.AddMemberRequest\x1a!.raftsched.v1.ListMembersResponse\x12V\n\rPromoteMember\x12\".raftsched.v1.PromoteMemberRequest\x1a!.raftsched.v1.ListMembersResponse\x12T\n\x0cRemoveMember\x12!.raftsched.v1.RemoveMemberRequest\x1a!.raftsched.v1.ListMembersResponse\x12[\n\x0eTransferLeader\x12#.raftsched.v1.TransferLeaderRequest\x1a$.raftsched.v1.TransferLeaderResponse\x12P\n\x0cSaveSnapshot\x12!.raftsched.v1.SaveSnapshotRequest\x1a\x1b.raftsched.v1.SnapshotChunk0\x01\x12\x46\n\x07ReadLog\x12\x1c.raftsched.v1.ReadLogRequest\x1a\x1d.raftsched.v1.ReadLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18raftsched/v1/admin.proto\x12\x0craftsched.v1\x1a\x17raftsched/v1/raft.proto\"#\n\rStatusRequest\x12\x12\n\nlocal_only\x18\x01 \x01(\x08\"\x8d\x03\n\nNodeStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.raftsched.v1.Role\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x0e\n\x06leader\x18\x05 \x01(\t\x12\x14\n\x0c\x63ommit_index\x18\x06 \x01(\x04\x12\x15\n\rapplied_index\x18\x07 \x01(\x04\x12\x16\n\x0elast_log_index\x18\x08 \x01(\x04\x12\x17\n\x0flast_contact_ms\x18\t \x01(\x04\x12\x0f\n\x07healthy\x18\n \x01(\x08\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x16\n\x0esnapshot_index\x18\x0c \x01(\x04\x12\r\n\x05voter\x18\r \x01(\x08\x12;\n\njob_counts\x18\x0e \x03(\x0b\x32\'.raftsched.v1.NodeStatus.JobCountsEntry\x12\x0e\n\x06\x61larms\x18\x0f \x03(\t\x1a\x30\n\x0eJobCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"M\n\x0eStatusResponse\x12\'\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.NodeStatus\x12\x12\n\ncluster_id\x18\x02 \x01(\t\"\x14\n\x12ListMembersRequest\"c\n\x13ListMembersResponse\x12$\n\x06voters\x18\x01 \x03(\x0b\x32\x14.raftsched.v1.Member\x12&\n\x08learners\x18\x02 \x03(\x0b\x32\x14.raftsched.v1.Member\"@\n\x10\x41\x64\x64MemberRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0f\n\x07learner\x18\x03 \x01(\x08\"\"\n\x14PromoteMemberRequest\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13RemoveMemberRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\'\n\x15TransferLeaderRequest\x12\x0e\n\x06target\x18\x01 \x01(\t\"(\n\x16TransferLeaderResponse\x12\x0e\n\x06leader\x18\x01 \x01(\t\"\x15\n\x13SaveSnapshotRequest\"\x1d\n\rSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"3\n\x0eReadLogRequest\x12\x12\n\nfrom_index\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"b\n\x0fReadLogResponse\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.raftsched.v1.Entry\x12\x14\n\x0c\x63ommit_index\x18\x02 \x01(\x04\x12\x13\n\x0b\x66irst_index\x18\x03 \x01(\x04*~\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_FOLLOWER\x10\x01\x12\x16\n\x12ROLE_PRE_CANDIDATE\x10\x02\x12\x12\n\x0eROLE_CANDIDATE\x10\x03\x12\x0f\n\x0bROLE_LEADER\x10\x04\x12\x10\n\x0cROLE_LEARNER\x10\x05\x32\x95\x05\n\x05\x41\x64min\x12\x43\n\x06Status\x12\x1b.raftsched.v1.StatusRequest\x1a\x1c.raftsched.v1.StatusResponse\x12R\n\x0bListMembers\x12 .raftsched.v1.ListMembersRequest\x1a!.raftsched.v1.ListMembersResponse\x12N\n\tAddMember\x12\x1e.raftsched.v1.AddMemberRequest\x1a!.raftsched.v1.ListMembersResponse\x12V\n\rPromoteMember\x12\".raftsched.v1.PromoteMemberRequest\x1a!.raftsched.v1.ListMembersResponse\x12T\n\x0cRemoveMember\x12!.raftsched.v1.RemoveMemberRequest\x1a!.raftsched.v1.ListMembersResponse\x12[\n\x0eTransferLeader\x12#.raftsched.v1.TransferLeaderRequest\x1a$.raftsched.v1.TransferLeaderResponse\x12P\n\x0cSaveSnapshot\x12!.raftsched.v1.SaveSnapshotRequest\x1a\x1b.raftsched.v1.SnapshotChunk0\x01\x12\x46\n\x07ReadLog\x12\x1c.raftsched.v1.ReadLogRequest\x1a\x1d.raftsched.v1.ReadLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftsched.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1006
-  _globals['_ROLE']._serialized_end=1132
+  _globals['_NODESTATUS_JOBCOUNTSENTRY']._loaded_options = None
+  _globals['_NODESTATUS_JOBCOUNTSENTRY']._serialized_options = b'8\001'
+  _globals['_ROLE']._serialized_start=1133
+  _globals['_ROLE']._serialized_end=1259
   _globals['_STATUSREQUEST']._serialized_start=67
   _globals['_STATUSREQUEST']._serialized_end=102
   _globals['_NODESTATUS']._serialized_start=105
-  _globals['_NODESTATUS']._serialized_end=375
-  _globals['_STATUSRESPONSE']._serialized_start=377
-  _globals['_STATUSRESPONSE']._serialized_end=454
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=456
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=476
-  _globals['_LISTMEMBERSRESPONSE']._serialized_start=478
-  _globals['_LISTMEMBERSRESPONSE']._serialized_end=577
-  _globals['_ADDMEMBERREQUEST']._serialized_start=579
-  _globals['_ADDMEMBERREQUEST']._serialized_end=643
-  _globals['_PROMOTEMEMBERREQUEST']._serialized_start=645
-  _globals['_PROMOTEMEMBERREQUEST']._serialized_end=679
-  _globals['_REMOVEMEMBERREQUEST']._serialized_start=681
-  _globals['_REMOVEMEMBERREQUEST']._serialized_end=714
-  _globals['_TRANSFERLEADERREQUEST']._serialized_start=716
-  _globals['_TRANSFERLEADERREQUEST']._serialized_end=755
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=757
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=797
-  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=799
-  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=820
-  _globals['_SNAPSHOTCHUNK']._serialized_start=822
-  _globals['_SNAPSHOTCHUNK']._serialized_end=851
-  _globals['_READLOGREQUEST']._serialized_start=853
-  _globals['_READLOGREQUEST']._serialized_end=904
-  _globals['_READLOGRESPONSE']._serialized_start=906
-  _globals['_READLOGRESPONSE']._serialized_end=1004
-  _globals['_ADMIN']._serialized_start=1135
-  _globals['_ADMIN']._serialized_end=1796
+  _globals['_NODESTATUS']._serialized_end=502
+  _globals['_NODESTATUS_JOBCOUNTSENTRY']._serialized_start=454
+  _globals['_NODESTATUS_JOBCOUNTSENTRY']._serialized_end=502
+  _globals['_STATUSRESPONSE']._serialized_start=504
+  _globals['_STATUSRESPONSE']._serialized_end=581
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=583
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=603
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=605
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=704
+  _globals['_ADDMEMBERREQUEST']._serialized_start=706
+  _globals['_ADDMEMBERREQUEST']._serialized_end=770
+  _globals['_PROMOTEMEMBERREQUEST']._serialized_start=772
+  _globals['_PROMOTEMEMBERREQUEST']._serialized_end=806
+  _globals['_REMOVEMEMBERREQUEST']._serialized_start=808
+  _globals['_REMOVEMEMBERREQUEST']._serialized_end=841
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=843
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=882
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=884
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=924
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_start=926
+  _globals['_SAVESNAPSHOTREQUEST']._serialized_end=947
+  _globals['_SNAPSHOTCHUNK']._serialized_start=949
+  _globals['_SNAPSHOTCHUNK']._serialized_end=978
+  _globals['_READLOGREQUEST']._serialized_start=980
+  _globals['_READLOGREQUEST']._serialized_end=1031
+  _globals['_READLOGRESPONSE']._serialized_start=1033
+  _globals['_READLOGRESPONSE']._serialized_end=1131
+  _globals['_ADMIN']._serialized_start=1262
+  _globals['_ADMIN']._serialized_end=1923
 # @@protoc_insertion_point(module_scope)

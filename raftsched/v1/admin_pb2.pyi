@@ -30,7 +30,14 @@ class StatusRequest(_message.Message):
     def __init__(self, local_only: _Optional[bool] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("id", "address", "role", "term", "leader", "commit_index", "applied_index", "last_log_index", "last_contact_ms", "healthy", "error", "snapshot_index", "voter")
+    __slots__ = ("id", "address", "role", "term", "leader", "commit_index", "applied_index", "last_log_index", "last_contact_ms", "healthy", "error", "snapshot_index", "voter", "job_counts", "alarms")
+    class JobCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +51,8 @@ class NodeStatus(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_INDEX_FIELD_NUMBER: _ClassVar[int]
     VOTER_FIELD_NUMBER: _ClassVar[int]
+    JOB_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ALARMS_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     role: Role
@@ -57,7 +66,9 @@ class NodeStatus(_message.Message):
     error: str
     snapshot_index: int
     voter: bool
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., term: _Optional[int] = ..., leader: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., last_contact_ms: _Optional[int] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., voter: _Optional[bool] = ...) -> None: ...
+    job_counts: _containers.ScalarMap[str, int]
+    alarms: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., term: _Optional[int] = ..., leader: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., last_contact_ms: _Optional[int] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., voter: _Optional[bool] = ..., job_counts: _Optional[_Mapping[str, int]] = ..., alarms: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("nodes", "cluster_id")

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Command(_message.Message):
-    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires")
+    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires", "purge")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     SUBMIT_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class Command(_message.Message):
     DELETE_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     FIRE_SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     SKIP_FIRES_FIELD_NUMBER: _ClassVar[int]
+    PURGE_FIELD_NUMBER: _ClassVar[int]
     version: int
     time_ms: int
     submit: SubmitJobsCmd
@@ -42,7 +43,8 @@ class Command(_message.Message):
     delete_schedule: DeleteScheduleCmd
     fire_schedule: FireScheduleCmd
     skip_fires: SkipFiresCmd
-    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ...) -> None: ...
+    purge: PurgeCmd
+    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ..., purge: _Optional[_Union[PurgeCmd, _Mapping]] = ...) -> None: ...
 
 class SubmitJobsCmd(_message.Message):
     __slots__ = ("specs",)
@@ -184,6 +186,24 @@ class SkipFiresCmd(_message.Message):
     name: str
     fires: _containers.RepeatedCompositeFieldContainer[_scheduler_pb2.SkippedFire]
     def __init__(self, name: _Optional[str] = ..., fires: _Optional[_Iterable[_Union[_scheduler_pb2.SkippedFire, _Mapping]]] = ...) -> None: ...
+
+class PurgeCmd(_message.Message):
+    __slots__ = ("job_ids", "idempotency_keys", "trim_skipped")
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEYS_FIELD_NUMBER: _ClassVar[int]
+    TRIM_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    idempotency_keys: _containers.RepeatedScalarFieldContainer[str]
+    trim_skipped: _containers.RepeatedCompositeFieldContainer[TrimSkipped]
+    def __init__(self, job_ids: _Optional[_Iterable[str]] = ..., idempotency_keys: _Optional[_Iterable[str]] = ..., trim_skipped: _Optional[_Iterable[_Union[TrimSkipped, _Mapping]]] = ...) -> None: ...
+
+class TrimSkipped(_message.Message):
+    __slots__ = ("schedule", "before_ms")
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_MS_FIELD_NUMBER: _ClassVar[int]
+    schedule: str
+    before_ms: int
+    def __init__(self, schedule: _Optional[str] = ..., before_ms: _Optional[int] = ...) -> None: ...
 
 class ApplyResult(_message.Message):
     __slots__ = ("submitted", "job", "error", "code", "schedule")

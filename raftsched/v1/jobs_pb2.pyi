@@ -36,6 +36,7 @@ class ExecutorState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXECUTOR_STATE_DISCONNECTED: _ClassVar[ExecutorState]
     EXECUTOR_STATE_DOWN: _ClassVar[ExecutorState]
     EXECUTOR_STATE_DRAINING: _ClassVar[ExecutorState]
+    EXECUTOR_STATE_QUARANTINED: _ClassVar[ExecutorState]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_PENDING: JobState
 JOB_STATE_QUEUED: JobState
@@ -57,6 +58,7 @@ EXECUTOR_STATE_CONNECTED: ExecutorState
 EXECUTOR_STATE_DISCONNECTED: ExecutorState
 EXECUTOR_STATE_DOWN: ExecutorState
 EXECUTOR_STATE_DRAINING: ExecutorState
+EXECUTOR_STATE_QUARANTINED: ExecutorState
 
 class JobSpec(_message.Message):
     __slots__ = ("name", "command", "handler", "payload", "max_attempts", "backoff", "timeout_ms", "priority", "depends_on", "labels", "slots", "idempotency_key")

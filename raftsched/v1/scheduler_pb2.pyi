@@ -75,18 +75,35 @@ class GetJobRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., stale: _Optional[bool] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("state", "schedule", "page_size", "page_token", "stale")
+    __slots__ = ("state", "schedule", "page_size", "page_token", "stale", "newest_first", "created_after_ms", "created_before_ms", "name", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     STATE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STALE_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_MS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     state: _jobs_pb2.JobState
     schedule: str
     page_size: int
     page_token: str
     stale: bool
-    def __init__(self, state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., schedule: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., stale: _Optional[bool] = ...) -> None: ...
+    newest_first: bool
+    created_after_ms: int
+    created_before_ms: int
+    name: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, state: _Optional[_Union[_jobs_pb2.JobState, str]] = ..., schedule: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., stale: _Optional[bool] = ..., newest_first: _Optional[bool] = ..., created_after_ms: _Optional[int] = ..., created_before_ms: _Optional[int] = ..., name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")
@@ -147,7 +164,7 @@ class DrainExecutorRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ScheduleSpec(_message.Message):
-    __slots__ = ("name", "cron", "timezone", "every_ms", "start_ms", "end_ms", "jitter_ms", "template", "overlap", "catchup", "catchup_window_ms", "catchup_max")
+    __slots__ = ("name", "cron", "timezone", "every_ms", "start_ms", "end_ms", "jitter_ms", "template", "overlap", "catchup", "catchup_window_ms", "catchup_max", "keep_succeeded", "keep_failed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CRON_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +177,8 @@ class ScheduleSpec(_message.Message):
     CATCHUP_FIELD_NUMBER: _ClassVar[int]
     CATCHUP_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
     CATCHUP_MAX_FIELD_NUMBER: _ClassVar[int]
+    KEEP_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FAILED_FIELD_NUMBER: _ClassVar[int]
     name: str
     cron: str
     timezone: str
@@ -172,7 +191,9 @@ class ScheduleSpec(_message.Message):
     catchup: CatchupPolicy
     catchup_window_ms: int
     catchup_max: int
-    def __init__(self, name: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., every_ms: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., jitter_ms: _Optional[int] = ..., template: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., overlap: _Optional[_Union[OverlapPolicy, str]] = ..., catchup: _Optional[_Union[CatchupPolicy, str]] = ..., catchup_window_ms: _Optional[int] = ..., catchup_max: _Optional[int] = ...) -> None: ...
+    keep_succeeded: int
+    keep_failed: int
+    def __init__(self, name: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., every_ms: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., jitter_ms: _Optional[int] = ..., template: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., overlap: _Optional[_Union[OverlapPolicy, str]] = ..., catchup: _Optional[_Union[CatchupPolicy, str]] = ..., catchup_window_ms: _Optional[int] = ..., catchup_max: _Optional[int] = ..., keep_succeeded: _Optional[int] = ..., keep_failed: _Optional[int] = ...) -> None: ...
 
 class SkippedFire(_message.Message):
     __slots__ = ("scheduled_time", "reason")
@@ -183,7 +204,7 @@ class SkippedFire(_message.Message):
     def __init__(self, scheduled_time: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("id", "spec", "paused", "note", "created_ms", "last_fired_time", "next_fire_times", "skipped", "fired_count", "skipped_count", "last_job_id", "buffered")
+    __slots__ = ("id", "spec", "paused", "note", "created_ms", "last_fired_time", "next_fire_times", "skipped", "fired_count", "skipped_count", "last_job_id", "buffered", "last_skipped_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +217,7 @@ class Schedule(_message.Message):
     SKIPPED_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BUFFERED_FIELD_NUMBER: _ClassVar[int]
+    LAST_SKIPPED_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: ScheduleSpec
     paused: bool
@@ -208,7 +230,8 @@ class Schedule(_message.Message):
     skipped_count: int
     last_job_id: str
     buffered: bool
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[ScheduleSpec, _Mapping]] = ..., paused: _Optional[bool] = ..., note: _Optional[str] = ..., created_ms: _Optional[int] = ..., last_fired_time: _Optional[int] = ..., next_fire_times: _Optional[_Iterable[int]] = ..., skipped: _Optional[_Iterable[_Union[SkippedFire, _Mapping]]] = ..., fired_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., last_job_id: _Optional[str] = ..., buffered: _Optional[bool] = ...) -> None: ...
+    last_skipped_time: int
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[ScheduleSpec, _Mapping]] = ..., paused: _Optional[bool] = ..., note: _Optional[str] = ..., created_ms: _Optional[int] = ..., last_fired_time: _Optional[int] = ..., next_fire_times: _Optional[_Iterable[int]] = ..., skipped: _Optional[_Iterable[_Union[SkippedFire, _Mapping]]] = ..., fired_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., last_job_id: _Optional[str] = ..., buffered: _Optional[bool] = ..., last_skipped_time: _Optional[int] = ...) -> None: ...
 
 class CreateScheduleRequest(_message.Message):
     __slots__ = ("spec",)

@@ -57,7 +57,7 @@ def leader_round(node: Node, now: int | None = None) -> list[commands_pb2.Comman
 
 
 def jobs_of(node: Node, name: str) -> list[jobs_pb2.Job]:
-    jobs, _ = node.state.list_jobs(schedule=name, page_size=1000)
+    jobs, _ = node.list_jobs(schedule=name, page_size=1000)
     return jobs
 
 

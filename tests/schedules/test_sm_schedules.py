@@ -216,12 +216,12 @@ def test_list_jobs_by_schedule_pages_and_filters_state(node: Node) -> None:
         fire(node, "a", T0 + i * 1000)
         fire(node, "b", T0 + i * 1000)
     node.submit()
-    page, token = node.state.list_jobs(schedule="a", page_size=3)
-    rest, end = node.state.list_jobs(schedule="a", page_size=3, page_token=token)
+    page, token = node.list_jobs(schedule="a", page_size=3)
+    rest, end = node.list_jobs(schedule="a", page_size=3, page_token=token)
     assert [j.scheduled_time for j in page + rest] == [T0 + i * 1000 for i in range(1, 6)] and not end
-    queued, _ = node.state.list_jobs(state=J.JOB_STATE_QUEUED, schedule="b")
+    queued, _ = node.list_jobs(state=J.JOB_STATE_QUEUED, schedule="b")
     assert len(queued) == 5
-    assert node.state.list_jobs(state=J.JOB_STATE_RUNNING, schedule="b")[0] == []
+    assert node.list_jobs(state=J.JOB_STATE_RUNNING, schedule="b")[0] == []
 
 
 def test_schedules_survive_restart_and_snapshot_restore(node: Node, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from raftsched.state import commands as c
+from raftsched.state.listing import query_from_request
 from raftsched.state.machine import COLUMN_FAMILIES, SchedulerState
 from raftsched.storage.db import NodeDB
-from raftsched.v1 import commands_pb2, jobs_pb2
+from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
 
 J = jobs_pb2
 TERMINAL = {J.JOB_STATE_SUCCEEDED, J.JOB_STATE_FAILED, J.JOB_STATE_CANCELLED, J.JOB_STATE_SKIPPED}
@@ -62,6 +63,9 @@ class Node:
     def up(self, executor: str = "e1", slots: int = 4, **fields: Any) -> None:
         assert not self.run(c.executor_up(executor, slots=slots, **fields)).error
 
+    def list_jobs(self, **request: Any) -> tuple[list[jobs_pb2.Job], str]:
+        return list_page(self.state, **request)
+
     def job(self, job_id: str) -> jobs_pb2.Job:
         job = self.state.get_job(job_id)
         assert job is not None
@@ -94,14 +98,25 @@ def temp_node() -> Iterator[Node]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def list_page(sm: SchedulerState, **request: Any) -> tuple[list[jobs_pb2.Job], str]:
+    """One ListJobs page, the request given as ListJobsRequest fields (checked as the API does)."""
+    return sm.list_jobs(query_from_request(scheduler_pb2.ListJobsRequest(**request)))
+
+
+def all_jobs(sm: SchedulerState, **request: Any) -> list[jobs_pb2.Job]:
+    """Every job of a full walk through the paging API."""
+    jobs: list[jobs_pb2.Job] = []
+    token = ""
+    while True:
+        page, token = list_page(sm, page_size=1000, page_token=token, **request)
+        jobs.extend(page)
+        if not token:
+            return jobs
+
+
 def check_indexes(state: SchedulerState) -> None:
     """Recount every incremental index the slow way and compare (the naive version of each)."""
-    jobs, _ = state.list_jobs(page_size=1000)
-    while True:  # every job, through the paging API itself
-        more, _token = state.list_jobs(page_size=1000, page_token=str(jobs[-1].seq)) if jobs else ([], "")
-        if not more:
-            break
-        jobs.extend(more)
+    jobs = all_jobs(state)
     seqs = [job.seq for job in jobs]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     far = 2**64

@@ -122,14 +122,14 @@ def test_list_jobs_pages_in_submit_order_and_filters_by_state(node: Node) -> Non
     seen: list[str] = []
     token = ""
     while True:
-        page, token = node.state.list_jobs(page_size=3, page_token=token)
+        page, token = node.list_jobs(page_size=3, page_token=token)
         seen.extend(j.id for j in page)
         if not token:
             break
     assert seen == ids
-    cancelled, token = node.state.list_jobs(state=J.JOB_STATE_CANCELLED, page_size=1)
+    cancelled, token = node.list_jobs(state=J.JOB_STATE_CANCELLED, page_size=1)
     assert [j.id for j in cancelled] == [ids[2]] and token
-    rest, token = node.state.list_jobs(state=J.JOB_STATE_CANCELLED, page_size=1, page_token=token)
+    rest, token = node.list_jobs(state=J.JOB_STATE_CANCELLED, page_size=1, page_token=token)
     assert [j.id for j in rest] == [ids[5]] and token == ""
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sm_harness import T0, TERMINAL, Node, check_indexes, temp_node
+from sm_harness import T0, TERMINAL, Node, check_indexes, list_page, temp_node
 
 from raftsched.state import commands as c
 from raftsched.v1 import jobs_pb2
@@ -125,7 +125,7 @@ def apply_one_by_one(node: Node, log: list[bytes | None]) -> None:
         for job_id, job in final.items():
             now = node.state.get_job(job_id)
             assert now is not None and fate(now) == fate(job), "a terminal job changed"
-        jobs, _ = node.state.list_jobs(page_size=1000)
+        jobs, _ = node.list_jobs(page_size=1000)
         final.update({j.id: j for j in jobs if j.state in TERMINAL and j.id not in final})
 
 
@@ -199,7 +199,7 @@ def queries(node: Node) -> dict[str, Any]:
     far = 2**64 - 1
     return {
         "applied": s.applied_index,
-        "jobs": s.list_jobs(page_size=1000),
+        "jobs": list_page(s, page_size=1000),
         "executors": s.executors(),
         "queued": s.queued(far, 1000),
         "timed_out": s.timed_out(far),

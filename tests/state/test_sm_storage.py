@@ -65,7 +65,7 @@ def test_restore_discards_earlier_state(node: Node) -> None:
     node.state.restore(empty)
     node.log.clear()  # the log continues after the snapshot's index
     assert node.state.applied_index == 0
-    assert node.state.list_jobs() == ([], "")
+    assert node.list_jobs() == ([], "")
     assert node.state.executors() == [] and node.state.job_by_key("k") is None
     assert node.submit().id == "j1"
 
@@ -101,4 +101,4 @@ def test_encode_sets_version_and_time_without_touching_the_caller() -> None:
 
 def test_list_jobs_rejects_a_foreign_page_token(node: Node) -> None:
     with pytest.raises(ValueError, match="page_token"):
-        node.state.list_jobs(page_token="abc")
+        node.list_jobs(page_token="abc")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from raftsched.cli.common import Printer, make_client
+from raftsched.cli.errors import UsageError
 from raftsched.cli.output import job_detail, job_state, jobs_table, watch_line
-from raftsched.cli.parsing import build_job_spec, parse_state
-from raftsched.client.calls import TERMINAL_STATES
+from raftsched.cli.parsing import build_job_spec, labels_from_flags, parse_state
+from raftsched.client.calls import TERMINAL_STATES, JobFilter
 from raftsched.v1 import jobs_pb2
 
 
@@ -68,9 +69,13 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     state = parse_state(args.state) if args.state else jobs_pb2.JOB_STATE_UNSPECIFIED
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit: must be at least 1")
+    where = JobFilter(newest_first=args.newest_first, name=args.name or "",
+                      labels=labels_from_flags(args.label))
     out = Printer(args)
     with make_client(args) as client:
-        jobs = client.iter_jobs(state, args.schedule or "", stale=args.stale)
+        jobs = client.iter_jobs(state, args.schedule or "", stale=args.stale, where=where, limit=args.limit)
         if out.json:
             out.messages(jobs)  # streamed page by page: a long list starts printing at once
         else:
@@ -139,6 +144,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     listing = sub.add_parser("list", parents=[client], help="list jobs")
     listing.add_argument("--state", metavar="S", help="only jobs in this state (queued, running, ...)")
     listing.add_argument("--schedule", metavar="NAME", help="only jobs made by this schedule")
+    listing.add_argument("--name", metavar="TEXT", help="only jobs whose name contains TEXT")
+    listing.add_argument("--label", action="append", metavar="K=V", help="only jobs with this label (repeatable)")
+    listing.add_argument("--newest-first", action="store_true", help="newest first (default: submit order)")
+    listing.add_argument("--limit", type=int, metavar="N", help="at most N jobs")
     listing.add_argument("--stale", action="store_true", help="read from the node asked (may lag)")
     listing.set_defaults(handler_fn=cmd_list)
     cancel = sub.add_parser("cancel", parents=[client], help="cancel a job")
