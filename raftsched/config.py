@@ -58,6 +58,8 @@ class NodeConfig:
     log_level: str = "info"
     tls: TLSConfig = field(default_factory=TLSConfig)
     tokens_file: str = ""  # accepted bearer tokens (raftsched.security.tokens); needs TLS
+    job_retention: int = 7 * 86_400_000  # ms a finished job is kept; 0 keeps them forever
+    idempotency_window: int = 86_400_000  # ms an idempotency key is remembered; 0 while its job lives
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 MAX_SLOTS = 1024
 
-Kind = Literal["int", "str", "bool", "peers", "labels", "addresses"]
+Kind = Literal["int", "str", "bool", "peers", "labels", "addresses", "duration"]
 ArgsLike = argparse.Namespace | Mapping[str, object]
 
 
@@ -139,6 +141,8 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "str", "debug, info, warning or error"),
     *_TLS_SETTINGS,
     Setting("tokens_file", "str", "TOML file of accepted bearer tokens ([tokens] token = role); needs TLS"),
+    Setting("job_retention", "duration", "how long finished jobs are kept (7d, 12h; 0 = forever)"),
+    Setting("idempotency_window", "duration", "how long idempotency keys are kept (24h; 0 = while the job lives)"),
 )
 
 EXECUTOR_SETTINGS: tuple[Setting, ...] = (
@@ -333,7 +337,46 @@ def parse_addresses(raw: object, name: str = "cluster") -> tuple[str, ...]:
     return out
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_DURATION_MS = 100 * 365 * 86_400_000
+
+
+def parse_duration_ms(raw: object, name: str = "duration") -> int:
+    """'500ms', '10s', '2m', '1h30m', '7d', '1.5s' to milliseconds; a plain number counts seconds.
+
+    Why seconds: `--timeout 120` and `--every 5` read as seconds to people and to the scripts
+    that drive the CLI (like the coreutils `timeout` and `sleep`); write `120ms` for ms.
+    """
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = str(raw)
+    elif isinstance(raw, str):
+        value = raw.strip().lower()
+    else:
+        raise ConfigError(f"{name}: {raw!r} is not a duration (examples: 500ms, 10s, 2m, 1h30m, 7d)")
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        ms = round(float(value) * 1000)
+    elif not value or _DURATION_PART.sub("", value):
+        raise ConfigError(f"{name}: {raw!r} is not a duration (examples: 500ms, 10s, 2m, 1h30m, 7d)")
+    else:
+        ms = round(sum(float(n) * _UNIT_MS[u] for n, u in _DURATION_PART.findall(value)))
+    if ms > MAX_DURATION_MS:
+        raise ConfigError(f"{name}: {raw!r} is longer than 100 years")
+    return ms
+
+
+def format_duration_ms(ms: int) -> str:
+    """The shortest exact spelling parse_duration_ms reads back: 604800000 -> '7d', 0 -> '0'."""
+    if ms == 0:
+        return "0"
+    for unit in ("d", "h", "m", "s"):
+        if ms % _UNIT_MS[unit] == 0:
+            return f"{ms // _UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
 _CONVERTERS: dict[str, Callable[[object, str], object]] = {
+    "duration": parse_duration_ms,
     "int": _to_int,
     "str": _to_str,
     "bool": _to_bool,
@@ -488,6 +531,9 @@ def node_config_toml(config: NodeConfig) -> str:
             value: object = getattr(config.tls, setting.name.removeprefix("tls_"))
         else:
             value = getattr(config, setting.name)
+        if setting.kind == "duration":
+            assert isinstance(value, int)
+            value = format_duration_ms(value)  # a bare TOML number would read as seconds
         lines.append(f"{setting.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 

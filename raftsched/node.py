@@ -34,8 +34,10 @@ from raftsched.raft.messages import (
     SnapshotRequest,
     SoftState,
 )
+from raftsched.raft.storage import CompactedError, UnavailableError
 from raftsched.raft_driver import RaftDriver
 from raftsched.scheduler.dispatcher import LeaderScheduler
+from raftsched.snapshotting import Snapshot, SnapshotKeeper, Staged, StateInstall
 from raftsched.state import commands as cmds
 from raftsched.state.machine import COLUMN_FAMILIES, SchedulerState
 from raftsched.storage.db import NodeDB
@@ -44,7 +46,12 @@ from raftsched.storage.members import load_addresses, save_addresses
 from raftsched.storage.raft_store import RaftStore
 from raftsched.transport.options import server_options
 from raftsched.transport.peers import RaftTransport
-from raftsched.transport.snapshots import ReceivedSnapshot
+from raftsched.transport.snapshots import (
+    ReceivedSnapshot,
+    SnapshotFile,
+    SnapshotTransferError,
+    SnapshotUnavailableError,
+)
 from raftsched.v1 import (
     admin_pb2,
     commands_pb2,
@@ -111,9 +118,11 @@ class Node:
             max_pending_proposals=config.max_pending_proposals,
         )
         self.metrics = self._make_metrics()
-        self._staged: ReceivedSnapshot | None = None
+        self.snapshots = SnapshotKeeper(self.db, COLUMN_FAMILIES)
+        self._staged: tuple[ReceivedSnapshot, Staged] | None = None
         self.transport.snapshot_source = self._snapshot_for
         self.transport.router.snapshot_sink = self._stage_snapshot
+        self.transport.router.snapshot_dir = self.snapshots.directory
         self.scheduler = LeaderScheduler(self)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -175,39 +184,59 @@ class Node:
 
     # --- snapshots and compaction ---
 
-    def snapshot_now(self) -> tuple[SnapshotMeta, bytes]:
-        """The state machine at its applied index, with matching Raft metadata (consistent: taken
-        between two readies, on the event loop)."""
-        index = self.sm.applied_index
+    async def make_snapshot(self) -> tuple[SnapshotMeta, Snapshot]:
+        """A new state snapshot (made off the event loop) and its Raft metadata."""
+        return self._with_meta(await self.snapshots.make())
+
+    async def _snapshot_for(self, msg: SnapshotRequest) -> SnapshotFile:
+        """What InstallSnapshot sends a follower: a recent snapshot the follower can continue
+        from with the log this leader still has (its index at or after the log's start)."""
+        snapshot = await self.snapshots.for_peer(self.store.first_index() - 1)
+        meta, _ = self._with_meta(snapshot)
+        return SnapshotFile(SnapshotRequest(msg.frm, msg.to, msg.term, meta), snapshot.path, dict(self.addresses))
+
+    def _with_meta(self, snapshot: Snapshot) -> tuple[SnapshotMeta, Snapshot]:
         core = self.driver.core
-        meta = SnapshotMeta(index, core.log.term(index), core.config_for_snapshot(index))
-        data = self.sm.snapshot()
+        try:
+            meta = SnapshotMeta(snapshot.index, core.log.term(snapshot.index), core.config_for_snapshot(snapshot.index))
+        except (CompactedError, UnavailableError) as err:
+            raise SnapshotUnavailableError(f"snapshot at {snapshot.index} is no longer usable: {err!r}") from None
         if self.metrics is not None:
-            self.metrics.snapshot("taken", len(data))
-        return meta, data
+            self.metrics.snapshot("taken", snapshot.size)
+        return meta, snapshot
 
-    def _snapshot_for(self, msg: SnapshotRequest) -> tuple[SnapshotRequest, bytes, dict[str, str]]:
-        meta, data = self.snapshot_now()
-        return SnapshotRequest(msg.frm, msg.to, msg.term, meta), data, dict(self.addresses)
-
-    def _stage_snapshot(self, received: ReceivedSnapshot) -> None:
-        """A verified snapshot arrived: keep its data until the core decides to install it."""
-        self._staged = received
+    async def _stage_snapshot(self, received: ReceivedSnapshot) -> None:
+        """A whole snapshot file arrived: check it and extract its files, then let the core decide."""
+        try:
+            staged = await self.snapshots.stage(received.path)
+        except StoreError as err:
+            raise SnapshotTransferError(str(err)) from None
+        if staged.index != received.request.meta.index:
+            self.snapshots.discard(staged)
+            raise SnapshotTransferError(
+                f"the file holds the state at {staged.index}, the request says {received.request.meta.index}")
+        if self._staged is not None:
+            self.snapshots.discard(self._staged[1])
+        self._staged = (received, staged)
         self.driver.deliver(received.request)
 
-    def _install_snapshot(self, meta: SnapshotMeta) -> None:
-        staged = self._staged
-        if staged is None or staged.request.meta != meta:
+    def _install_snapshot(self, meta: SnapshotMeta) -> StateInstall:
+        if self._staged is None or self._staged[0].request.meta != meta:
             raise AssertionError(f"asked to install snapshot {meta} with no matching data staged")
-        self.sm.restore(staged.data)
+        received, staged = self._staged
         self._staged = None
-        self.addresses.update(staged.addresses)
-        self.addresses[self.id] = self.config.listen
-        save_addresses(self.db, self.addresses)
-        self.transport.update_peers({k: v for k, v in self.addresses.items() if k != self.id})
-        if self.metrics is not None:
-            self.metrics.snapshot("installed", len(staged.data))
-        log.info("node %s installed snapshot at index %d (%d bytes)", self.id, meta.index, len(staged.data))
+
+        def reload() -> None:
+            self.sm.reload()
+            self.addresses.update(received.addresses)
+            self.addresses[self.id] = self.config.listen
+            save_addresses(self.db, self.addresses)
+            self.transport.update_peers({k: v for k, v in self.addresses.items() if k != self.id})
+            if self.metrics is not None:
+                self.metrics.snapshot("installed", sum(f.stat().st_size for fs in staged.files.values() for f in fs))
+            log.info("node %s installed snapshot at index %d", self.id, meta.index)
+
+        return self.snapshots.install(staged, reload)
 
     async def _compaction_loop(self) -> None:
         last = dict(self.driver.stats)

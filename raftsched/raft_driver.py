@@ -54,6 +54,14 @@ class OverloadedError(Exception):
 INTERNAL_HEADROOM_MIN = 100
 
 
+class SnapshotInstall(Protocol):
+    """A snapshot's state, built and waiting to be switched to (see raftsched.snapshotting)."""
+
+    def stage(self, batch: Any) -> None: ...
+
+    def finish(self) -> None: ...
+
+
 class DriverObserver(Protocol):
     """What the driver reports as it works (raftsched.metrics implements it); called on the event
     loop, so each method must be cheap."""
@@ -95,7 +103,7 @@ class RaftDriver:
         tick_seconds: float,
         on_soft_state: Callable[[SoftState], None] = lambda s: None,
         on_config_entry: Callable[[int, bytes, bool], None] = lambda i, d, c: None,
-        on_install_snapshot: Callable[[SnapshotMeta], None] = lambda m: None,
+        on_install_snapshot: Callable[[SnapshotMeta], SnapshotInstall] | None = None,
         max_pending_proposals: int = 10_000,
         observer: DriverObserver | None = None,
     ) -> None:
@@ -289,12 +297,13 @@ class RaftDriver:
     def _persist(self, rd: Ready) -> bool:
         """Write the ready; True when an fsync must follow."""
         self.stats["readies"] += 1
+        install = None
         if rd.snapshot is not None:
-            # The state machine takes the snapshot's data first: a crash before the metadata is
-            # saved leaves a state machine ahead of its log, which replay handles (it skips
-            # entries at or below its applied index), never one behind.
-            self._on_install_snapshot(rd.snapshot)
-            self.applied_index = max(self.applied_index, rd.snapshot.index)
+            # The state machine builds the snapshot's state beside its own; the batch below
+            # switches to it together with the Raft snapshot meta (one synced write), and
+            # `finish` then drops the old state. A crash anywhere leaves one or the other whole.
+            assert self._on_install_snapshot is not None, "a snapshot to install, but no installer"
+            install = self._on_install_snapshot(rd.snapshot)
         for entry in rd.entries:
             if entry.type is EntryType.CONFIG:
                 self._on_config_entry(entry.index, entry.data, False)  # addresses are needed at once
@@ -305,7 +314,12 @@ class RaftDriver:
             # waiting: a thread hand-off would only add latency) and for a rare snapshot
             # install; otherwise write now and let _sync_wal make it durable off the loop.
             inline = rd.snapshot is not None or (len(rd.entries) <= 1 and len(self._waiters) <= 1)
-            self.store.save(rd.hard_state, rd.entries, rd.snapshot, sync=must_sync and inline)
+            self.store.save(rd.hard_state, rd.entries, rd.snapshot, sync=must_sync and inline,
+                            extra=install.stage if install is not None else None)
+            if install is not None:
+                assert rd.snapshot is not None
+                install.finish()
+                self.applied_index = max(self.applied_index, rd.snapshot.index)
             elapsed = time.perf_counter() - started
             self.stats["persist_seconds"] += elapsed
             self.stats["synced_writes" if must_sync else "unsynced_writes"] += 1

@@ -4,6 +4,7 @@ debug read of the committed log used by the chaos checker."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -13,7 +14,8 @@ from raftsched.api.errors import ApiError, guarded, status_of
 from raftsched.api.forward import call_leader, forwarded_metadata, was_forwarded
 from raftsched.raft.config import ChangeKind, ConfigChange, InvalidChangeError, apply_change
 from raftsched.raft.messages import Role
-from raftsched.storage.backup import BackupHeader, encode_backup
+from raftsched.storage import bundle
+from raftsched.storage.backup import BackupHeader, header_info
 from raftsched.transport import convert
 from raftsched.v1 import admin_pb2, admin_pb2_grpc, raft_pb2
 
@@ -189,10 +191,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             return
         try:
             await node.driver.read_barrier()
+            meta, snapshot = await node.make_snapshot()
         except Exception as err:
             code, message = status_of(err)
             await context.abort(code, message)
-        meta, data = node.snapshot_now()
         header = BackupHeader(
             cluster_id=node.cluster_id(),
             node=node.id,
@@ -203,9 +205,16 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             learners=sorted(meta.config.learners),
             addresses=dict(node.addresses),
         )
-        blob = encode_backup(header, data)
-        for offset in range(0, len(blob), BACKUP_CHUNK):
-            yield admin_pb2.SnapshotChunk(data=blob[offset : offset + BACKUP_CHUNK])
+        backup = node.snapshots.directory / f"backup-{snapshot.path.stem}-{id(context)}.rss"
+        try:
+            # A copy with the backup's header: the snapshot itself may be streaming to a follower.
+            await asyncio.to_thread(shutil.copyfile, snapshot.path, backup)
+            await asyncio.to_thread(bundle.rewrite_info, backup, header_info(header))
+            with open(backup, "rb") as f:
+                while chunk := f.read(BACKUP_CHUNK):
+                    yield admin_pb2.SnapshotChunk(data=chunk)
+        finally:
+            backup.unlink(missing_ok=True)
 
     async def _save_from_leader(self, request: Any, context: Context) -> Any:
         leader = self.node.leader_address()

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterable, Sequence
 
 from raftsched.cli.errors import UsageError
 from raftsched.config import ConfigError, parse_labels
+from raftsched.config import parse_duration_ms as config_duration_ms
 from raftsched.v1 import jobs_pb2
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def parse_duration_ms(text: str, *, name: str = "duration") -> int:
-    """'500ms', '10s', '2m', '1h30m', '1.5s' to milliseconds; a plain number counts seconds.
-
-    Why seconds: `--timeout 120` and `--every 5` read as seconds to people and to the scripts
-    that already drive this CLI (like the coreutils `timeout` and `sleep`); write `120ms` for ms.
-    """
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        return round(float(value) * 1000)
-    if not value or _DURATION_PART.sub("", value):
-        raise UsageError(f"{name}: {text!r} is not a duration (examples: 500ms, 10s, 2m, 1h30m)")
-    return round(sum(float(n) * _UNIT_MS[u] for n, u in _DURATION_PART.findall(value)))
+    """'500ms', '10s', '2m', '1h30m' to milliseconds; a plain number counts seconds (see
+    `raftsched.config.parse_duration_ms`)."""
+    try:
+        return config_duration_ms(text, name)
+    except ConfigError as e:
+        raise UsageError(str(e)) from e
 
 
 def parse_duration_s(text: str, *, name: str = "timeout") -> float:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
+from raftsched.scheduler.retention import Purger, RetentionPolicy
 from raftsched.scheduler.schedules import ScheduleFirer
 from raftsched.scheduler.sessions import ExecutorSession
 from raftsched.state import commands as cmds
@@ -62,6 +63,8 @@ class LeaderScheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self._timeout_s = node.config.executor_timeout_ms / 1000
         self.schedules = ScheduleFirer(node)  # fires recurring schedules while this node leads
+        policy = RetentionPolicy(node.config.job_retention, node.config.idempotency_window)
+        self.purger = Purger(node.sm, node.propose_internal, policy, now_ms)  # forgets old history
 
     # --- lifecycle, driven by leadership ---
 
@@ -78,6 +81,7 @@ class LeaderScheduler:
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="dispatch"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+            asyncio.create_task(self.purger.run(), name="retention"),
         ]
         self.schedules.start()
         log.info("leader scheduler started; executors have %.1f s to reconnect", self._timeout_s)

@@ -102,5 +102,14 @@ def drain(executor_id: str) -> commands_pb2.Command:
     return commands_pb2.Command(drain=commands_pb2.DrainExecutorCmd(executor_id=executor_id))
 
 
+def purge(job_ids: Iterable[str] = (), idempotency_keys: Iterable[str] = (),
+          trim_skipped: Iterable[tuple[str, int]] = ()) -> commands_pb2.Command:
+    """Forget finished jobs, idempotency keys, and skipped-fire records older than a time."""
+    cmd = commands_pb2.PurgeCmd(job_ids=job_ids, idempotency_keys=idempotency_keys)
+    for schedule, before_ms in trim_skipped:
+        cmd.trim_skipped.add(schedule=schedule, before_ms=before_ms)
+    return commands_pb2.Command(purge=cmd)
+
+
 def _refs(refs: Iterable[tuple[str, int]]) -> list[jobs_pb2.AttemptRef]:
     return [jobs_pb2.AttemptRef(job_id=job_id, attempt=attempt) for job_id, attempt in refs]

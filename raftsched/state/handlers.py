@@ -80,7 +80,7 @@ class _Refusals:
             return C.ApplyResult()
         more = f"; and {self._count - len(self._reasons)} more" if self._count > len(self._reasons) else ""
         text = f"refused {self._count} item(s): " + "; ".join(self._reasons) + more
-        return C.ApplyResult(error=text, code=FAILED_PRECONDITION)
+        return C.ApplyResult(error=text, code=FAILED_PRECONDITION, refused_items=self._count)
 
 
 # --- jobs ---------------------------------------------------------------------------------------
@@ -97,14 +97,16 @@ def submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int, *, schedule_id: str =
                ) -> scheduler_pb2.SubmitResult:
     """Create one job (or return the one its idempotency key names). Schedules create theirs here too."""
     key = spec.idempotency_key
-    if key and key in m.idem:  # SPEC §6.2: one job per key, whatever the second spec says
-        return scheduler_pb2.SubmitResult(job=job_copy(m.jobs[m.idem[key]]), existed=True)
+    known = m.idem_lookup(key) if key else None
+    existing = m.job(known) if known is not None else None
+    if existing is not None:  # SPEC §6.2: one job per key, whatever the second spec says
+        return scheduler_pb2.SubmitResult(job=job_copy(existing), existed=True)
     try:
         validate_spec(spec, None)  # handlers were checked by the API; executors may come and go
     except ValidationError as err:
         m.counters.refused_items += 1
         return scheduler_pb2.SubmitResult(error=str(err), code=INVALID_ARGUMENT)
-    missing = [dep for dep in spec.depends_on if dep not in m.jobs]
+    missing = [dep for dep in spec.depends_on if m.job(dep) is None]
     if missing:
         m.counters.refused_items += 1
         reason = f"depends_on: unknown job {missing[0]}"
@@ -116,15 +118,14 @@ def submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int, *, schedule_id: str =
                 schedule_id=schedule_id, scheduled_time=scheduled_time)
     job.submitted_ms = job.updated_ms = now
     m.add_job(job)
-    m.touch(job)
     if key:
-        m.put_idem(key, job.id)
+        m.put_idem(key, job.id, now)
     return scheduler_pb2.SubmitResult(job=job_copy(job))
 
 
 def on_cancel(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     """Cancel a job; the result's last attempt tells the caller which executor must kill what."""
-    job = m.jobs.get(cmd.cancel.job_id)
+    job = m.job(cmd.cancel.job_id)
     if job is None:
         return refuse(m, NOT_FOUND, f"job {cmd.cancel.job_id!r} not found")
     if job.state not in TERMINAL:  # a terminal job is returned as it is: cancel is idempotent
@@ -145,7 +146,7 @@ def on_assign(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
 
 
 def _assign_one(m: Model, item: commands_pb2.AssignItem, now: int) -> str:
-    job = m.jobs.get(item.job_id)
+    job = m.job(item.job_id)
     if job is None:
         return "unknown job"
     if job.state != J.JOB_STATE_QUEUED:
@@ -169,7 +170,7 @@ def _assign_one(m: Model, item: commands_pb2.AssignItem, now: int) -> str:
 def on_started(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     refusals = _Refusals(m)
     for ref in cmd.started.items:
-        job = m.jobs.get(ref.job_id)
+        job = m.job(ref.job_id)
         attempt = current_attempt(job) if job is not None else None
         if job is None or attempt is None or attempt.number != ref.attempt:
             refusals.add(f"{ref.job_id}/{ref.attempt}", "not the current attempt")
@@ -200,22 +201,23 @@ def on_finished(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult
 
 
 def _finish_one(m: Model, item: commands_pb2.FinishedItem, executor: str, now: int) -> str:
-    job = m.jobs.get(item.job_id)
+    job = m.job(item.job_id)
     if job is None:
         return "unknown job"
     if item.end not in RESULT_ENDS:
         return f"{end_name(item.end)} is not a result an executor reports"
     if _is_late_cancel_report(job, item):
-        lifecycle.record_outcome(job.attempts[-1], item.exit_code, item.error, item.output_tail)
         m.touch(job)
+        lifecycle.record_outcome(job.attempts[-1], item.exit_code, item.error, item.output_tail)
         return ""
     attempt = current_attempt(job)
     if attempt is None or attempt.number != item.attempt or (executor and attempt.executor != executor):
         # SPEC §6.4: the fencing token does not match; record it, change nothing else.
+        m.touch(job)
         job.stale_results_refused = min(job.stale_results_refused + 1, 2**32 - 1)  # a uint32 field
         m.counters.stale_results_refused += 1
-        m.touch(job)
         return f"stale result (current attempt {last_attempt_number(job)}, {state_name(job.state)})"
+    m.touch(job)
     lifecycle.record_outcome(attempt, item.exit_code, item.error, item.output_tail)
     m.end_attempt(job, attempt, item.end, now)
     if item.end == J.ATTEMPT_END_SUCCEEDED:
@@ -239,7 +241,7 @@ def _is_late_cancel_report(job: jobs_pb2.Job, item: commands_pb2.FinishedItem) -
 def on_timed_out(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     refusals = _Refusals(m)
     for ref in cmd.timed_out.items:
-        job = m.jobs.get(ref.job_id)
+        job = m.job(ref.job_id)
         attempt = current_attempt(job) if job is not None else None
         deadline = m.deadline_of.get(job.seq) if job is not None else None
         if job is None or attempt is None or attempt.number != ref.attempt:
@@ -248,6 +250,7 @@ def on_timed_out(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResul
             # A start committed after the leader looked may have moved the deadline later.
             refusals.add(f"{ref.job_id}/{ref.attempt}", "its deadline has not passed")
         else:
+            m.touch(job)
             attempt.error = f"timed out after {job.spec.timeout_ms} ms"
             m.end_attempt(job, attempt, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
             lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
@@ -283,11 +286,12 @@ def on_executor_down(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyR
     executor = m.executors.get(down.executor_id)
     if executor is None:
         return refuse(m, NOT_FOUND, f"executor {down.executor_id!r} not found")
-    lost = sorted(m.on_executor.get(executor.id, {}), key=lambda job_id: m.jobs[job_id].seq)
+    lost = sorted(m.on_executor.get(executor.id, {}), key=lambda job_id: m.active[job_id].seq)
     for job_id in lost:
-        job = m.jobs[job_id]
+        job = m.active[job_id]
         attempt = current_attempt(job)
         assert attempt is not None and attempt.executor == executor.id, "on_executor index drifted"
+        m.touch(job)
         attempt.error = f"executor {executor.id} down" + (f": {down.reason}" if down.reason else "")
         m.end_attempt(job, attempt, J.ATTEMPT_END_EXECUTOR_LOST, cmd.time_ms)
         lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_EXECUTOR_LOST, cmd.time_ms, backoff=False)
@@ -307,6 +311,45 @@ def on_drain(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     return C.ApplyResult()
 
 
+# --- history -------------------------------------------------------------------------------------
+
+MAX_PURGE_ITEMS = 1000  # job ids, keys and trims in one PurgeCmd (SPEC §5: bounded batches)
+
+
+def on_purge(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    """Forget finished jobs, idempotency keys and old skipped-fire records the leader chose.
+
+    The leader decided by its clock and the retention settings; apply decides only what is safe,
+    from replicated state: a job must be finished and no live job may depend on it.
+    """
+    purge = cmd.purge
+    if max(len(purge.job_ids), len(purge.idempotency_keys), len(purge.trim_skipped)) > MAX_PURGE_ITEMS:
+        return refuse(m, INVALID_ARGUMENT, f"purge: at most {MAX_PURGE_ITEMS} items of each kind")
+    refusals = _Refusals(m)
+    for job_id in purge.job_ids:
+        reason = _purge_one(m, job_id)
+        if reason:
+            refusals.add(job_id, reason)
+    for key in purge.idempotency_keys:
+        m.forget_key(key)
+    for trim in purge.trim_skipped:
+        schedules.trim_skipped(m, trim.schedule, trim.before_ms)
+    return refusals.result()
+
+
+def _purge_one(m: Model, job_id: str) -> str:
+    job = m.job(job_id)
+    if job is None:
+        return "unknown job"  # purged already (a repeated proposal): harmless
+    if job.state not in TERMINAL:
+        return f"job is {state_name(job.state)}"
+    if m.is_held(job_id):
+        return "a live job depends on it"
+    m.delete_job(job)
+    m.counters.jobs_purged += 1
+    return ""
+
+
 HANDLERS: dict[str, Handler] = {
     "submit": on_submit,
     "cancel": on_cancel,
@@ -322,4 +365,5 @@ HANDLERS: dict[str, Handler] = {
     "delete_schedule": schedules.on_delete,
     "fire_schedule": schedules.on_fire,
     "skip_fires": schedules.on_skip,
+    "purge": on_purge,
 }

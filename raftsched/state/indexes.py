@@ -10,37 +10,40 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+K = TypeVar("K", int, tuple[int, ...])
 
 
-class SortedKeys:
-    """A sorted set of tuple keys. Invariant: `_keys` is strictly increasing (no duplicates)."""
+class SortedKeys(Generic[K]):
+    """A sorted set of keys (ints, or tuples of ints). Invariant: `_keys` is strictly increasing."""
 
     __slots__ = ("_keys",)
 
     def __init__(self) -> None:
-        self._keys: list[tuple[int, ...]] = []
+        self._keys: list[K] = []
 
     def __len__(self) -> int:
         return len(self._keys)
 
-    def __iter__(self) -> Iterator[tuple[int, ...]]:
+    def __iter__(self) -> Iterator[K]:
         return iter(self._keys)
 
-    def __contains__(self, key: tuple[int, ...]) -> bool:
+    def __contains__(self, key: K) -> bool:
         i = bisect.bisect_left(self._keys, key)
         return i < len(self._keys) and self._keys[i] == key
 
-    def add(self, key: tuple[int, ...]) -> None:
+    def add(self, key: K) -> None:
         i = bisect.bisect_left(self._keys, key)
         if i == len(self._keys) or self._keys[i] != key:
             self._keys.insert(i, key)
 
-    def discard(self, key: tuple[int, ...]) -> None:
+    def discard(self, key: K) -> None:
         i = bisect.bisect_left(self._keys, key)
         if i < len(self._keys) and self._keys[i] == key:
             del self._keys[i]
 
-    def from_key(self, start: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+    def from_key(self, start: K) -> Iterator[K]:
         """Keys >= start, in order. The caller must not change the set while iterating."""
         i = bisect.bisect_left(self._keys, start)
         for j in range(i, len(self._keys)):

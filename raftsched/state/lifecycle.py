@@ -67,6 +67,7 @@ def retry_or_fail(m: Model, job: jobs_pb2.Job, end: int, now: int, *, backoff: b
     attempts): a task that keeps killing its executor must not be retried forever. A loss skips
     the backoff, since the task did not fail on its own (SPEC §6.5: re-queued within one round).
     """
+    m.touch(job)
     attempt = job.attempts[-1]
     detail = f"attempt {attempt.number} {end_name(end)}" + (f": {attempt.error}" if attempt.error else "")
     if attempt.number < max_attempts(job):
@@ -81,15 +82,32 @@ def retry_or_fail(m: Model, job: jobs_pb2.Job, end: int, now: int, *, backoff: b
 
 def succeed(m: Model, job: jobs_pb2.Job, now: int) -> None:
     m.set_state(job, J.JOB_STATE_SUCCEEDED, now, "")
-    for dep_id in m.dependents.get(job.id, ()):
-        dependent = m.jobs[dep_id]
+    for dependent in _dependents(m, job):
         if dependent.state == J.JOB_STATE_PENDING and all_deps_succeeded(m, dependent):
+            m.touch(dependent)
             dependent.not_before_ms = 0
             m.set_state(dependent, J.JOB_STATE_QUEUED, now, "dependencies succeeded")
 
 
+def _dependents(m: Model, job: jobs_pb2.Job) -> list[jobs_pb2.Job]:
+    """The live jobs depending on `job`, in submit order (a copy: moving them changes the index).
+    Invariant: a job is not deleted while a live job depends on it, and the reverse."""
+    out = []
+    for dep_id in list(m.dependents.get(job.id, ())):
+        dependent = m.job(dep_id)
+        assert dependent is not None, f"{dep_id} depends on {job.id} but is gone"
+        out.append(dependent)
+    return out
+
+
 def all_deps_succeeded(m: Model, job: jobs_pb2.Job) -> bool:
-    return all(m.jobs[dep].state == J.JOB_STATE_SUCCEEDED for dep in job.spec.depends_on)
+    return all(_state_of(m, dep) == J.JOB_STATE_SUCCEEDED for dep in job.spec.depends_on)
+
+
+def _state_of(m: Model, job_id: str) -> int:
+    dep = m.job(job_id)
+    assert dep is not None, f"{job_id} is gone while a live job depends on it"
+    return dep.state
 
 
 def cancel(m: Model, job: jobs_pb2.Job, now: int, reason: str) -> None:
@@ -109,8 +127,7 @@ def skip_dependents(m: Model, failed: jobs_pb2.Job, now: int) -> None:
     while stack:
         cause = stack.pop()
         reason = f"dependency {cause.id} {state_name(cause.state)}"
-        for dep_id in m.dependents.get(cause.id, ()):
-            dependent = m.jobs[dep_id]
+        for dependent in _dependents(m, cause):
             # Only PENDING can wait on an unfinished dependency; the others already moved on.
             if dependent.state == J.JOB_STATE_PENDING:
                 m.set_state(dependent, J.JOB_STATE_SKIPPED, now, reason)
@@ -121,7 +138,7 @@ def initial_state(m: Model, spec: jobs_pb2.JobSpec) -> tuple[int, str]:
     """The state of a new job from its dependencies' states (all of them exist: checked before)."""
     waiting = False
     for dep in spec.depends_on:
-        state = m.jobs[dep].state
+        state = _state_of(m, dep)
         if state in TERMINAL and state != J.JOB_STATE_SUCCEEDED:
             return J.JOB_STATE_SKIPPED, f"dependency {dep} {state_name(state)}"
         waiting = waiting or state != J.JOB_STATE_SUCCEEDED

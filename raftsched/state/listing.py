@@ -77,7 +77,7 @@ def query_from_request(request: scheduler_pb2.ListJobsRequest) -> JobQuery:
 def parse_token(token: str) -> int | None:
     if not token:
         return None
-    if not token.isdigit() or len(token) > 20:
+    if not token.isdigit() or len(token) > 19 or int(token) >= 2**63:
         raise ValidationError("page_token", f"{token[:40]!r} is not a token this server returned")
     return int(token)
 

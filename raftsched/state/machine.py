@@ -1,44 +1,41 @@
 """The replicated scheduler state machine (SPEC §5-§7), applied on every node from committed entries.
 
-Memory is the read path, RocksDB the durable copy (write-through): `apply` changes the in-memory
-model through `handlers`, then writes every record it touched, plus the new applied index, in ONE
-WriteBatch. The batch is not synced: the Raft log is, and replaying it is deterministic, so after
-a crash the entries above the durable applied index are simply applied again.
+RocksDB is the store of record (`raftsched.state.keys` has the layout); memory holds the active
+part (`raftsched.state.model`). `apply` runs the handlers over a batch of entries, then writes every
+record they changed, every index entry that follows from it, the counts and the new applied index
+in ONE WriteBatch. The batch is not synced: the Raft log is, and replaying it is deterministic, so
+after a crash the entries above the durable applied index are simply applied again.
 
-Column families (raw bytes):
-
-    sm_jobs       seq (u64 big-endian)  -> Job
-    sm_idem       idempotency key       -> job id
-    sm_executors  executor id           -> ExecutorInfo (replicated fields only)
-    sm_schedules  schedule name         -> Schedule (next_fire_times is computed on read, never stored)
-    sm_meta       b"applied_index", b"next_seq", counters -> u64 big-endian
+Reads between two applies (the API's, the leader scheduler's) see RocksDB as of the applied index:
+`apply` is synchronous, so no read can observe half of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
-import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+from raftsched.state import keys
 from raftsched.state import snapshot as snap
 from raftsched.state.handlers import apply_command, job_copy
 from raftsched.state.lifecycle import state_name
-from raftsched.state.listing import JobQuery, cut_page, seqs_after
-from raftsched.state.model import Model, current_attempt
-from raftsched.storage.errors import CorruptionError
+from raftsched.state.listing import JobQuery, cut_page
+from raftsched.state.migrate import STATE_FORMAT, check_format, migrate
+from raftsched.state.model import LIVE, TERMINAL, Before, Model, current_attempt
 from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)
 J = jobs_pb2
 
-COLUMN_FAMILIES = ["sm_jobs", "sm_idem", "sm_executors", "sm_schedules", "sm_meta"]
+COLUMN_FAMILIES = keys.FAMILIES
 BUILTIN_HANDLERS = frozenset({"noop", "sleep", "echo", "fail"})
-META_FORMAT = 1
-_U64 = struct.Struct(">Q")
+_SUCCEEDED = J.JOB_STATE_SUCCEEDED
 
 JobListener = Callable[[jobs_pb2.Job], None]
+Record = tuple[str, bytes, bytes]
 
 
 class StateDB(Protocol):
@@ -50,8 +47,19 @@ class StateDB(Protocol):
     def write(self, batch: Any, *, sync: bool) -> None: ...
 
 
+class _DBReader:
+    """`model.Reader` over the node's RocksDB (views are fetched per call: see NodeDB)."""
+
+    def __init__(self, db: StateDB) -> None:
+        self._db = db
+
+    def get(self, family: str, key: bytes) -> bytes | None:
+        value = self._db.cf(family).get(key)
+        return bytes(value) if value is not None else None
+
+
 class SchedulerState:
-    """Deterministic `apply` of committed commands, read-only queries, snapshot and restore."""
+    """Deterministic `apply` of committed commands, read-only queries, and the record stream."""
 
     def __init__(self, db: StateDB) -> None:
         # No handle or view of `db` is kept: rocksdict holds the database open while one lives.
@@ -83,37 +91,63 @@ class SchedulerState:
             last = index
         if last != self._m.applied_index:
             self._m.applied_index = last
-            changed = self._persist()
-            self._notify(changed)
+            self._notify(self._flush())
         return results
 
-    def _persist(self) -> list[str]:
-        """Write every dirty record and the meta in one batch; returns the changed job ids."""
+    def _flush(self) -> list[jobs_pb2.Job]:
+        """Write every pending change and the meta in one batch; returns the changed jobs."""
         m = self._m
-        jobs, executors, keys = m.take_dirty()
         batch = self._db.batch()
-        handle = self._db.handle("sm_jobs")
-        for job_id in jobs:
-            job = m.jobs[job_id]
-            batch.put(_U64.pack(job.seq), job.SerializeToString(deterministic=True), handle)
-        handle = self._db.handle("sm_executors")
-        for executor_id in executors:
+        changed = self._stage_jobs(batch)
+        self._stage_keys(batch)
+        handle = self._db.handle(keys.EXECUTORS)
+        for executor_id in m.dirty_executors:
             batch.put(executor_id.encode(), m.executors[executor_id].SerializeToString(deterministic=True), handle)
-        handle = self._db.handle("sm_idem")
-        for key in keys:
-            batch.put(key.encode(), m.idem[key].encode(), handle)
-        handle = self._db.handle("sm_schedules")
-        for name in m.take_dirty_schedules():
+        handle = self._db.handle(keys.SCHEDULES)
+        for name in m.dirty_schedules:
             schedule = m.schedules.get(name)
             if schedule is None:
                 batch.delete(name.encode(), handle)
             else:
                 batch.put(name.encode(), schedule.SerializeToString(deterministic=True), handle)
-        handle = self._db.handle("sm_meta")
+        handle = self._db.handle(keys.META)
         for meta_key, value in _meta(m).items():
-            batch.put(meta_key, _U64.pack(value), handle)
+            batch.put(meta_key, keys.u64(value), handle)
         self._db.write(batch, sync=False)
-        return jobs
+        m.flushed()
+        return changed
+
+    def _stage_jobs(self, batch: Any) -> list[jobs_pb2.Job]:
+        m = self._m
+        jobs_cf = self._db.handle(keys.JOBS)
+        changed = []
+        for job_id, before in m.dirty.items():
+            job = m.active.get(job_id) or m.touched[job_id]
+            batch.put(keys.job_key(job.seq), job.SerializeToString(deterministic=True), jobs_cf)
+            old = _index_entries(job, before) if before is not None else {}
+            new = _index_entries(job, Before(job.state, job.updated_ms))
+            for (family, key), value in new.items():
+                if old.get((family, key)) != value:
+                    batch.put(key, value, self._db.handle(family))
+            for family, key in old.keys() - new.keys():
+                batch.delete(key, self._db.handle(family))
+            changed.append(job)
+        for job, on_disk in m.deleted.values():
+            if on_disk is not None:
+                batch.delete(keys.job_key(job.seq), jobs_cf)
+                for family, key in _index_entries(job, on_disk):
+                    batch.delete(key, self._db.handle(family))
+        return changed
+
+    def _stage_keys(self, batch: Any) -> None:
+        m = self._m
+        idem, by_time = self._db.handle(keys.IDEM), self._db.handle(keys.IDEM_TIME)
+        for key, time_ms in m.idem_del.items():
+            batch.delete(key.encode(), idem)
+            batch.delete(keys.idem_time_key(time_ms, key), by_time)
+        for key, (time_ms, job_id) in m.idem_put.items():
+            batch.put(key.encode(), keys.idem_value(time_ms, job_id), idem)
+            batch.put(keys.idem_time_key(time_ms, key), b"", by_time)
 
     # --- listeners ------------------------------------------------------------------------------
 
@@ -125,122 +159,151 @@ class SchedulerState:
         if callback in self._listeners:
             self._listeners.remove(callback)
 
-    def _notify(self, changed: list[str]) -> None:
+    def _notify(self, changed: list[jobs_pb2.Job]) -> None:
         if not self._listeners:
             return
-        for job_id in changed:
-            job = job_copy(self._m.jobs[job_id])
+        for original in changed:
+            job = job_copy(original)
             for listener in list(self._listeners):
                 try:
                     listener(job)
                 except Exception:
                     # The one broad except: a watcher's bug must not break apply on this node.
-                    log.exception("job listener %r failed on %s", listener, job_id)
+                    log.exception("job listener %r failed on %s", listener, job.id)
 
-    # --- loading, snapshot, restore -------------------------------------------------------------
+    # --- loading --------------------------------------------------------------------------------
 
     def _load(self) -> Model:
-        m = Model()
-        for _key, value in self._db.cf("sm_jobs").items():
-            m.add_job(J.Job.FromString(value))
-        for key, value in self._db.cf("sm_executors").items():
-            m.executors[key.decode()] = J.ExecutorInfo.FromString(value)
-        for key, value in self._db.cf("sm_idem").items():
-            m.idem[key.decode()] = value.decode()
-        for key, value in self._db.cf("sm_schedules").items():
-            m.schedules[key.decode()] = scheduler_pb2.Schedule.FromString(value)
-        meta = {key: _U64.unpack(value)[0] for key, value in self._db.cf("sm_meta").items()}
-        if meta.get(b"format", META_FORMAT) != META_FORMAT:
-            raise CorruptionError(f"sm_meta: state format {meta[b'format']} is unknown")
+        """Read what memory holds: the meta, executors, schedules, and the live jobs only."""
+        fmt = check_format(self._db)
+        if fmt is not None and fmt < STATE_FORMAT:
+            migrate(self._db, fmt)
+        m = Model(_DBReader(self._db))
+        meta = {bytes(k): keys.read_u64(v) for k, v in self._db.cf(keys.META).items()}
         m.applied_index = meta.get(b"applied_index", 0)
         m.next_seq = meta.get(b"next_seq", 1)
-        m.counters.stale_results_refused = meta.get(b"stale_results_refused", 0)
-        m.counters.refused_commands = meta.get(b"refused_commands", 0)
-        m.counters.refused_items = meta.get(b"refused_items", 0)
+        for name in ("stale_results_refused", "refused_commands", "refused_items", "jobs_purged", "keys_forgotten"):
+            setattr(m.counters, name, meta.get(name.encode(), 0))
+        m.counts = {value: meta.get(_count_key(value), 0) for value in J.JobState.values() if value}
+        for key, value in self._db.cf(keys.EXECUTORS).items():
+            m.executors[bytes(key).decode()] = J.ExecutorInfo.FromString(value)
+        for key, value in self._db.cf(keys.SCHEDULES).items():
+            m.schedules[bytes(key).decode()] = scheduler_pb2.Schedule.FromString(value)
+        live = sorted(self._live_jobs(), key=lambda job: job.seq)  # ordered indexes as before the restart
+        for job in live:
+            m.index_live(job)
         return m
 
+    def _live_jobs(self) -> Iterator[jobs_pb2.Job]:
+        jobs = self._db.cf(keys.JOBS)
+        for state in sorted(LIVE):
+            for seq in self._index_walk(keys.BY_STATE, keys.state_prefix(state), None, newest_first=False):
+                raw = jobs.get(keys.job_key(seq))
+                if raw is None:
+                    raise AssertionError(f"{keys.BY_STATE} lists job j{seq} that {keys.JOBS} lacks")
+                yield J.Job.FromString(raw)
+
+    # --- the record stream (tests, format-1 backups, replica comparison) ------------------------
+
+    def records(self) -> Iterator[Record]:
+        """Every record of every family, in family then key order: equal states, equal records."""
+        for name in COLUMN_FAMILIES:
+            for key, value in self._db.cf(name).items():
+                yield name, bytes(key), bytes(value)
+
+    def fingerprint(self) -> bytes:
+        """A digest of the stored state (what RocksDB holds, not what memory believes)."""
+        digest = hashlib.blake2b(digest_size=16)
+        for name, key, value in self.records():
+            digest.update(b"%s\x00%d:%b%d:%b" % (name.encode(), len(key), key, len(value), value))
+        return digest.digest()
+
     def snapshot(self) -> bytes:
-        """Every sm_* record in key order: equal states give equal bytes."""
-        records = (
-            (name, bytes(key), bytes(value))
-            for name in COLUMN_FAMILIES
-            for key, value in self._db.cf(name).items()
-        )
-        return snap.encode(COLUMN_FAMILIES, records)
+        """The record stream as one checked blob (`raftsched.state.snapshot`); for small states."""
+        return snap.encode(COLUMN_FAMILIES, self.records())
 
     def restore(self, data: bytes) -> None:
-        """Replace all state with the snapshot's (checked first: a bad one changes nothing)."""
-        records = snap.decode(data, COLUMN_FAMILIES)
+        """Replace all state with a blob from `snapshot()` (checked first: a bad one changes nothing)."""
+        self.replace_records(snap.decode(data, COLUMN_FAMILIES))
+
+    def replace_records(self, records: Iterable[Record]) -> None:
+        """Replace all state with these records, then reload (synced: the log below may go)."""
         batch = self._db.batch()
         for name in COLUMN_FAMILIES:
-            handle = self._db.handle(name)
             for key, _value in self._db.cf(name).items():
-                batch.delete(key, handle)
+                batch.delete(bytes(key), self._db.handle(name))
         for name, key, value in records:
             batch.put(key, value, self._db.handle(name))
-        # Synced: the log below the snapshot is discarded once it is installed.
         self._db.write(batch, sync=True)
+        self.reload()
+
+    def reload(self) -> None:
+        """Forget memory and read the state again from RocksDB (after an install or a restore)."""
         self._m = self._load()
 
     # --- queries (read-only; every message returned is a copy) ----------------------------------
 
     def get_job(self, job_id: str) -> jobs_pb2.Job | None:
-        job = self._m.jobs.get(job_id)
+        job = self._m.peek(job_id)
         return job_copy(job) if job is not None else None
 
     def job_by_key(self, key: str) -> jobs_pb2.Job | None:
-        job_id = self._m.idem.get(key)
+        job_id = self._m.idem_lookup(key)
         return self.get_job(job_id) if job_id is not None else None
 
     def list_jobs(self, query: JobQuery) -> tuple[list[jobs_pb2.Job], str]:
-        """One page of a walk (see `raftsched.state.listing`); the token is the last seq looked at."""
-        walk = ((seq, self._m.by_seq.get(seq)) for seq in seqs_after(self._index_seqs(query), query))
-        page, token = cut_page(query, walk)
-        return [job_copy(job) for job in page], token
-
-    def _index_seqs(self, query: JobQuery) -> Iterator[int]:
-        if query.schedule:  # usually far fewer than the jobs in one state; the walk filters the state
-            seqs: Sequence[int] = self._m.by_schedule.get(query.schedule, [])
+        """One page of a walk (see `raftsched.state.listing`); read from RocksDB as of now."""
+        if query.schedule:
+            walk = self._jobs_of(self._index_walk(keys.BY_SCHEDULE, keys.schedule_prefix(query.schedule),
+                                                  query.after, query.newest_first))
         elif query.state:
-            index = self._m.by_state.get(query.state)
-            seqs = [key[0] for key in index] if index is not None else []
+            walk = self._jobs_of(self._index_walk(keys.BY_STATE, keys.state_prefix(query.state),
+                                                  query.after, query.newest_first))
         else:
-            seqs = self._m.seqs
-        return reversed(seqs) if query.newest_first else iter(seqs)
+            walk = self._all_jobs(query.after, query.newest_first)
+        return cut_page(query, walk)
+
+    def _jobs_of(self, seqs: Iterator[int]) -> Iterator[tuple[int, jobs_pb2.Job | None]]:
+        jobs = self._db.cf(keys.JOBS)
+        for seq in seqs:
+            raw = jobs.get(keys.job_key(seq))
+            yield seq, J.Job.FromString(raw) if raw is not None else None
+
+    def _all_jobs(self, after: int | None, newest_first: bool) -> Iterator[tuple[int, jobs_pb2.Job | None]]:
+        for key, value in _walk(self._db.cf(keys.JOBS), b"", after, newest_first):
+            yield keys.read_u64(key), J.Job.FromString(value)
+
+    def _index_walk(self, family: str, prefix: bytes, after: int | None, newest_first: bool) -> Iterator[int]:
+        """The seqs under `prefix` (each key ends with its seq), past `after` in walk order."""
+        for key, _value in _walk(self._db.cf(family), prefix, after, newest_first):
+            yield keys.read_u64(key[-8:])
 
     def executors(self) -> list[jobs_pb2.ExecutorInfo]:
-        return [self._executor_view(info) for _, info in sorted(self._m.executors.items())]
+        return [_copy(info) for _, info in sorted(self._m.executors.items())]
 
     def executor(self, executor_id: str) -> jobs_pb2.ExecutorInfo | None:
+        """Replicated fields only; the leader adds running/free_slots and its local view."""
         info = self._m.executors.get(executor_id)
-        return self._executor_view(info) if info is not None else None
-
-    def _executor_view(self, info: jobs_pb2.ExecutorInfo) -> jobs_pb2.ExecutorInfo:
-        """Replicated fields only; the leader adds running/free_slots (attempts_on, slots_in_use)
-        and its local view (last_seen_ms, lease_remaining_ms, DISCONNECTED)."""
-        out = J.ExecutorInfo()
-        out.CopyFrom(info)
-        return out
+        return _copy(info) if info is not None else None
 
     def queued(self, now_ms: int, limit: int) -> list[jobs_pb2.Job]:
-        """QUEUED jobs whose backoff has passed: higher priority first, then submit order.
-
-        Jobs still in backoff are stepped over; there are few of them next to the ready ones.
-        """
+        """QUEUED jobs whose backoff has passed: higher priority first, then submit order."""
         return [job_copy(job) for job in itertools.islice(self.iter_queued(now_ms), limit)]
 
     def iter_queued(self, now_ms: int) -> Iterator[jobs_pb2.Job]:
         """As `queued`, lazily and without copies, for the dispatcher: read the jobs only, and
-        finish with the iterator before anything else can apply."""
-        for _neg_priority, seq in self._m.queue:
-            job = self._m.by_seq[seq]
-            if job.not_before_ms <= now_ms:
+        finish with the iterator before anything else can apply. Jobs in backoff are stepped over
+        without being read."""
+        for seq, not_before in self._m.queued():
+            if not_before <= now_ms:
+                job = self._m.by_seq(seq)
+                assert job is not None, f"queued job j{seq} is missing"
                 yield job
 
     def attempts_on(self, executor_id: str) -> list[jobs_pb2.AttemptRef]:
         running = self._m.on_executor.get(executor_id, {})
         refs = [J.AttemptRef(job_id=job_id, attempt=n) for job_id, n in running.items()]
-        return sorted(refs, key=lambda ref: self._m.jobs[ref.job_id].seq)
+        return sorted(refs, key=lambda ref: self._m.active[ref.job_id].seq)
 
     def timed_out(self, now_ms: int) -> list[jobs_pb2.AttemptRef]:
         """Current attempts past their deadline (started_ms, else assigned_ms, + timeout_ms)."""
@@ -248,11 +311,11 @@ class SchedulerState:
         for deadline, seq, attempt in self._m.deadlines:
             if deadline > now_ms:
                 break
-            out.append(J.AttemptRef(job_id=self._m.by_seq[seq].id, attempt=attempt))
+            out.append(J.AttemptRef(job_id=f"j{seq}", attempt=attempt))
         return out
 
     def check_fence(self, job_id: str, attempt: int) -> scheduler_pb2.CheckFenceResponse:
-        job = self._m.jobs.get(job_id)
+        job = self._m.peek(job_id)
         if job is None:
             return scheduler_pb2.CheckFenceResponse(current=False)
         now = current_attempt(job)
@@ -260,15 +323,59 @@ class SchedulerState:
         current = now is not None and now.number == attempt
         return scheduler_pb2.CheckFenceResponse(current=current, current_attempt=last, state=job.state)
 
+    def is_held(self, job_id: str) -> bool:
+        return self._m.is_held(job_id)
+
+    # --- history the leader may purge (raftsched.scheduler.retention) ---------------------------
+
+    def expired_jobs(self, ended_before_ms: int, limit: int, scan_limit: int) -> list[str]:
+        """Finished jobs that ended before the cutoff and that no live job depends on, oldest first."""
+        out: list[str] = []
+        for looked, (key, _) in enumerate(_walk(self._db.cf(keys.ENDED), b"", None, False), start=1):
+            ended_ms, seq = keys.ended_key_parts(key)
+            if ended_ms >= ended_before_ms or len(out) >= limit or looked > scan_limit:
+                break
+            if not self._m.is_held(f"j{seq}"):
+                out.append(f"j{seq}")
+        return out
+
+    def excess_schedule_jobs(self, name: str, keep_succeeded: int, keep_failed: int, limit: int) -> list[str]:
+        """A schedule's finished jobs beyond its history limits (0 = no limit), newest kept."""
+        seen = {True: 0, False: 0}
+        out: list[str] = []
+        for key, value in _walk(self._db.cf(keys.BY_SCHEDULE), keys.schedule_prefix(name), None, True):
+            state = value[0] if value else 0
+            if state not in TERMINAL:
+                continue
+            kind = state == _SUCCEEDED
+            seen[kind] += 1
+            keep = keep_succeeded if kind else keep_failed
+            job_id = f"j{keys.schedule_key_seq(key)}"
+            if keep and seen[kind] > keep and not self._m.is_held(job_id):
+                out.append(job_id)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def expired_keys(self, made_before_ms: int, limit: int) -> list[str]:
+        """Idempotency keys made before the cutoff, oldest first."""
+        out: list[str] = []
+        for key, _ in _walk(self._db.cf(keys.IDEM_TIME), b"", None, False):
+            time_ms, idem_key = keys.idem_time_key_parts(key)
+            if time_ms >= made_before_ms or len(out) >= limit:
+                break
+            out.append(idem_key)
+        return out
+
     # --- schedules ------------------------------------------------------------------------------
 
     def schedules(self) -> list[scheduler_pb2.Schedule]:
         """Every schedule by name, without next_fire_times (see `schedule_view`)."""
-        return [_schedule_copy(s) for _, s in sorted(self._m.schedules.items())]
+        return [_copy(s) for _, s in sorted(self._m.schedules.items())]
 
     def schedule(self, name: str) -> scheduler_pb2.Schedule | None:
         found = self._m.schedules.get(name)
-        return _schedule_copy(found) if found is not None else None
+        return _copy(found) if found is not None else None
 
     def known_handlers(self) -> set[str]:
         out = set(BUILTIN_HANDLERS)
@@ -278,15 +385,13 @@ class SchedulerState:
 
     def counters(self) -> dict[str, int]:
         m = self._m
-        out = {
-            f"jobs_{name.removeprefix('JOB_STATE_').lower()}": m.count(value)
-            for name, value in J.JobState.items()
-            if value
-        }
-        out["jobs_total"] = len(m.jobs)
+        out = {f"jobs_{name.lower()}": n for name, n in self.job_counts().items()}
+        out["jobs_total"] = sum(m.counts.values())
         out["stale_results_refused"] = m.counters.stale_results_refused
         out["refused_commands"] = m.counters.refused_commands
         out["refused_items"] = m.counters.refused_items
+        out["jobs_purged"] = m.counters.jobs_purged
+        out["keys_forgotten"] = m.counters.keys_forgotten
         out["attempts_current"] = sum(len(v) for v in m.on_executor.values())
         out["schedules"] = len(m.schedules)
         out["schedule_fires"] = sum(s.fired_count for s in m.schedules.values())
@@ -302,20 +407,63 @@ class SchedulerState:
         return self._m.slots_in_use(executor_id)
 
 
+def _index_entries(job: jobs_pb2.Job, at: Before) -> dict[tuple[str, bytes], bytes]:
+    """The index entries a job has when in state `at.state` (and, finished, ended at updated_ms)."""
+    out = {(keys.BY_STATE, keys.state_key(at.state, job.seq)): b""}
+    terminal = at.state in TERMINAL
+    if terminal:
+        out[(keys.ENDED, keys.ended_key(at.updated_ms, job.seq))] = b""
+    if job.schedule_id:
+        out[(keys.BY_SCHEDULE, keys.schedule_key(job.schedule_id, job.seq))] = bytes([at.state if terminal else 0])
+    return out
+
+
+def _walk(view: Any, prefix: bytes, after: int | None, newest_first: bool) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) under `prefix` whose trailing u64 is past `after`, in key order or reversed.
+    Keys must be `prefix + ... + u64`: every family walked here has its seq (or id) last."""
+    if newest_first and after == 0:
+        return
+    it = view.iter()
+    try:
+        if newest_first:
+            it.seek_for_prev(prefix + (keys.u64(after - 1) if after is not None else b"\xff" * 16))
+        else:
+            it.seek(prefix + keys.u64(after + 1) if after is not None else prefix)
+        while it.valid():
+            key = bytes(it.key())
+            if not key.startswith(prefix):
+                return
+            yield key, bytes(it.value())
+            if newest_first:
+                it.prev()
+            else:
+                it.next()
+    finally:
+        del it  # an iterator keeps the database open
+
+
+def _count_key(state: int) -> bytes:
+    return b"count_" + state_name(state).lower().encode()
+
+
 def _meta(m: Model) -> dict[bytes, int]:
-    return {
-        b"format": META_FORMAT,
+    out = {
+        b"format": STATE_FORMAT,
         b"applied_index": m.applied_index,
         b"next_seq": m.next_seq,
         b"stale_results_refused": m.counters.stale_results_refused,
         b"refused_commands": m.counters.refused_commands,
         b"refused_items": m.counters.refused_items,
+        b"jobs_purged": m.counters.jobs_purged,
+        b"keys_forgotten": m.counters.keys_forgotten,
     }
+    out.update({_count_key(state): n for state, n in m.counts.items()})
+    return out
 
 
-def _schedule_copy(schedule: scheduler_pb2.Schedule) -> scheduler_pb2.Schedule:
-    out = scheduler_pb2.Schedule()
-    out.CopyFrom(schedule)
+def _copy(message: Any) -> Any:
+    out = type(message)()
+    out.CopyFrom(message)
     return out
 
 

@@ -107,7 +107,7 @@ def decided_until(schedule: scheduler_pb2.Schedule) -> int:
     """The newest scheduled time fired or skipped (0: none yet). Skipped times are appended in
     time order and the newest is always kept, so the record itself holds the watermark."""
     skipped = schedule.skipped[-1].scheduled_time if schedule.skipped else 0
-    return max(schedule.last_fired_time, skipped, schedule.created_ms)
+    return max(schedule.last_fired_time, schedule.last_skipped_time, skipped, schedule.created_ms)
 
 
 def job_key(schedule: scheduler_pb2.Schedule, t: int, *, manual: bool = False) -> str:
@@ -176,7 +176,7 @@ def on_fire(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
 
 
 def _fire_with_overlap(m: Model, schedule: scheduler_pb2.Schedule, t: int, now: int) -> jobs_pb2.Job | None:
-    last = m.jobs.get(schedule.last_job_id) if schedule.last_job_id else None
+    last = m.job(schedule.last_job_id) if schedule.last_job_id else None
     running = last is not None and last.state not in TERMINAL
     policy = schedule.spec.overlap
     if running and policy == S.OVERLAP_POLICY_SKIP:
@@ -199,7 +199,7 @@ def _fire_with_overlap(m: Model, schedule: scheduler_pb2.Schedule, t: int, now: 
 def release_buffered(m: Model, ended: list[str], now: int) -> None:
     """After a command: a buffer-one time waiting for a job that just ended fires now."""
     for job_id in ended:
-        job = m.jobs.get(job_id)
+        job = m.job(job_id)
         schedule = m.schedules.get(job.schedule_id) if job is not None else None
         if schedule is not None and schedule.buffered and schedule.last_job_id == job_id:
             schedule.buffered = False
@@ -234,8 +234,22 @@ def _record_skip(m: Model, schedule: scheduler_pb2.Schedule, t: int, reason: str
         schedule.skipped.insert(len(schedule.skipped) - 1, item)
     if len(schedule.skipped) > SKIPPED_KEPT:
         del schedule.skipped[: len(schedule.skipped) - SKIPPED_KEPT]
+    schedule.last_skipped_time = max(schedule.last_skipped_time, t)
     schedule.skipped_count += 1
     m.put_schedule(schedule)
+
+
+def trim_skipped(m: Model, name: str, before_ms: int) -> None:
+    """Forget skipped-fire records older than `before_ms` (retention); the watermark and the
+    count stay (`last_skipped_time`, `skipped_count`)."""
+    schedule = m.schedules.get(name)
+    if schedule is None:
+        return
+    keep = [item for item in schedule.skipped if item.scheduled_time >= before_ms]
+    if len(keep) != len(schedule.skipped):
+        del schedule.skipped[:]
+        schedule.skipped.extend(keep)
+        m.put_schedule(schedule)
 
 
 def _create_job(m: Model, schedule: scheduler_pb2.Schedule, t: int, now: int, *, manual: bool = False

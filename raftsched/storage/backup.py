@@ -1,7 +1,10 @@
 """The backup file of `raftsched snapshot save`: a consistent state-machine snapshot plus the Raft
 metadata needed to seed a new cluster from it.
 
-Layout (explicit and versioned; never pickle):
+Format 2 (this version writes it) is a state snapshot bundle (`raftsched.storage.bundle`: the SST
+files of the state families) whose trailer `info` holds the header below with `"kind": "backup"`.
+
+Format 1 (raftsched 0.1; still restored, then migrated) was one blob:
     magic    8 bytes  b"RSCHBKUP"
     version  u16      BACKUP_FORMAT
     hlen     u32      length of the header
@@ -19,7 +22,8 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"RSCHBKUP"
-BACKUP_FORMAT = 1
+BACKUP_FORMAT = 2
+V1_FORMAT = 1
 _PREFIX = struct.Struct(">8sHI")
 _DLEN = struct.Struct(">Q")
 _CRC = struct.Struct(">I")
@@ -41,32 +45,55 @@ class BackupHeader:
     addresses: dict[str, str] = field(default_factory=dict)
 
 
+def header_info(header: BackupHeader) -> dict[str, object]:
+    """The header as a bundle trailer's `info` (format 2)."""
+    return {"kind": "backup", "backup_format": BACKUP_FORMAT, **_fields(header)}
+
+
+def header_from_info(info: dict[str, object]) -> BackupHeader:
+    if info.get("kind") != "backup":
+        raise BackupError("this state snapshot is not a backup (no backup header in its trailer)")
+    fmt = info.get("backup_format")
+    if fmt != BACKUP_FORMAT:
+        raise BackupError(f"backup format version {fmt}; this raftsched reads versions "
+                          f"{V1_FORMAT} and {BACKUP_FORMAT}")
+    fields = {k: v for k, v in info.items() if k not in ("kind", "backup_format")}
+    try:
+        return BackupHeader(**fields)  # type: ignore[arg-type]
+    except TypeError as err:
+        raise BackupError(f"unreadable backup header: {err}") from None
+
+
+def _fields(header: BackupHeader) -> dict[str, object]:
+    return {
+        "cluster_id": header.cluster_id,
+        "node": header.node,
+        "index": header.index,
+        "term": header.term,
+        "created_ms": header.created_ms,
+        "voters": header.voters,
+        "learners": header.learners,
+        "addresses": header.addresses,
+    }
+
+
 def encode_backup(header: BackupHeader, data: bytes) -> bytes:
-    raw_header = json.dumps(
-        {
-            "cluster_id": header.cluster_id,
-            "node": header.node,
-            "index": header.index,
-            "term": header.term,
-            "created_ms": header.created_ms,
-            "voters": header.voters,
-            "learners": header.learners,
-            "addresses": header.addresses,
-        },
-        sort_keys=True,
-    ).encode()
-    body = _PREFIX.pack(MAGIC, BACKUP_FORMAT, len(raw_header)) + raw_header + _DLEN.pack(len(data)) + data
+    """A format-1 backup (kept to test that this version still restores them)."""
+    raw_header = json.dumps(_fields(header), sort_keys=True).encode()
+    body = _PREFIX.pack(MAGIC, V1_FORMAT, len(raw_header)) + raw_header + _DLEN.pack(len(data)) + data
     return body + _CRC.pack(zlib.crc32(body))
 
 
 def decode_backup(blob: bytes) -> tuple[BackupHeader, bytes]:
+    """A format-1 backup: its header and its state records blob (`raftsched.state.snapshot`)."""
     if len(blob) < _PREFIX.size + _DLEN.size + _CRC.size:
         raise BackupError(f"file is {len(blob)} bytes: too short to be a raftsched backup (truncated?)")
     magic, version, hlen = _PREFIX.unpack_from(blob)
     if magic != MAGIC:
         raise BackupError("not a raftsched backup (bad magic bytes)")
-    if version != BACKUP_FORMAT:
-        raise BackupError(f"backup format version {version}; this raftsched reads version {BACKUP_FORMAT}")
+    if version != V1_FORMAT:
+        raise BackupError(f"backup format version {version}; this raftsched reads versions "
+                          f"{V1_FORMAT} and {BACKUP_FORMAT}")
     dlen_at = _PREFIX.size + hlen
     if dlen_at + _DLEN.size > len(blob):
         raise BackupError("the file ends inside the header: it is truncated")

@@ -4,6 +4,14 @@ Column families: `raft_log` and `raft_meta` (owned by `RaftStore`) plus whatever
 (the state machine's `sm_*` families). One `WriteBatch` may span several families, which is how
 the state machine writes its data and its applied index atomically (SPEC §7).
 
+The caller's families come in **generations**, so that a whole new state (a snapshot installed
+from the leader) replaces the old one atomically: `prepare_generation` builds generation g+1 in
+new column families (`sm_jobs@g+1`, ...) from SST files; `stage_generation` puts "g+1 is current"
+into a WriteBatch the caller writes together with its own records (the Raft snapshot meta); and
+`switch_generation` then drops generation g. A crash before that batch leaves g current and g+1
+is dropped at the next open; a crash after it leaves g+1 current and g is dropped. Generation 0
+uses the plain names, so data directories of earlier versions open unchanged.
+
 rocksdict keeps the database open while any view, handle or iterator of it is alive, so `NodeDB`
 owns the views and handles: callers fetch them with `cf()` / `handle()` when needed and must not
 keep them past `close()`.
@@ -17,7 +25,15 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from rocksdict import ColumnFamily, DBRecoveryMode, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    ColumnFamily,
+    DBRecoveryMode,
+    IngestExternalFileOptions,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 
 from raftsched.storage.codec import decode_format_version, encode_format_version
 from raftsched.storage.errors import StoreError
@@ -26,8 +42,19 @@ RAFT_LOG = "raft_log"
 RAFT_META = "raft_meta"
 FORMAT_VERSION = 1
 FORMAT_KEY = b"format_version"
+GENERATION_KEY = b"state_generation"
 LOCK_FILE = "LOCK.raftsched"
 _DEFAULT_CF = "default"
+
+
+def family_name(base: str, generation: int) -> str:
+    """The column family that holds `base` in `generation` (0: the plain name)."""
+    return base if generation == 0 else f"{base}@{generation}"
+
+
+def _generation_of(name: str) -> tuple[str, int]:
+    base, sep, gen = name.rpartition("@")
+    return (base, int(gen)) if sep and gen.isdigit() else (name, 0)
 
 
 class NodeDB:
@@ -44,24 +71,83 @@ class NodeDB:
         self._wal_synced: dict[str, int] = {}
         self._sync_opts = _write_options(sync=True)
         self._async_opts = _write_options(sync=False)
+        self._state = frozenset(column_families)  # the families that come in generations
+        self.generation = 0
         try:
-            self._open({RAFT_LOG, RAFT_META, *column_families})
+            self._open()
             self._check_format()
         except BaseException:
             self.close()
             raise
 
-    def _open(self, wanted: set[str]) -> None:
-        names = wanted | _existing_column_families(self.path)
-        names.discard(_DEFAULT_CF)
-        options = _options()
+    def _open(self) -> None:
+        existing = _existing_column_families(self.path) - {_DEFAULT_CF}
         try:
-            self._rdict = Rdict(str(self.path), options, column_families={n: _options() for n in names})
+            self._rdict = Rdict(str(self.path), _options(), column_families={n: _options() for n in existing})
         except Exception as exc:  # rocksdict raises a bare Exception for every RocksDB status
             raise StoreError(f"cannot open RocksDB in {self.path}: {exc}") from exc
-        for name in names:
-            self._views[name] = self._rdict.get_column_family(name)
-            self._handles[name] = self._rdict.get_column_family_handle(name)
+        for name in existing:
+            self._map(name)
+        for name in (RAFT_LOG, RAFT_META):
+            self._ensure(name)
+        raw = self._views[RAFT_META].get(GENERATION_KEY)
+        self.generation = int.from_bytes(raw, "big") if raw is not None else 0
+        for base in self._state:
+            self._ensure(family_name(base, self.generation))
+        for name in existing:  # a generation left over by a crash during an install
+            base, gen = _generation_of(name)
+            if base in self._state and gen != self.generation:
+                self._drop(name)
+
+    def _physical(self, name: str) -> str:
+        return family_name(name, self.generation) if name in self._state else name
+
+    def _map(self, name: str) -> None:
+        assert self._rdict is not None
+        self._views[name] = self._rdict.get_column_family(name)
+        self._handles[name] = self._rdict.get_column_family_handle(name)
+
+    def _ensure(self, name: str) -> None:
+        assert self._rdict is not None
+        if name not in self._views:
+            self._rdict.create_column_family(name, _options())
+            self._map(name)
+
+    def _drop(self, name: str) -> None:
+        assert self._rdict is not None
+        self._views.pop(name, None)
+        self._handles.pop(name, None)
+        self._rdict.drop_column_family(name)
+
+    # --- generations of the state families ----------------------------------------------------
+
+    def prepare_generation(self, sst_files: dict[str, list[Path]]) -> int:
+        """Build the next generation of the state families from SST files (moved in, not
+        copied; a family with no files starts empty). Nothing reads it until it is switched to."""
+        gen = self.generation + 1
+        options = _ingest_options()
+        for base in sorted(self._state):
+            name = family_name(base, gen)
+            if name in self._views:
+                self._drop(name)  # left by an install that did not finish
+            self._ensure(name)
+            files = sst_files.get(base, [])
+            if files:
+                try:
+                    self._views[name].ingest_external_file([str(f) for f in files], options)
+                except Exception as exc:  # rocksdict raises a bare Exception for every RocksDB status
+                    raise StoreError(f"cannot ingest {base} into {self.path}: {exc}") from exc
+        return gen
+
+    def stage_generation(self, batch: WriteBatch, gen: int) -> None:
+        """Put "`gen` is current" into the caller's batch (written with sync by the caller)."""
+        batch.put(GENERATION_KEY, gen.to_bytes(8, "big"), self.handle(RAFT_META))
+
+    def switch_generation(self, gen: int) -> None:
+        """After the batch from `stage_generation` is durable: read `gen`, drop the one before."""
+        old, self.generation = self.generation, gen
+        for base in self._state:
+            self._drop(family_name(base, old))
 
     def _check_format(self) -> None:
         meta = self.cf(RAFT_META)
@@ -94,19 +180,21 @@ class NodeDB:
     # --- public surface -----------------------------------------------------------------------
 
     def column_families(self) -> frozenset[str]:
-        return frozenset(self._views)
+        """The families by their logical names (a state family without its generation)."""
+        return frozenset(_generation_of(name)[0] for name in self._views)
 
     def cf(self, name: str) -> Rdict:
-        """A read view of one column family (raw bytes keys and values)."""
+        """A read view of one column family (raw bytes keys and values); a state family's
+        current generation."""
         try:
-            return self._views[name]
+            return self._views[self._physical(name)]
         except KeyError:
             raise self._unknown(name) from None
 
     def handle(self, name: str) -> ColumnFamily:
         """The handle to pass to `WriteBatch.put/delete/delete_range` for this column family."""
         try:
-            return self._handles[name]
+            return self._handles[self._physical(name)]
         except KeyError:
             raise self._unknown(name) from None
 
@@ -173,6 +261,12 @@ class NodeDB:
         if self._rdict is None:
             return StoreError(f"data directory {self.path} is closed")
         return StoreError(f"unknown column family {name!r} in {self.path} (have {sorted(self._views)})")
+
+
+def _ingest_options() -> IngestExternalFileOptions:
+    options = IngestExternalFileOptions()
+    options.set_move_files(True)  # the files are ours (extracted from a received snapshot): link them
+    return options
 
 
 def _options() -> Options:

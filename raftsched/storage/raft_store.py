@@ -11,7 +11,7 @@ newest entries stay in a bounded in-memory cache and `term()` / `entries()` rare
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rocksdict import ColumnFamily, WriteBatch
 
@@ -107,10 +107,12 @@ class RaftStore:
         snapshot: SnapshotMeta | None = None,
         *,
         sync: bool = True,
+        extra: Callable[[WriteBatch], None] | None = None,
     ) -> None:
         """Persist one ready in one batch: `snapshot`, then `entries` (replacing any stored
-        suffix from entries[0].index on), then `hard_state`. With `sync` (the default) this
-        returns only once the batch is on stable storage (group commit)."""
+        suffix from entries[0].index on), then `hard_state`, plus whatever `extra` stages (the
+        state generation a snapshot install switches to, so both change together). With `sync`
+        (the default) this returns only once the batch is on stable storage (group commit)."""
         keep = snapshot is not None and self._keeps_suffix(snapshot)
         last_before = self._last if snapshot is None or keep else snapshot.index
         floor = snapshot.index if snapshot is not None else self._snapshot.index
@@ -122,6 +124,8 @@ class RaftStore:
             self._stage_entries(batch, new, last_before)
         if hard_state is not None:
             batch.put(HARD_STATE_KEY, codec.encode_hard_state(HARD_STATE_KEY, hard_state), self._meta_cf())
+        if extra is not None:
+            extra(batch)
         if batch.is_empty():
             return
         self._db.write(batch, sync=sync)

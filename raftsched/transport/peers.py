@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any, Final
 
 import grpc
@@ -48,7 +48,7 @@ from raftsched.transport.options import MAX_MESSAGE_BYTES, ChannelOptions
 from raftsched.transport.options import channel_options as default_channel_options
 from raftsched.transport.routes import NO_ANSWER_PREFIX, ReplyRouter
 from raftsched.transport.service import RaftServicer
-from raftsched.transport.snapshots import chunks
+from raftsched.transport.snapshots import SnapshotFile, SnapshotUnavailableError, file_chunks
 from raftsched.v1 import raft_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -162,18 +162,20 @@ class _Peer:
     def sending_snapshot(self) -> bool:
         return self._snapshot_task is not None and not self._snapshot_task.done()
 
-    def start_snapshot(self, msg: SnapshotRequest, data: bytes, addresses: dict[str, str]) -> None:
+    def start_snapshot(self, make: Callable[[], Awaitable[SnapshotFile]]) -> None:
         self._snapshot_task = asyncio.get_running_loop().create_task(
-            self._stream_snapshot(msg, data, addresses), name=f"raft-snapshot->{self.id}"
+            self._stream_snapshot(make), name=f"raft-snapshot->{self.id}"
         )
 
-    async def _stream_snapshot(self, msg: SnapshotRequest, data: bytes, addresses: dict[str, str]) -> None:
-        """A separate call from the append stream, so a large transfer never stalls appends."""
+    async def _stream_snapshot(self, make: Callable[[], Awaitable[SnapshotFile]]) -> None:
+        """A separate call from the append stream, so a large transfer never stalls appends.
+        The snapshot is made (or reused) first, off the event loop, by the node."""
         failed = True
         try:
-            log.info("node=%s sending snapshot at %d (%d bytes) to %s", self._router.node_id, msg.meta.index,
-                     len(data), self.id)
-            reply = await self._stub.InstallSnapshot(chunks(msg, data, addresses), timeout=300.0)
+            snapshot = await make()
+            log.info("node=%s sending snapshot at %d (%d bytes) to %s", self._router.node_id,
+                     snapshot.request.meta.index, snapshot.path.stat().st_size, self.id)
+            reply = await self._stub.InstallSnapshot(file_chunks(snapshot), timeout=600.0)
             self._router.deliver(
                 SnapshotResponse(self.id, self._router.node_id, reply.term, reply.success, reply.match_index)
             )
@@ -181,6 +183,8 @@ class _Peer:
         except grpc.aio.AioRpcError as err:
             log.warning("node=%s snapshot to %s failed: %s %s", self._router.node_id, self.id, err.code().name,
                         err.details())
+        except (OSError, SnapshotUnavailableError) as err:
+            log.warning("node=%s no snapshot for %s: %s", self._router.node_id, self.id, err)
         finally:
             self._router.deliver(SnapshotStatus(frm=self.id, to=self._router.node_id, failed=failed))
 
@@ -294,7 +298,8 @@ class RaftTransport:
         self._warned_unknown: set[str] = set()
         self._closed = False
         # Set by the node: makes (request with fresh metadata, state-machine data, addresses).
-        self.snapshot_source: Callable[[SnapshotRequest], tuple[SnapshotRequest, bytes, dict[str, str]]] | None = None
+        # Set by the node: make (or reuse) the snapshot file a follower needs.
+        self.snapshot_source: Callable[[SnapshotRequest], Awaitable[SnapshotFile]] | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
             AppendRequest: self._send_append,
             Heartbeat: self._send_append,
@@ -357,8 +362,7 @@ class RaftTransport:
             status = SnapshotStatus(frm=msg.to, to=self.node_id, failed=True)
             asyncio.get_running_loop().call_soon(self.router.deliver, status)
             return
-        request, data, addresses = source(msg)
-        peer.start_snapshot(request, data, addresses)
+        peer.start_snapshot(lambda: source(msg))
 
     # --- dispatch -------------------------------------------------------------------------------
 

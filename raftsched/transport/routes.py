@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from raftsched.raft.messages import (
@@ -90,8 +91,10 @@ class ReplyRouter:
         self._votes: dict[VoteKey, asyncio.Future[VoteResponse]] = {}
         self._routes: dict[str, ReplyRoute] = {}
         self._snapshots: dict[str, asyncio.Future[SnapshotResponse]] = {}
-        # Set by the node: stage a received snapshot's data before the core sees its request.
-        self.snapshot_sink: Callable[[Any], None] | None = None
+        # Set by the node: check and stage a received snapshot file before the core sees its
+        # request (raises SnapshotTransferError to refuse it), and where such files are written.
+        self.snapshot_sink: Callable[[Any], Awaitable[None]] | None = None
+        self.snapshot_dir: Path | None = None
         self._closed = False
 
     @property

@@ -90,16 +90,21 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
     ) -> pb.InstallSnapshotResponse:
         """Receive the whole snapshot, verified, then let the core decide; answer with its reply."""
         router = self._router
-        if router.snapshot_sink is None:
+        if router.snapshot_sink is None or router.snapshot_dir is None:
             await _abort(context, grpc.StatusCode.UNIMPLEMENTED, "this node cannot install snapshots")
         try:
-            received = await receive_snapshot(request_iterator)
+            received = await receive_snapshot(request_iterator, router.snapshot_dir)
         except SnapshotTransferError as err:
             await _abort(context, grpc.StatusCode.DATA_LOSS, f"snapshot refused: {err}")
         if received.request.to != router.node_id:
+            received.path.unlink(missing_ok=True)
             await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"snapshot for {received.request.to}")
         fut = router.expect_snapshot(received.request.frm)
-        router.snapshot_sink(received)
+        try:
+            await router.snapshot_sink(received)
+        except SnapshotTransferError as err:
+            fut.cancel()
+            await _abort(context, grpc.StatusCode.DATA_LOSS, f"snapshot refused: {err}")
         try:
             async with asyncio.timeout(30.0):
                 reply = await fut

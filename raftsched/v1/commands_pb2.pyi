@@ -206,15 +206,17 @@ class TrimSkipped(_message.Message):
     def __init__(self, schedule: _Optional[str] = ..., before_ms: _Optional[int] = ...) -> None: ...
 
 class ApplyResult(_message.Message):
-    __slots__ = ("submitted", "job", "error", "code", "schedule")
+    __slots__ = ("submitted", "job", "error", "code", "schedule", "refused_items")
     SUBMITTED_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_ITEMS_FIELD_NUMBER: _ClassVar[int]
     submitted: _containers.RepeatedCompositeFieldContainer[_scheduler_pb2.SubmitResult]
     job: _jobs_pb2.Job
     error: str
     code: int
     schedule: _scheduler_pb2.Schedule
-    def __init__(self, submitted: _Optional[_Iterable[_Union[_scheduler_pb2.SubmitResult, _Mapping]]] = ..., job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ..., error: _Optional[str] = ..., code: _Optional[int] = ..., schedule: _Optional[_Union[_scheduler_pb2.Schedule, _Mapping]] = ...) -> None: ...
+    refused_items: int
+    def __init__(self, submitted: _Optional[_Iterable[_Union[_scheduler_pb2.SubmitResult, _Mapping]]] = ..., job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ..., error: _Optional[str] = ..., code: _Optional[int] = ..., schedule: _Optional[_Union[_scheduler_pb2.Schedule, _Mapping]] = ..., refused_items: _Optional[int] = ...) -> None: ...

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from raftsched.state import commands as c
+from raftsched.state import keys
 from raftsched.state.listing import query_from_request
 from raftsched.state.machine import COLUMN_FAMILIES, SchedulerState
 from raftsched.storage.db import NodeDB
@@ -41,6 +42,11 @@ class Node:
         self.db.close()
         self.db = NodeDB(self.path, column_families=COLUMN_FAMILIES)
         self.state = SchedulerState(self.db)
+
+    def replay(self, log: list[bytes | None]) -> None:
+        """Apply a whole log in one batch, as a follower catching up would."""
+        self.state.apply(list(enumerate(log, start=len(self.log) + 1)))
+        self.log.extend(log)
 
     def append(self, data: bytes | None) -> commands_pb2.ApplyResult | None:
         self.log.append(data)
@@ -142,6 +148,44 @@ def check_indexes(state: SchedulerState) -> None:
     timed = {(r.job_id, r.attempt) for r in state.timed_out(far)}
     expect = {(j.id, j.attempts[-1].number) for j in jobs if j.spec.timeout_ms and j.id in _live_ids(current)}
     assert timed == expect
+    check_store(state, jobs)
+
+
+def check_store(state: SchedulerState, jobs: list[jobs_pb2.Job]) -> None:
+    """The RocksDB indexes and counts against a recount from the job records, and memory against
+    the live jobs (nothing finished is held in memory but the bounded cache)."""
+    records: dict[str, dict[bytes, bytes]] = {}
+    for family, key, value in state.records():
+        records.setdefault(family, {})[key] = value
+    assert {keys.read_u64(k) for k in records.get(keys.JOBS, {})} == {j.seq for j in jobs}
+    assert set(records.get(keys.BY_STATE, {})) == {keys.state_key(j.state, j.seq) for j in jobs}
+    ended = {keys.ended_key(j.updated_ms, j.seq) for j in jobs if j.state in TERMINAL}
+    assert set(records.get(keys.ENDED, {})) == ended
+    assert records.get(keys.BY_SCHEDULE, {}) == {
+        keys.schedule_key(j.schedule_id, j.seq): bytes([j.state if j.state in TERMINAL else 0])
+        for j in jobs if j.schedule_id}
+    idem = {k.decode(): keys.idem_value_parts(v) for k, v in records.get(keys.IDEM, {}).items()}
+    assert set(records.get(keys.IDEM_TIME, {})) == {keys.idem_time_key(t, k) for k, (t, _) in idem.items()}
+    by_id = {j.id: j for j in jobs}
+    for key, (_, job_id) in idem.items():
+        assert job_id in by_id and by_id[job_id].spec.idempotency_key == key, (key, job_id)
+    meta = records.get(keys.META, {})
+    for name, value in J.JobState.items():
+        if value:
+            stored = meta.get(b"count_" + name.removeprefix("JOB_STATE_").lower().encode(), keys.u64(0))
+            assert keys.read_u64(stored) == sum(1 for j in jobs if j.state == value), name
+    m = state._m
+    assert set(m.active) == {j.id for j in jobs if j.state in (J.JOB_STATE_ASSIGNED, J.JOB_STATE_RUNNING)}
+    assert not m.touched and not m.dirty and not m.deleted
+    assert all(j.state not in TERMINAL for j in m.cache.values())
+    live = [j for j in jobs if j.state not in TERMINAL]
+    expect_dependents: dict[str, list[str]] = {}
+    for job in live:
+        for dep in job.spec.depends_on:
+            assert dep in by_id, f"{job.id} depends on {dep}, which was deleted"
+            if job.id not in expect_dependents.setdefault(dep, []):  # depends_on may repeat an id
+                expect_dependents[dep].append(job.id)
+    assert {k: list(v) for k, v in m.dependents.items()} == expect_dependents
 
 
 def _live_ids(current: dict[str, list[tuple[str, int]]]) -> set[str]:

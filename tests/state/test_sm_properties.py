@@ -56,6 +56,9 @@ commands = st.one_of(
     st.tuples(executors, st.integers(0, 3)).map(lambda t: c.executor_up(t[0], slots=t[1], handlers=["h"])),
     executors.map(c.executor_down),
     executors.map(c.drain),
+    st.lists(job_ids, min_size=1, max_size=4).map(lambda ids: c.purge(job_ids=ids)),
+    st.lists(st.sampled_from(["k1", "k2", "k3"]), min_size=1, max_size=2).map(
+        lambda ks: c.purge(idempotency_keys=ks)),
 )
 
 
@@ -113,6 +116,10 @@ def plausible(node: Node) -> st.SearchStrategy[c.Command]:
     late = s.timed_out(node.now)
     if late:
         options.append(st.just(c.timed_out([(r.job_id, r.attempt) for r in late])))
+    finished = s.expired_jobs(node.now + 1, 8, 100)
+    if finished:  # what the leader's retention round would pick, then purge
+        options.append(st.lists(st.sampled_from(finished), min_size=1, max_size=3).map(
+            lambda ids: c.purge(job_ids=ids)))
     return st.one_of(options)
 
 
@@ -122,9 +129,12 @@ def apply_one_by_one(node: Node, log: list[bytes | None]) -> None:
     for data in log:
         node.append(data)
         check_indexes(node.state)
-        for job_id, job in final.items():
+        for job_id, job in list(final.items()):
             now = node.state.get_job(job_id)
-            assert now is not None and fate(now) == fate(job), "a terminal job changed"
+            if now is None:  # purged: only a finished job nothing live depends on (check_indexes)
+                del final[job_id]
+                continue
+            assert fate(now) == fate(job), "a terminal job changed"
         jobs, _ = node.list_jobs(page_size=1000)
         final.update({j.id: j for j in jobs if j.state in TERMINAL and j.id not in final})
 

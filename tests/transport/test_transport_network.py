@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -31,8 +32,7 @@ from raftsched.raft.messages import (
 )
 from raftsched.transport import convert
 from raftsched.transport.peers import APPEND_QUEUE_LIMIT
-from raftsched.transport.snapshots import CHUNK_BYTES, ReceivedSnapshot
-from raftsched.transport.snapshots import chunks as snapshot_chunks
+from raftsched.transport.snapshots import CHUNK_BYTES, ReceivedSnapshot, SnapshotFile, file_chunks
 from raftsched.v1 import raft_pb2 as pb
 from raftsched.v1 import raft_pb2_grpc
 
@@ -221,39 +221,49 @@ async def test_snapshot_without_a_source_reports_failure(cluster: MakeCluster) -
     assert c["a"].inbox.messages == [SnapshotStatus("b", "a", failed=True)]
 
 
-async def test_snapshot_streams_in_chunks_and_the_answer_comes_back(cluster: MakeCluster) -> None:
-    """A multi-chunk snapshot arrives whole and verified; the follower core's SnapshotResponse
-    travels back to the leader, followed by a successful SnapshotStatus."""
+async def test_snapshot_streams_in_chunks_and_the_answer_comes_back(cluster: MakeCluster, tmp_path: Path) -> None:
+    """A multi-chunk snapshot file arrives whole and verified, as a file of the receiver's; the
+    follower core's SnapshotResponse travels back to the leader, then a successful SnapshotStatus."""
     c = await cluster(["a", "b"])
     data = bytes(range(256)) * (3 * CHUNK_BYTES // 256 + 7)  # 3+ chunks, not a multiple of the size
+    sent = tmp_path / "sent.rss"
+    sent.write_bytes(data)
     meta = SnapshotMeta(index=9, term=2, config=ConfigState(voters=frozenset({"a", "b"})))
-    received: list[ReceivedSnapshot] = []
+    received: list[tuple[ReceivedSnapshot, bytes]] = []
 
-    def source(msg: SnapshotRequest) -> tuple[SnapshotRequest, bytes, dict[str, str]]:
-        return msg, data, dict(c.addresses)
+    async def source(msg: SnapshotRequest) -> SnapshotFile:
+        return SnapshotFile(msg, sent, dict(c.addresses))
 
-    def sink(snapshot: ReceivedSnapshot) -> None:
-        received.append(snapshot)
+    async def sink(snapshot: ReceivedSnapshot) -> None:
+        received.append((snapshot, snapshot.path.read_bytes()))
         c["b"].t.router.deliver(snapshot.request)
         c["b"].t.send([SnapshotResponse("b", "a", 2, True, 9)])  # what the follower's core answers
 
     c["a"].t.snapshot_source = source
     c["b"].t.router.snapshot_sink = sink
+    c["b"].t.router.snapshot_dir = tmp_path / "incoming"
     c["a"].t.send([SnapshotRequest("a", "b", 2, meta)])
     await c["a"].inbox.wait_for(lambda: bool(c["a"].inbox.of(SnapshotStatus)))
-    assert [r.data == data for r in received] == [True]
-    assert received[0].request.meta == meta
-    assert received[0].addresses == c.addresses
+    assert [body == data for _, body in received] == [True]
+    assert received[0][0].request.meta == meta
+    assert received[0][0].addresses == c.addresses
     assert c["a"].inbox.of(SnapshotResponse) == [SnapshotResponse("b", "a", 2, True, 9)]
     assert c["a"].inbox.of(SnapshotStatus) == [SnapshotStatus("b", "a", failed=False)]
 
 
-async def test_a_damaged_snapshot_is_refused_and_never_handed_on(cluster: MakeCluster) -> None:
+async def test_a_damaged_snapshot_is_refused_and_never_handed_on(cluster: MakeCluster, tmp_path: Path) -> None:
     c = await cluster(["a"])
     handed: list[ReceivedSnapshot] = []
-    c["a"].t.router.snapshot_sink = handed.append
+
+    async def sink(snapshot: ReceivedSnapshot) -> None:
+        handed.append(snapshot)
+
+    c["a"].t.router.snapshot_sink = sink
+    c["a"].t.router.snapshot_dir = tmp_path / "incoming"
     meta = SnapshotMeta(index=3, term=1, config=ConfigState(voters=frozenset({"a"})))
-    good = list(snapshot_chunks(SnapshotRequest("x", "a", 1, meta), b"payload" * 1000, {}))
+    payload = tmp_path / "payload.rss"
+    payload.write_bytes(b"payload" * 1000)
+    good = list(file_chunks(SnapshotFile(SnapshotRequest("x", "a", 1, meta), payload, {})))
     bad = [*good[:-1], pb.InstallSnapshotChunk(**{**_fields(good[-1]), "crc32c": good[-1].crc32c ^ 1})]
     async with grpc.aio.insecure_channel(c.addresses["a"]) as channel:
         stub = raft_pb2_grpc.RaftStub(channel)  # type: ignore[no-untyped-call]
@@ -262,6 +272,7 @@ async def test_a_damaged_snapshot_is_refused_and_never_handed_on(cluster: MakeCl
     assert info.value.code() == grpc.StatusCode.DATA_LOSS
     assert "checksum" in (info.value.details() or "")
     assert handed == []
+    assert list((tmp_path / "incoming").iterdir()) == []  # the partial file is gone
 
 
 def _fields(chunk: pb.InstallSnapshotChunk) -> dict[str, object]:
