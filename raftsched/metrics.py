@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -67,6 +68,10 @@ class NodeMetrics:
                                  "installed (received from the leader)", ["kind"], registry=r)
         self.snapshot_bytes = Histogram("raftsched_snapshot_bytes", "Size of snapshots, by kind", ["kind"],
                                         buckets=SIZE_BUCKETS, registry=r)
+        self.snapshot_make_seconds = Gauge("raftsched_snapshot_make_seconds", "How long the last snapshot this "
+                                           "node made took (another process reads RocksDB)", registry=r)
+        self.snapshot_loop_stall = Gauge("raftsched_snapshot_loop_stall_seconds", "The longest event-loop stall "
+                                         "while the last snapshot was made", registry=r)
         self.compactions = Counter("raftsched_log_compactions", "Log compactions behind a snapshot", registry=r)
         self.dispatch_seconds = Histogram("raftsched_dispatch_seconds", "Submit to first assignment of a job "
                                           "(leader-stamped times)", buckets=DISPATCH_BUCKETS, registry=r)
@@ -113,6 +118,10 @@ class NodeMetrics:
     def snapshot(self, kind: str, size: int) -> None:
         self.snapshots.labels(kind).inc()
         self.snapshot_bytes.labels(kind).observe(size)
+
+    def snapshot_made(self, seconds: float, loop_stall: float) -> None:
+        self.snapshot_make_seconds.set(seconds)
+        self.snapshot_loop_stall.set(loop_stall)
 
     def job_changed(self, job: jobs_pb2.Job) -> None:
         """A job listener on the leader: counts each dispatch and each attempt's end once."""
@@ -212,6 +221,8 @@ class NodeCollector(Collector):
         yield _gauge("raftsched_last_log_index", "Last index in this node's log", st.last_index)
         yield _gauge("raftsched_snapshot_index", "Index of the latest snapshot (log compacted up to here)",
                      st.first_index - 1)
+        yield _gauge("raftsched_event_loop_stall_seconds", "The longest event-loop stall in the last 10 s",
+                     node.loop_watch.longest_since(time.monotonic() - 10))
         members = GaugeMetricFamily("raftsched_members", "Cluster members by kind", labels=["kind"])
         members.add_metric(["voter"], len(st.config.voters))
         members.add_metric(["learner"], len(st.config.learners))

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from raftsched.api.forward import Forwarder
 from raftsched.config import NodeConfig
+from raftsched.loopwatch import LoopWatch
 from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
 from raftsched.raft.messages import (
@@ -118,7 +119,8 @@ class Node:
             max_pending_proposals=config.max_pending_proposals,
         )
         self.metrics = self._make_metrics()
-        self.snapshots = SnapshotKeeper(self.db, COLUMN_FAMILIES)
+        self.loop_watch = LoopWatch()
+        self.snapshots = SnapshotKeeper(self.db, COLUMN_FAMILIES, self.loop_watch)
         self._staged: tuple[ReceivedSnapshot, Staged] | None = None
         self.transport.snapshot_source = self._snapshot_for
         self.transport.router.snapshot_sink = self._stage_snapshot
@@ -127,6 +129,7 @@ class Node:
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.started_at = time.monotonic()
+        self.failure: BaseException | None = None
 
     # --- membership ---
 
@@ -203,6 +206,7 @@ class Node:
             raise SnapshotUnavailableError(f"snapshot at {snapshot.index} is no longer usable: {err!r}") from None
         if self.metrics is not None:
             self.metrics.snapshot("taken", snapshot.size)
+            self.metrics.snapshot_made(snapshot.seconds, snapshot.loop_stall)
         return meta, snapshot
 
     async def _stage_snapshot(self, received: ReceivedSnapshot) -> None:
@@ -225,6 +229,7 @@ class Node:
             raise AssertionError(f"asked to install snapshot {meta} with no matching data staged")
         received, staged = self._staged
         self._staged = None
+        size = sum(f.stat().st_size for files in staged.files.values() for f in files)  # moved in by install
 
         def reload() -> None:
             self.sm.reload()
@@ -233,7 +238,7 @@ class Node:
             save_addresses(self.db, self.addresses)
             self.transport.update_peers({k: v for k, v in self.addresses.items() if k != self.id})
             if self.metrics is not None:
-                self.metrics.snapshot("installed", sum(f.stat().st_size for fs in staged.files.values() for f in fs))
+                self.metrics.snapshot("installed", size)
             log.info("node %s installed snapshot at index %d", self.id, meta.index)
 
         return self.snapshots.install(staged, reload)
@@ -337,16 +342,23 @@ class Node:
         self.server = self._build_server()
         add_listen_port(self.server, self.config)
         await self.server.start()
-        self.driver.start()
+        self.driver.start(on_fatal=lambda err: self._fail(stop, err))
         self._compactor = asyncio.create_task(self._compaction_loop(), name="compaction")
+        self._watching = asyncio.create_task(self.loop_watch.run(), name="loop-watch")
         await self._start_metrics()
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         log_listening(self.config)
         await stop.wait()
         await self.shutdown()
 
+    def _fail(self, stop: asyncio.Event, err: BaseException) -> None:
+        """A part the node cannot live without failed: stop, and exit non-zero (see _main)."""
+        self.failure = err
+        stop.set()
+
     async def shutdown(self) -> None:
         self._compactor.cancel()
+        self._watching.cancel()
         if self.metrics is not None:
             await self.metrics.stop()
         await self.scheduler.stop()
@@ -512,6 +524,9 @@ async def _main(config: NodeConfig, log_context: Any = None) -> int:
     if log_context is not None:
         log_context.term = lambda: node.driver.core.term  # log lines carry the term from now on
     await node.run(stop)
+    if node.failure is not None:
+        print(f"raftsched: error: node {config.id} stopped: {node.failure!r} (see its log)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -137,11 +137,25 @@ class RaftDriver:
 
     # --- lifecycle ---
 
-    def start(self) -> None:
+    def start(self, on_fatal: Callable[[BaseException], None] = lambda err: None) -> None:
+        """Run the tick and ready loops. Should one fail (a bug, a disk error), the node must not
+        go on half-alive: the error is logged with its traceback and `on_fatal` stops the node."""
         self._tasks = [
             asyncio.create_task(self._tick_loop(), name="raft-tick"),
             asyncio.create_task(self._ready_loop(), name="raft-ready"),
         ]
+
+        def died(task: asyncio.Task[None]) -> None:
+            if task.cancelled():
+                return
+            err = task.exception()
+            if err is not None:
+                log.critical("node %s: the Raft %s loop failed; stopping the node", self.node_id,
+                             task.get_name(), exc_info=err)
+                on_fatal(err)
+
+        for task in self._tasks:
+            task.add_done_callback(died)
 
     async def stop(self) -> None:
         for task in self._tasks:

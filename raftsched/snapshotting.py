@@ -27,6 +27,7 @@ from pathlib import Path
 
 from rocksdict import WriteBatch
 
+from raftsched.loopwatch import LoopWatch
 from raftsched.storage import bundle
 from raftsched.storage.db import NodeDB
 from raftsched.storage.errors import StoreError
@@ -46,6 +47,7 @@ class Snapshot:
     index: int  # the applied index of the state it holds
     size: int
     seconds: float  # how long making it took
+    loop_stall: float  # the longest event-loop stall while it was made (seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +79,9 @@ class StateInstall:
 
 
 class SnapshotKeeper:
-    def __init__(self, db: NodeDB, families: list[str]) -> None:
+    def __init__(self, db: NodeDB, families: list[str], watch: LoopWatch | None = None) -> None:
         self._db = db
+        self._watch = watch
         self._families = families
         self.directory = db.path / SNAPSHOT_DIR
         shutil.rmtree(self.directory, ignore_errors=True)  # what a crash left: never trusted
@@ -103,6 +106,7 @@ class SnapshotKeeper:
         return await asyncio.shield(self._making)
 
     async def _export(self) -> Snapshot:
+        started = time.monotonic()
         self._made += 1
         out = self.directory / f"snap-{self._made}.rss"
         work = self.directory / f"export-{self._made}"
@@ -125,12 +129,13 @@ class SnapshotKeeper:
             shutil.rmtree(work, ignore_errors=True)
             raise SnapshotFailed(f"snapshot export failed: {stderr.decode(errors='replace').strip()[-300:]}")
         result = json.loads(stdout)
-        snapshot = Snapshot(out, int(result["index"]), int(result["bytes"]), float(result["seconds"]))
+        stall = self._watch.longest_since(started) if self._watch is not None else 0.0
+        snapshot = Snapshot(out, int(result["index"]), int(result["bytes"]), time.monotonic() - started, stall)
         previous, self.latest = self.latest, snapshot
         if previous is not None:
             previous.path.unlink(missing_ok=True)  # a transfer reading it keeps its open file
-        log.info("made a state snapshot at index %d (%d bytes) in %.2f s", snapshot.index, snapshot.size,
-                 snapshot.seconds)
+        log.info("made a state snapshot at index %d (%d bytes) in %.2f s; longest event-loop stall meanwhile "
+                 "%.1f ms", snapshot.index, snapshot.size, snapshot.seconds, 1000 * stall)
         return snapshot
 
     # --- receiving and installing -----------------------------------------------------------------

@@ -9,7 +9,6 @@ to 5 s, then SIGKILL). Data is kept between runs; --fresh wipes it.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import os
 import shutil
@@ -29,8 +28,9 @@ from rich.live import Live
 from rich.text import Text
 
 from raftsched.cli.errors import CommandFailed
-from raftsched.cli.output import job_state, jobs_table, role_name, status_table
+from raftsched.cli.output import job_counts_line, jobs_table, role_name, status_table
 from raftsched.client import Client, ClientError
+from raftsched.client.calls import JobFilter
 from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
 
 NODES = {"n1": "127.0.0.1:7001", "n2": "127.0.0.1:7002", "n3": "127.0.0.1:7003"}
@@ -248,7 +248,8 @@ def _poll(client: Client) -> Snapshot:
     try:
         snap.status = client.status(timeout=1.5)
         # Stale: the view must keep drawing while the cluster has no leader.
-        snap.jobs = list(client.list_jobs(page_size=1000, stale=True, timeout=1.5).jobs)
+        snap.jobs = list(client.list_jobs(page_size=VIEW_JOBS, stale=True, timeout=1.5,
+                                          where=JobFilter(newest_first=True)).jobs)
     except ClientError as e:
         snap.error = f"{e.code}: {e.message}"
     return snap
@@ -260,9 +261,7 @@ def render(snap: Snapshot, supervisor: Supervisor) -> RenderableType:
         parts.append(status_table(snap.status))
     if snap.error:
         parts.append(Text(f"cluster: {snap.error}", style="red"))
-    recent = sorted(snap.jobs, key=lambda j: j.seq, reverse=True)[:VIEW_JOBS]
-    parts.append(jobs_table(recent, title=f"jobs (latest {len(recent)} of {len(snap.jobs)}): "
-                            + state_counts(snap.jobs)))
+    parts.append(jobs_table(snap.jobs, title=f"jobs (latest {len(snap.jobs)}): " + state_counts(snap)))
     parts.append(Text(children_line(supervisor)))
     parts.append(Text("In another terminal: raftsched status | raftsched job list | "
                       "raftsched job submit --handler sleep --payload 1000 | "
@@ -271,9 +270,10 @@ def render(snap: Snapshot, supervisor: Supervisor) -> RenderableType:
     return Group(*parts)
 
 
-def state_counts(jobs: list[jobs_pb2.Job]) -> str:
-    counts = collections.Counter(job_state(j.state) for j in jobs)
-    return " ".join(f"{state}={n}" for state, n in sorted(counts.items())) or "none yet"
+def state_counts(snap: Snapshot) -> str:
+    """Exact counts by state, from the leader (kept by apply: not a count of a listing)."""
+    line = job_counts_line(snap.status) if snap.status is not None else ""
+    return line.split(": ", 1)[1] if line else "no leader"
 
 
 def children_line(supervisor: Supervisor) -> str:
@@ -290,7 +290,7 @@ def plain_line(snap: Snapshot, supervisor: Supervisor) -> str:
     cluster = (f"leader={leader.id} term={leader.term} commit={leader.commit_index}" if leader
                else "leader=none " + " ".join(f"{n.id}:{role_name(n.role)}" for n in nodes))
     error = f" error={snap.error}" if snap.error else ""
-    return f"{time.strftime('%H:%M:%S')} {cluster} | jobs {state_counts(snap.jobs)} | " \
+    return f"{time.strftime('%H:%M:%S')} {cluster} | jobs {state_counts(snap)} | " \
            f"{children_line(supervisor)}{error}"
 
 

@@ -110,6 +110,16 @@ def status_table(response: admin_pb2.StatusResponse) -> Table:
     return table
 
 
+def job_counts_line(response: admin_pb2.StatusResponse) -> str:
+    """The leader's exact job counts by state, in lifecycle order ("" when no node leads)."""
+    leader = next((n for n in response.nodes if n.role == admin_pb2.ROLE_LEADER), None)
+    if leader is None or not leader.job_counts:
+        return ""
+    order = [name.removeprefix("JOB_STATE_") for name, value in jobs_pb2.JobState.items() if value]
+    parts = [f"{state}={leader.job_counts.get(state, 0)}" for state in order]
+    return f"jobs at index {leader.applied_index}: " + " ".join(parts)
+
+
 def _role_text(node: admin_pb2.NodeStatus) -> Text:
     name = role_name(node.role) if node.role else "?"
     return Text(name, style="bold green" if node.role == admin_pb2.ROLE_LEADER else "")
@@ -261,6 +271,7 @@ def schedule_detail(schedule: scheduler_pb2.Schedule) -> RenderableType:
         ("runs", what_runs(spec.template)),
         ("overlap", short_enum(scheduler_pb2.OverlapPolicy.Name(spec.overlap), "OVERLAP_POLICY_").lower()),
         ("catch-up", short_enum(scheduler_pb2.CatchupPolicy.Name(spec.catchup), "CATCHUP_POLICY_").lower()),
+        ("history", _history_limits(spec)),
         ("fired", schedule.fired_count), ("skipped", schedule.skipped_count),
         ("last fired", format_time(schedule.last_fired_time)), ("last job", schedule.last_job_id or "-"),
         ("next fires", ", ".join(format_time(t) for t in schedule.next_fire_times[:5]) or "-"),
@@ -275,6 +286,12 @@ def schedule_detail(schedule: scheduler_pb2.Schedule) -> RenderableType:
     for s in schedule.skipped:
         skipped.add_row(format_time(s.scheduled_time), plain(s.reason))
     return Group(grid, skipped)
+
+
+def _history_limits(spec: scheduler_pb2.ScheduleSpec) -> str:
+    limits = [f"last {n} {kind}" for n, kind in ((spec.keep_succeeded, "succeeded"), (spec.keep_failed, "failed"))
+              if n]
+    return "keeps the " + " and ".join(limits) if limits else "kept until the retention period ends"
 
 
 def watch_line(job: jobs_pb2.Job) -> str:

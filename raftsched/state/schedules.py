@@ -38,6 +38,7 @@ MAX_JITTER_MS = 3_600_000
 MAX_CATCHUP_WINDOW_MS = 7 * 86_400_000
 MAX_CATCHUP_MAX = 1000
 MAX_CRON_CHARS = 200
+MAX_KEEP = 1_000_000
 SKIPPED_KEPT = 100  # the most recent skipped times kept in the record; all are counted
 MAX_SKIPS_PER_CMD = 1000
 REASONS = frozenset({firetimes.MISSED, OVERLAP, PAUSED, firetimes.OUTSIDE_WINDOW})
@@ -83,6 +84,9 @@ def _check_limits(spec: scheduler_pb2.ScheduleSpec) -> None:
         raise ValidationError("catchup_window_ms", "at most 7 days (0 means 1 h)")
     if spec.catchup_max > MAX_CATCHUP_MAX:
         raise ValidationError("catchup_max", f"at most {MAX_CATCHUP_MAX} (0 means 100)")
+    if spec.keep_succeeded > MAX_KEEP or spec.keep_failed > MAX_KEEP:
+        raise ValidationError("keep_succeeded" if spec.keep_succeeded > MAX_KEEP else "keep_failed",
+                              f"at most {MAX_KEEP} (0 keeps every job until the retention period ends)")
     if spec.overlap not in S.OverlapPolicy.values():
         raise ValidationError("overlap", f"unknown overlap policy {spec.overlap}")
     if spec.catchup not in S.CatchupPolicy.values():

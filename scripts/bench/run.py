@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import install, report
+from benchlib import growth, install, report
 from benchlib.phases import guarded, log, measure_failover, measure_level
 from benchlib.procs import ProcessSet
 from benchlib.systems import System
@@ -60,11 +60,15 @@ class Plan:
     e2e_timeout: float = 120.0
     executors: int = 4
     loss_trials: int = 3
+    growth_sizes: tuple[int, ...] = growth.FULL_SIZES
+    growth_duration: float = 10.0
+    growth_fill_timeout: float = 1800.0
 
 
 FULL = Plan()
 QUICK = Plan(anchor_levels=(128, 1024), duration=2.5, warmup=0.5, failover_trials=3, steady=0.5,
-             e2e_jobs=1_000, e2e_timeout=20.0, loss_trials=1)
+             e2e_jobs=1_000, e2e_timeout=20.0, loss_trials=1, growth_sizes=growth.QUICK_SIZES,
+             growth_duration=2.0, growth_fill_timeout=120.0)
 
 
 def cluster_levels(plan: Plan, system: str) -> tuple[int, ...]:
@@ -210,14 +214,29 @@ async def bench_floor(plan: Plan, root: Path, procs: ProcessSet) -> Results:
     return out
 
 
-async def bench_all(plan: Plan, root: Path, procs: ProcessSet) -> Results:
+async def bench_growth(plan: Plan, root: Path, procs: ProcessSet) -> Results:
+    try:
+        return await growth.measure_growth(root, procs, plan.growth_sizes, plan.growth_duration,
+                                           plan.growth_fill_timeout)
+    except Exception as e:
+        return {"errors": {"growth": f"{type(e).__name__}: {e}"[:500]}}
+
+
+PHASES = ("raftsched", "etcd", "pysyncobj", "grpc_floor", "growth")
+
+
+async def bench_all(plan: Plan, root: Path, procs: ProcessSet, only: tuple[str, ...] = PHASES) -> Results:
     # Install first, so no install runs between measurements.
-    install.ensure_etcd()
-    install.ensure_pysyncobj()
+    if "etcd" in only:
+        install.ensure_etcd()
+    if "pysyncobj" in only:
+        install.ensure_pysyncobj()
     results: Results = {}
     systems = (("raftsched", bench_raftsched), ("etcd", bench_etcd), ("pysyncobj", bench_pysyncobj),
-               ("grpc_floor", bench_floor))
+               ("grpc_floor", bench_floor), ("growth", bench_growth))
     for name, bench in systems:
+        if name not in only:
+            continue
         started = time.monotonic()
         log(f"--- {name}")
         results[name] = await bench(plan, root, procs)
@@ -247,7 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short phases (under two minutes): CI's smoke run")
     parser.add_argument("--json", metavar="FILE", help="write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the data and log directory")
+    parser.add_argument("--only", metavar="PHASE,...", default=",".join(PHASES),
+                        help=f"run only these phases ({', '.join(PHASES)}); ratios need the first four")
     args = parser.parse_args(argv)
+    only = tuple(p.strip() for p in args.only.split(",") if p.strip())
+    unknown = set(only) - set(PHASES)
+    if unknown:
+        parser.error(f"--only: unknown phases {sorted(unknown)} (known: {', '.join(PHASES)})")
     plan = QUICK if args.quick else FULL
     root = Path(tempfile.mkdtemp(prefix="raftsched-bench-"))
     procs = ProcessSet()
@@ -255,14 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     try:
-        results = asyncio.run(bench_all(plan, root, procs))
+        results = asyncio.run(bench_all(plan, root, procs, only))
     except KeyboardInterrupt:
         log("interrupted")
         return 130
     finally:
         procs.stop_all()
     results["meta"] = {**_meta(plan, args.quick), "seconds": round(time.monotonic() - started, 1)}
-    print(report.table(results, plan.levels), flush=True)
+    shared = any(name in results for name in PHASES[:4])
+    print((report.table(results, plan.levels) if shared else "") + growth.table(results.get("growth", {})), flush=True)
     failed = {name: r["errors"] for name, r in results.items() if isinstance(r, dict) and r.get("errors")}
     if args.json:
         Path(args.json).write_text(json.dumps(_json_safe(results), indent=2) + "\n")

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from raftsched.cli.common import Printer, make_client
-from raftsched.cli.output import members_table, status_table
+from raftsched.cli.output import job_counts_line, members_table, status_table
 from raftsched.config import check_address, check_id
 from raftsched.v1 import admin_pb2
 
@@ -24,6 +24,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         out.message(response)
     else:
         out.show(status_table(response))
+        counts = job_counts_line(response)
+        if counts:
+            out.line(counts)
     return 0
 
 

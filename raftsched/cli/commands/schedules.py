@@ -26,7 +26,9 @@ def schedule_spec_from_args(args: argparse.Namespace) -> scheduler_pb2.ScheduleS
     template.name = template.name or args.schedule_name
     spec = scheduler_pb2.ScheduleSpec(name=args.schedule_name, cron=args.cron or "", timezone=args.tz or "",
                                       template=template, overlap=OVERLAP[args.overlap],
-                                      catchup=CATCHUP[args.catchup], catchup_max=args.catchup_max or 0)
+                                      catchup=CATCHUP[args.catchup], catchup_max=args.catchup_max or 0,
+                                      keep_succeeded=_count(args.keep_succeeded, "--keep-succeeded"),
+                                      keep_failed=_count(args.keep_failed, "--keep-failed"))
     if args.every:
         spec.every_ms = parse_duration_ms(args.every, name="--every")
         if spec.every_ms <= 0:
@@ -44,6 +46,12 @@ def schedule_spec_from_args(args: argparse.Namespace) -> scheduler_pb2.ScheduleS
     if spec.start_ms and spec.end_ms and spec.end_ms <= spec.start_ms:
         raise UsageError("--end must be after --start")
     return spec
+
+
+def _count(value: int | None, name: str) -> int:
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be at least 1 (leave it out to keep every job until --job-retention)")
+    return value or 0
 
 
 def parse_time_ms(text: str, *, name: str) -> int:
@@ -171,5 +179,8 @@ def _register_create(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     create.add_argument("--start", metavar="TIME", help="no fires before TIME (ISO 8601, or ms since the epoch)")
     create.add_argument("--end", metavar="TIME", help="no fires after TIME (ISO 8601, or ms since the epoch)")
     create.add_argument("--jitter", metavar="DURATION", help="delay each fire by < DURATION, same on every leader")
+    create.add_argument("--keep-succeeded", type=int, metavar="N", help="keep only the last N succeeded jobs")
+    create.add_argument("--keep-failed", type=int, metavar="N",
+                        help="keep only the last N failed, cancelled or skipped jobs")
     add_job_spec_flags(create)
     create.set_defaults(handler_fn=cmd_create)

@@ -75,7 +75,10 @@ class RaftschedCluster(ManagedMembers):
         await self.leader(timeout=60)
 
     async def _local_status(self, member: str) -> admin_pb2.NodeStatus | None:
-        client = AsyncClient([self.address(member)], timeout=0.5)
+        return await self._local_status_at(self.address(member))
+
+    async def _local_status_at(self, address: str) -> admin_pb2.NodeStatus | None:
+        client = AsyncClient([address], timeout=0.5)
         try:
             nodes = (await client.status(local_only=True, timeout=0.5)).nodes
             return nodes[0] if nodes else None
@@ -158,20 +161,18 @@ class RaftschedCluster(ManagedMembers):
         raise RuntimeError(f"executors {ids} did not connect in {timeout:.0f} s")
 
     async def active_jobs(self, client: AsyncClient) -> bool:
-        """True while any job is pending, queued, assigned or running (one small page per state)."""
-        for state in ACTIVE_STATES:
-            if (await client.list_jobs(state, page_size=1)).jobs:
-                return True
-        return False
+        """True while any job is pending, queued, assigned or running (the leader's exact counts)."""
+        counts = (await self.job_counts(client))
+        return any(counts.get(J.JobState.Name(s).removeprefix("JOB_STATE_"), 0) for s in ACTIVE_STATES)
 
     async def count_jobs(self, client: AsyncClient, state: int) -> int:
-        total, token = 0, ""
-        while True:
-            page = await client.list_jobs(state, page_size=1000, page_token=token)
-            total += len(page.jobs)
-            token = page.next_page_token
-            if not token:
-                return total
+        return (await self.job_counts(client)).get(J.JobState.Name(state).removeprefix("JOB_STATE_"), 0)
+
+    async def job_counts(self, client: AsyncClient) -> dict[str, int]:
+        for node in (await client.status()).nodes:
+            if node.role == admin_pb2.ROLE_LEADER:
+                return dict(node.job_counts)
+        raise RuntimeError("no leader to count jobs")
 
 
 async def measure_batches(cluster: RaftschedCluster, batch: int, concurrency: int, duration: float,
