@@ -86,7 +86,7 @@ class UncappedHeartbeatCommit(RaftCore):
             self._read_round_due = False
         for peer in self._peers():
             commit = self.log.committed  # BUG: not min(progress.match, committed)
-            self._send(Heartbeat(self.id, peer, self.term, commit, self._read_round))
+            self._send(Heartbeat(self.id, peer, self.term, commit, self._read_round, self.log.term_or_zero(commit)))
 
 
 CoreFactory = Callable[[RaftConfig, MemoryStorage, random.Random, int], RaftCore]
