@@ -151,7 +151,7 @@ class RaftCore:
         if isinstance(msg, Unreachable | SnapshotStatus | LeaderLost):
             self._step_local(msg)
             return
-        problem = check_message(msg) or self._refusal_for(msg)
+        problem = self._problem(msg)
         if problem is not None:
             self.refusals.add(refusal(msg, problem))  # and nothing else: no state, no timer, no reply
             return
@@ -483,6 +483,9 @@ class RaftCore:
 
     # ==== admission: what a message may claim, given our state (issue 14) ==========================
 
+    def _problem(self, msg: Message) -> Problem | None:
+        return check_message(msg) or self._refusal_for(msg)
+
     def _refusal_for(self, msg: Message) -> Problem | None:
         """Why `msg` must be refused, or None. Runs before any term logic, so a refused message
         moves no term, vote, commit index or timer; `check_message` already checked its ranges."""
@@ -548,9 +551,6 @@ class RaftCore:
         """Claims of a current-term (or newer) message that our state can disprove."""
         if isinstance(msg, Heartbeat):
             return self._heartbeat_refusal(msg)
-        if isinstance(msg, VoteRequest) and msg.transfer and self._in_lease() and msg.term != self.term + 1:
-            # A transferee campaigns in the term right after its leader's; only then may it skip the lease.
-            return Reason.DISRUPTS_LEADER, f"a transfer vote for term {msg.term}; our leader leads {self.term}"
         if self.role is Role.LEADER and msg.term == self.term:
             return self._response_refusal(msg)
         return None

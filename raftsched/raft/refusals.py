@@ -30,7 +30,7 @@ class Reason(StrEnum):
     NOT_A_MEMBER = "not-a-member"  # the sender is in no configuration this node knows
     NOT_A_VOTER = "not-a-voter"  # a vote request from a node that is not a voter
     TERM_JUMP = "term-jump"  # a term more than MAX_TERM_JUMP beyond ours
-    DISRUPTS_LEADER = "disrupts-leader"  # TimeoutNow not from our leader; a transfer vote not for the next term
+    DISRUPTS_LEADER = "disrupts-leader"  # TimeoutNow not from the leader of our term
     COMMIT_BEYOND_LOG = "commit-beyond-log"  # a leader's commit past our last entry
     COMMIT_NOT_MATCHED = "commit-not-matched"  # a leader's commit at an entry whose term differs from ours
     RESPONSE_AHEAD = "response-ahead"  # a response acknowledging more than this leader has or sent

@@ -152,6 +152,15 @@ class MemberCluster(Cluster):
 
     # --- checks ---
 
+    # Refusals of correct nodes' messages that membership changes make expected: a removed node
+    # campaigning (§4.2.3) or still answering, a joiner sent a commit by its wiped predecessor's
+    # leader, a TimeoutNow to a node that does not know the transferring leader as a voter.
+    HONEST_REFUSALS = frozenset({"not-a-voter", "not-a-member", "commit-beyond-log", "disrupts-leader"})
+
+    def _honest_refusal(self, node: str, msg: Message, reason: str) -> None:
+        assert reason in self.HONEST_REFUSALS, f"{node} refused a correct node's message ({reason}): {msg}"
+        self.member_counters[f"refused from a correct node: {reason}"] += 1
+
     def _send(self, node: SimNode, messages: object) -> None:
         msgs: list[Message] = list(messages)  # type: ignore[call-overload]
         for msg in msgs:
