@@ -484,7 +484,12 @@ class RaftCore:
     # ==== admission: what a message may claim, given our state (issue 14) ==========================
 
     def _problem(self, msg: Message) -> Problem | None:
-        return check_message(msg) or self._refusal_for(msg)
+        problem = check_message(msg)
+        if problem is not None:
+            return problem
+        if type(msg) is AppendRequest and msg.frm == self.leader and msg.term == self.term and msg.to == self.id:
+            return None  # the hot path: our leader's append in our term (nothing below refuses it)
+        return self._refusal_for(msg)
 
     def _refusal_for(self, msg: Message) -> Problem | None:
         """Why `msg` must be refused, or None. Runs before any term logic, so a refused message

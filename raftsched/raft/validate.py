@@ -62,17 +62,17 @@ def check_message(msg: Message) -> Problem | None:
 
 
 def _terms(*terms: int) -> Problem | None:
-    for term in terms:
-        if not 0 <= term <= MAX_TERM:
-            return Reason.TERM_OUT_OF_RANGE, f"term {term} outside 0..{MAX_TERM}"
-    return None
+    if min(terms) >= 0 and max(terms) <= MAX_TERM:  # the common case, in two builtin calls
+        return None
+    bad = next(t for t in terms if not 0 <= t <= MAX_TERM)
+    return Reason.TERM_OUT_OF_RANGE, f"term {bad} outside 0..{MAX_TERM}"
 
 
 def _indexes(*indexes: int) -> Problem | None:
-    for index in indexes:
-        if not 0 <= index <= MAX_INDEX:
-            return Reason.INDEX_OUT_OF_RANGE, f"index {index} outside 0..{MAX_INDEX}"
-    return None
+    if min(indexes) >= 0 and max(indexes) <= MAX_INDEX:
+        return None
+    bad = next(i for i in indexes if not 0 <= i <= MAX_INDEX)
+    return Reason.INDEX_OUT_OF_RANGE, f"index {bad} outside 0..{MAX_INDEX}"
 
 
 def _position(what: str, index: int, term: int, msg_term: int) -> Problem | None:
