@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from raftsched.raft.messages import Message
 from raftsched.raft.refusals import Reason, Refusal
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 P = TypeVar("P")
 M = TypeVar("M", bound=Message)
 
+_SERVICE = "raftsched.v1.Raft"
+
 # The status a refused request ends with, by reason (INVALID_ARGUMENT for the rest).
 _STATUS = {
     Reason.WRONG_RECIPIENT: grpc.StatusCode.FAILED_PRECONDITION,
@@ -55,7 +58,34 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         self._certified = certified  # the node id the caller's TLS certificate names, if any
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
-        raft_pb2_grpc.add_RaftServicer_to_server(self, server)  # type: ignore[no-untyped-call]
+        """As the generated `add_RaftServicer_to_server`, except that RequestVote, AppendEntries and
+        TimeoutNow parse requests without raising: bytes that are no protobuf message reach the
+        handler as `Unparsable` and are refused like any other bad message (grpc would log a
+        traceback per frame and answer UNKNOWN). InstallSnapshot keeps its own parsing."""
+        handlers = {
+            "RequestVote": grpc.unary_unary_rpc_method_handler(
+                self.RequestVote,
+                request_deserializer=_lenient(pb.VoteRequest.FromString),
+                response_serializer=pb.VoteResponse.SerializeToString,
+            ),
+            "AppendEntries": grpc.stream_stream_rpc_method_handler(
+                self.AppendEntries,
+                request_deserializer=_lenient(pb.AppendEntriesRequest.FromString),
+                response_serializer=pb.AppendEntriesResponse.SerializeToString,
+            ),
+            "InstallSnapshot": grpc.stream_unary_rpc_method_handler(
+                self.InstallSnapshot,
+                request_deserializer=pb.InstallSnapshotChunk.FromString,
+                response_serializer=pb.InstallSnapshotResponse.SerializeToString,
+            ),
+            "TimeoutNow": grpc.unary_unary_rpc_method_handler(
+                self.TimeoutNow,
+                request_deserializer=_lenient(pb.TimeoutNowRequest.FromString),
+                response_serializer=pb.TimeoutNowResponse.SerializeToString,
+            ),
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, handlers),))
+        server.add_registered_method_handlers(_SERVICE, handlers)
 
     async def RequestVote(
         self, request: pb.VoteRequest, context: grpc.aio.ServicerContext
@@ -140,10 +170,10 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         if self._router.closed:
             await _abort(context, grpc.StatusCode.UNAVAILABLE, "the Raft transport is closing")
         try:
-            msg = from_pb(request)
+            msg = from_pb(_parsed(request))
         except convert.ConversionError as err:
-            frm = str(getattr(request, "from", ""))
-            self._router.note_refusal(_unparsable(type(request).__name__, frm, err))
+            kind = "an undecodable frame" if isinstance(request, Unparsable) else type(request).__name__
+            self._router.note_refusal(_unparsable(kind, str(getattr(request, "from", "")), err))
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"refused: {Reason.UNPARSABLE}: {err}")
         # A wrong address book would otherwise let node A's votes count as node B's.
         problem = self._router.inbound_problem(msg, self._certified())
@@ -160,7 +190,7 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         router = self._router
         try:
             async for request in requests:
-                msg = convert.append_request_from_pb(request)
+                msg = convert.append_request_from_pb(_parsed(request))
                 problem = router.inbound_problem(msg, certified) or _same_sender(msg, route)
                 if problem is not None:
                     router.refuse(msg, problem)
@@ -183,6 +213,29 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         if remaining is None:
             return self._router.rpc_timeout
         return max(0.0, min(self._router.rpc_timeout, remaining * 0.9))
+
+
+class Unparsable:
+    """What a lenient deserializer gives for bytes that are no protobuf message of its type."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _lenient(parse: Callable[[bytes], P]) -> Callable[[bytes], P | Unparsable]:
+    def deserialize(data: bytes) -> P | Unparsable:
+        try:
+            return parse(data)
+        except DecodeError as err:
+            return Unparsable(err)
+
+    return deserialize
+
+
+def _parsed(request: P | Unparsable) -> P:
+    if isinstance(request, Unparsable):
+        raise convert.ConversionError(f"not a protobuf message of this call's type ({request.error})")
+    return request
 
 
 def _same_sender(msg: Message, route: ReplyRoute) -> Problem | None:

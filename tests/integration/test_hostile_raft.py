@@ -7,7 +7,7 @@ stranger calls the Raft service with the generated stubs, as anyone who reaches 
 2. AppendEntries in the leader's name with entries at gapped indexes, then a heartbeat with commit
    2**64-1: the follower committed past its log, stopped applying and failed ReadLog with INTERNAL.
 3. Appends in the leader's name carrying entries no correct leader sends (unknown entry types,
-   terms from the future).
+   terms from the future), and bytes that are no protobuf message at all.
 
 Each test checks the refusal (status and the `raftsched_raft_messages_refused_total` series), then
 that the cluster still elects, commits and applies on every node, and that it does so again after
@@ -222,7 +222,10 @@ def test_appends_in_the_leaders_name_with_impossible_entries_are_refused(cluster
     for reason, make in bad.items():
         replies, code = append_entries(c, follower, make())
         assert replies == [] and code != grpc.StatusCode.OK, reason
-    _wait_refused(c, follower, dict.fromkeys(bad, 1))
+    with grpc.insecure_channel(c.addr[follower]) as channel, pytest.raises(grpc.RpcError) as err:
+        channel.unary_unary("/raftsched.v1.Raft/RequestVote")(b"\xff\xff\xff\x07junk", timeout=CALL_TIMEOUT)
+    _refused_status(err.value, grpc.StatusCode.INVALID_ARGUMENT, "unparsable")  # bytes that are no message
+    _wait_refused(c, follower, {**dict.fromkeys(bad, 1), "unparsable": 2})
     assert_healthy(c, "after the impossible appends")
     for nid in c.ids:
         entries = c.client(nid).read_log(1, 1000).entries

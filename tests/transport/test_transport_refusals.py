@@ -130,3 +130,23 @@ async def test_a_message_in_another_nodes_name_than_the_certificates_is_refused(
     finally:
         await node.t.close()
         await server.stop(grace=1.0)
+
+
+async def test_bytes_that_are_no_message_are_refused_as_unparsable(cluster: MakeCluster) -> None:
+    """No traceback per frame and no UNKNOWN: INVALID_ARGUMENT, counted like any refusal."""
+    c = await cluster(["b"])
+    async with grpc.aio.insecure_channel(c.addresses["b"]) as channel:
+        for method in ("RequestVote", "TimeoutNow"):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await channel.unary_unary(f"/raftsched.v1.Raft/{method}")(b"\xff\xff\xff\x07junk", timeout=10)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "unparsable" in (err.value.details() or "")
+        stream = channel.stream_stream("/raftsched.v1.Raft/AppendEntries")(timeout=10)
+        await stream.write(convert.heartbeat_to_pb(Heartbeat("x", "b", term=1, commit=0)).SerializeToString())
+        await stream.write(b"\x0a\xff\xff\xff")
+        await stream.done_writing()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in stream:
+                pass
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert c["b"].t.router.refusals.counts == {Reason.UNPARSABLE: 3}
+    assert [type(m) for m in c["b"].inbox.messages if not isinstance(m, LeaderLost)] == [Heartbeat]
