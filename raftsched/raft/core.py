@@ -487,7 +487,13 @@ class RaftCore:
         problem = check_message(msg)
         if problem is not None:
             return problem
-        if type(msg) is AppendRequest and msg.frm == self.leader and msg.term == self.term and msg.to == self.id:
+        if (
+            type(msg) is AppendRequest
+            and msg.frm == self.leader
+            and msg.term == self.term
+            and msg.to == self.id
+            and msg.frm != self.id
+        ):
             return None  # the hot path: our leader's append in our term (nothing below refuses it)
         return self._refusal_for(msg)
 

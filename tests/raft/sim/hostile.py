@@ -248,7 +248,7 @@ def misaddressed(c: _Ctx) -> Message:
         (
             VoteRequest(c.frm, other, term + 1, index, last_term, transfer=True),  # to another node
             Heartbeat(c.target, c.target, term, 0),  # in the target's own name
-            AppendRequest(c.target, c.target, term + 1, index, last_term, (), index),
+            AppendRequest(c.target, c.target, c.rng.choice((term, term + 1)), index, last_term, (), index),
         )
     )
 
