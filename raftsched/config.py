@@ -166,7 +166,7 @@ CONFIG_ENV = "RAFTSCHED_CONFIG"
 def load_node_config(args: ArgsLike, env: Mapping[str, str] | None = None) -> NodeConfig:
     """Build and validate a NodeConfig; raises ConfigError naming the offending setting."""
     values = _collect(NODE_SETTINGS, args, os.environ if env is None else env)
-    tls = _tls_from_values(values, role="node")
+    tls = _tls_from_values(values, role=_node_cert_stem(values))
     fields = {k: v for k, v in values.items() if not k.startswith("tls_")}
     _require(fields, "id", "data_dir")
     peers = fields.get("peers", {})
@@ -575,6 +575,15 @@ def resolve_tls(*, tls_dir: str = "", cert: str = "", key: str = "", ca: str = "
         if path and not os.path.isfile(path):
             raise ConfigError(f"{name}: no such file {path!r}")
     return tls
+
+
+def _node_cert_stem(values: Mapping[str, object]) -> str:
+    """`node-<id>` when the --tls-dir holds this node's own certificate (`certs init --node ID`:
+    it names the node, so peers can check Raft messages sent in its name), else `node`."""
+    tls_dir, node_id = str(values.get("tls_dir", "")), str(values.get("id", ""))
+    if tls_dir and node_id and os.path.isfile(os.path.join(tls_dir, f"node-{node_id}.crt")):
+        return f"node-{node_id}"
+    return "node"
 
 
 def _tls_from_values(values: Mapping[str, object], role: str) -> TLSConfig:

@@ -237,6 +237,11 @@ class NodeCollector(Collector):
                      driver.max_pending_proposals)
         yield _counter("raftsched_proposals_refused", "Proposals refused with RESOURCE_EXHAUSTED (overload)",
                        stats["proposals_refused"])
+        refused = CounterMetricFamily("raftsched_raft_messages_refused", "Raft messages refused, by reason (at "
+                                      "the transport or by the core); they changed nothing", labels=["reason"])
+        for reason, count in driver.refused_counts().items():
+            refused.add_metric([reason.value], count)
+        yield refused
         yield _counter("raftsched_readies", "Raft readies processed", stats["readies"])
         writes = CounterMetricFamily("raftsched_log_writes", "Persisted readies, by whether they were synced",
                                      labels=["synced"])

@@ -25,8 +25,10 @@ from raftsched.raft.config import ConfigChange
 from raftsched.raft.core import RaftConfig, RaftCore
 from raftsched.raft.errors import NotLeaderError
 from raftsched.raft.messages import NO_NODE, EntryType, LeaderLost, Message, Ready, Role, SnapshotMeta, SoftState
+from raftsched.raft.refusals import Reason, RefusalLog
 from raftsched.storage.raft_store import RaftStore
 from raftsched.transport.peers import RaftTransport
+from raftsched.transport.routes import log_refusals
 from raftsched.v1 import commands_pb2
 
 log = logging.getLogger("raftsched.raft")
@@ -134,6 +136,7 @@ class RaftDriver:
         self.applied_index = applied
         hard = store.hard_state()
         self._synced_term_vote = (hard.term, hard.vote)
+        self._refusal_log = RefusalLog()
 
     # --- lifecycle ---
 
@@ -168,10 +171,23 @@ class RaftDriver:
 
     def deliver(self, msg: Message) -> None:
         """Called by the transport for every message received."""
-        if msg.frm == self.core.leader and msg.frm != NO_NODE and not isinstance(msg, LeaderLost):
+        core = self.core
+        refused_before = core.refusals.total
+        core.step(msg)
+        if core.refusals.total != refused_before:
+            log_refusals(self.node_id, core.refusals.take_unlogged(), self._refusal_log)
+            return  # changed nothing: not even the leader's last contact
+        if msg.frm == core.leader and msg.frm != NO_NODE and not isinstance(msg, LeaderLost):
             self.last_leader_contact = time.monotonic()
-        self.core.step(msg)
         self._wake.set()
+
+    def refused_counts(self) -> dict[Reason, int]:
+        """Raft messages refused on this node, by reason: at the transport's boundary and by the core."""
+        counts = {reason: 0 for reason in Reason}
+        for counter in (self.transport.router.refusals, self.core.refusals):
+            for reason, count in counter.counts.items():
+                counts[reason] += count
+        return counts
 
     async def propose(self, data: bytes, timeout: float = 10.0, *,
                       internal: bool = False) -> commands_pb2.ApplyResult | None:

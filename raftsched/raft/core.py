@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from raftsched.raft import quorum
 from raftsched.raft.config import ConfigChange, InvalidChangeError, apply_change, decode_change, encode_change
-from raftsched.raft.errors import NotLeaderError, ProposalDroppedError
+from raftsched.raft.errors import NotLeaderError, ProposalDroppedError, StateOutOfRangeError
 from raftsched.raft.log import RaftLog
 from raftsched.raft.messages import (
     NO_NODE,
@@ -46,7 +46,9 @@ from raftsched.raft.messages import (
     VoteResponse,
 )
 from raftsched.raft.progress import Progress, ProgressState
+from raftsched.raft.refusals import Reason, RefusalCounter
 from raftsched.raft.storage import CompactedError, Storage, UnavailableError
+from raftsched.raft.validate import MAX_INDEX, MAX_TERM, MAX_TERM_JUMP, Problem, check_message, refusal
 
 # Messages whose content depends on state that must be durable first (thesis §3.8).
 _AFTER_PERSIST = (VoteRequest, VoteResponse, AppendResponse, SnapshotResponse)
@@ -97,6 +99,7 @@ class _PendingRead:
 class RaftCore:
     def __init__(self, config: RaftConfig, storage: Storage, rng: random.Random, applied: int = 0) -> None:
         hard, conf = storage.initial_state()
+        _check_stored_range(hard, storage)
         self.cfg = config
         self.id = config.id
         self.rng = rng
@@ -108,6 +111,7 @@ class RaftCore:
         self._conf_history: list[tuple[int, ConfigState]] = []
         self.role = Role.FOLLOWER
         self.leader = NO_NODE
+        self._term_leader = NO_NODE  # who led this term, kept when we lose sight of it (TimeoutNow)
         self.progress: dict[str, Progress] = {}
         self.votes: dict[str, bool] = {}
         self.election_elapsed = 0
@@ -128,6 +132,7 @@ class RaftCore:
         self._persisted_hard = hard
         self._last_soft = SoftState(NO_NODE, Role.FOLLOWER, self.term)
         self._pending_soft: SoftState | None = None
+        self.refusals = RefusalCounter()  # messages refused by step(), by reason (issue 14)
         self._load_config_entries(storage)
         self.become_follower(self.term, NO_NODE)
 
@@ -146,6 +151,10 @@ class RaftCore:
         if isinstance(msg, Unreachable | SnapshotStatus | LeaderLost):
             self._step_local(msg)
             return
+        problem = self._problem(msg)
+        if problem is not None:
+            self.refusals.add(refusal(msg, problem))  # and nothing else: no state, no timer, no reply
+            return
         if msg.term > self.term:
             if not self._accept_higher_term(msg):
                 return
@@ -163,7 +172,7 @@ class RaftCore:
 
     def propose(self, data: list[bytes]) -> tuple[int, int]:
         """Append commands to the leader's log; returns (index of the first, term)."""
-        self._check_can_propose()
+        self._check_can_propose(len(data))
         first = self.log.last_index() + 1
         self._append([Entry(self.term, first + i, EntryType.NORMAL, d) for i, d in enumerate(data)])
         return first, self.term
@@ -331,6 +340,7 @@ class RaftCore:
         if term != self.term:
             self.term = term
             self.vote = NO_NODE
+            self._term_leader = NO_NODE
         self.leader = NO_NODE
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -354,6 +364,8 @@ class RaftCore:
         return self.id in self.conf.voters or self.id in self.config_for_snapshot(self.log.committed).voters
 
     def _note_soft(self) -> None:
+        if self.leader != NO_NODE:
+            self._term_leader = self.leader
         soft = SoftState(self.leader, self.role, self.term)
         if soft != self._last_soft:
             self._last_soft = soft
@@ -392,6 +404,8 @@ class RaftCore:
     # ==== elections ===========================================================================
 
     def _campaign(self, pre_vote: bool, transfer: bool) -> None:
+        if self.term >= MAX_TERM or self.log.last_index() >= MAX_INDEX:
+            return  # no next term, or no room for our no-op: never overflow (see validate.py)
         if pre_vote:
             self._become_pre_candidate()
             term = self.term + 1
@@ -422,12 +436,7 @@ class RaftCore:
     def _accept_higher_term(self, msg: Message) -> bool:
         """A message from a later term: step down unless it is a (pre-)vote we may ignore."""
         if isinstance(msg, VoteRequest):
-            in_lease = (
-                self.cfg.check_quorum
-                and self.leader != NO_NODE
-                and self.election_elapsed < self.cfg.election_ticks
-            )
-            if in_lease and not msg.transfer:
+            if self._in_lease() and not msg.transfer:
                 return False  # §4.2.3: we heard from a leader recently; ignore the disruption
             if msg.pre_vote:
                 return True  # a pre-vote never changes our term
@@ -435,6 +444,10 @@ class RaftCore:
             return True  # a granted pre-vote answers with the term we would campaign in
         self.become_follower(msg.term, msg.frm if isinstance(msg, _FROM_LEADER) else NO_NODE)
         return True
+
+    def _in_lease(self) -> bool:
+        """Check-quorum's leader lease: we heard from a live leader within an election timeout."""
+        return self.cfg.check_quorum and self.leader != NO_NODE and self.election_elapsed < self.cfg.election_ticks
 
     def _reply_stale(self, msg: Message) -> None:
         """A message from an earlier term: tell its sender our term so a stale leader steps down."""
@@ -467,6 +480,121 @@ class RaftCore:
                 return  # an answer to an earlier phase of this election
             self.votes.setdefault(msg.frm, msg.granted)
             self._tally_votes(msg.pre_vote)
+
+    # ==== admission: what a message may claim, given our state (issue 14) ==========================
+
+    def _problem(self, msg: Message) -> Problem | None:
+        problem = check_message(msg)
+        if problem is not None:
+            return problem
+        if (
+            type(msg) is AppendRequest
+            and msg.frm == self.leader
+            and msg.term == self.term
+            and msg.to == self.id
+            and msg.frm != self.id
+        ):
+            return None  # the hot path: our leader's append in our term (nothing below refuses it)
+        return self._refusal_for(msg)
+
+    def _refusal_for(self, msg: Message) -> Problem | None:
+        """Why `msg` must be refused, or None. Runs before any term logic, so a refused message
+        moves no term, vote, commit index or timer; `check_message` already checked its ranges."""
+        if msg.to != self.id:
+            return Reason.WRONG_RECIPIENT, f"addressed to {msg.to!r}"
+        if msg.frm == self.id:
+            return Reason.FROM_SELF, "a message in our own name"
+        problem = self._sender_refusal(msg)
+        if problem is not None:
+            return problem
+        if msg.term > self.term + MAX_TERM_JUMP:
+            return Reason.TERM_JUMP, f"term {msg.term} is more than {MAX_TERM_JUMP} beyond ours ({self.term})"
+        if msg.term < self.term:
+            return None  # stale: answered (or dropped) as before, its content is never used
+        return self._content_refusal(msg)
+
+    def _sender_refusal(self, msg: Message) -> Problem | None:
+        """The sender must be one that may send this kind of message to us."""
+        if isinstance(msg, VoteRequest):
+            if self._is_voter(msg.frm) or self._may_campaign(msg):
+                return None
+            return Reason.NOT_A_VOTER, "a vote request from a node that is no voter of our configurations"
+        if isinstance(msg, TimeoutNow):
+            # From the leader of our term; or, when we never saw it (we restarted), from a voter.
+            leader = self._term_leader
+            if msg.term < self.term or (msg.term == self.term and msg.frm == leader):
+                return None  # (a stale one is dropped below)
+            if msg.term == self.term and leader == NO_NODE and self._is_voter(msg.frm):
+                return None
+            return Reason.DISRUPTS_LEADER, f"TimeoutNow not from the leader of our term ({self._term_leader or 'none'})"
+        if isinstance(msg, _FROM_LEADER):
+            if self._may_lead(msg):
+                return None
+            return Reason.NOT_A_MEMBER, "a leader's message from a node that is in no configuration we know"
+        if self._is_known(msg.frm):
+            return None
+        return Reason.NOT_A_MEMBER, "a response from a node that is in no configuration we know"
+
+    def _is_known(self, node: str) -> bool:
+        """A member of some configuration we hold: the latest, or one our log still carries
+        (a learner being added counts from its entry's append; a removed one until compaction)."""
+        return node in self.conf.members() or any(node in conf.members() for _, conf in self._conf_history)
+
+    def _is_voter(self, node: str) -> bool:
+        """A voter of a configuration a correct candidate can campaign with (see `_promotable`)."""
+        return node in self.conf.voters or node in self.config_for_snapshot(self.log.committed).voters
+
+    def _may_campaign(self, msg: VoteRequest) -> bool:
+        """A candidate we do not know as a voter: our log may lack its promotion. Then its log is
+        ahead of ours (it holds that entry; where ours differs by a later term we would refuse the
+        vote anyway), and it disrupts no live leader of ours."""
+        ours = (self.log.last_term(), self.log.last_index())
+        return (msg.last_log_term, msg.last_log_index) > ours and not self._in_lease()
+
+    def _may_lead(self, msg: AppendRequest | Heartbeat | SnapshotRequest) -> bool:
+        if msg.frm == self.leader or self._is_known(msg.frm):
+            return True
+        # A leader we do not know: our log may lack the entry that added it. Then its term is beyond
+        # our last entry's (§5.4: it would hold that entry), and we follow no live leader.
+        return msg.term > self.log.last_term() and not self._in_lease()
+
+    def _content_refusal(self, msg: Message) -> Problem | None:
+        """Claims of a current-term (or newer) message that our state can disprove."""
+        if isinstance(msg, Heartbeat):
+            return self._heartbeat_refusal(msg)
+        if self.role is Role.LEADER and msg.term == self.term:
+            return self._response_refusal(msg)
+        return None
+
+    def _heartbeat_refusal(self, msg: Heartbeat) -> Problem | None:
+        """§5.3: a follower commits only what it knows matches the leader's log. A heartbeat names
+        the term of the leader's entry at its commit index; by log matching, an entry of ours with
+        that term there means our log equals the leader's up to it."""
+        if msg.commit <= self.log.committed:
+            return None
+        last = self.log.last_index()
+        if msg.commit > last:
+            return Reason.COMMIT_BEYOND_LOG, f"commit {msg.commit} beyond our last index {last}"
+        ours = self.log.term_or_zero(msg.commit)
+        if ours != msg.commit_term:
+            detail = f"commit {msg.commit} at term {msg.commit_term}, our entry there has term {ours}"
+            return Reason.COMMIT_NOT_MATCHED, detail
+        return None
+
+    def _response_refusal(self, msg: Message) -> Problem | None:
+        """A follower acknowledges only what we sent it: indexes in our log, read rounds we started."""
+        if isinstance(msg, HeartbeatResponse) and msg.read_seq > self._read_round:
+            return Reason.RESPONSE_AHEAD, f"confirms read round {msg.read_seq}, ours is {self._read_round}"
+        if isinstance(msg, AppendResponse):
+            claimed = max(msg.match_index, msg.reject_index, msg.hint_index)
+        elif isinstance(msg, SnapshotResponse):
+            claimed = msg.match_index
+        else:
+            return None
+        last = self.log.last_index()
+        if claimed > last:
+            return Reason.RESPONSE_AHEAD, f"acknowledges index {claimed}, our last is {last}"
+        return None
 
     # ==== follower ============================================================================
 
@@ -512,7 +640,7 @@ class RaftCore:
         self._send(response)
 
     def _handle_heartbeat(self, msg: Heartbeat) -> None:
-        self.log.commit_to(min(msg.commit, self.log.last_index()))
+        self.log.commit_to(msg.commit)  # backed by our log: `_heartbeat_refusal` checked it
         self._send(HeartbeatResponse(self.id, msg.frm, self.term, msg.read_seq))
 
     def _handle_snapshot(self, msg: SnapshotRequest) -> None:
@@ -616,9 +744,11 @@ class RaftCore:
         remaining = 1 + rank * max(2, self.cfg.election_ticks // 10)
         self.election_elapsed = max(self.election_elapsed, self.randomized_timeout - remaining)
 
-    def _check_can_propose(self) -> None:
+    def _check_can_propose(self, count: int = 1) -> None:
         if self.role is not Role.LEADER:
             raise NotLeaderError(self.leader)
+        if self.log.last_index() + count > MAX_INDEX:
+            raise ProposalDroppedError(f"the log would pass index {MAX_INDEX}")
         if self.transferee != NO_NODE:
             raise ProposalDroppedError(f"leadership is being transferred to {self.transferee}")
         if self.removed_at:
@@ -708,9 +838,18 @@ class RaftCore:
             self._read_round += 1
             self._read_round_due = False
         for peer in self._peers():
-            pr = self.progress[peer]
-            commit = min(pr.match, self.log.committed)
-            self._send(Heartbeat(self.id, peer, self.term, commit, self._read_round))
+            commit, commit_term = self._heartbeat_commit(self.progress[peer])
+            self._send(Heartbeat(self.id, peer, self.term, commit, self._read_round, commit_term))
+
+    def _heartbeat_commit(self, pr: Progress) -> tuple[int, int]:
+        """The commit index a follower may take from a heartbeat, capped at what it holds, with
+        the term of our entry there; (0, 0) when that entry is compacted away (it then needs a
+        snapshot, and commits with it)."""
+        commit = min(pr.match, self.log.committed)
+        try:
+            return commit, self.log.term(commit)
+        except (CompactedError, UnavailableError):
+            return 0, 0
 
     # ==== ReadIndex ===========================================================================
 
@@ -793,6 +932,14 @@ class RaftCore:
 
     def _hard_state(self) -> HardState:
         return HardState(self.term, self.vote, self.log.committed)
+
+
+def _check_stored_range(hard: HardState, storage: Storage) -> None:
+    if hard.term > MAX_TERM or storage.last_index() > MAX_INDEX:
+        raise StateOutOfRangeError(
+            f"stored term {hard.term} / last index {storage.last_index()} beyond {MAX_TERM} / {MAX_INDEX}: "
+            "restore this node's data from a backup"
+        )
 
 
 def snapshot_meta_at(core: RaftCore, index: int) -> SnapshotMeta:

@@ -3,6 +3,7 @@
     RaftError
      +-- NotLeaderError        this node cannot take the request; `leader` is a hint ("" if unknown)
      +-- ProposalDroppedError  the leader refuses for now (transfer or membership change in flight)
+     +-- StateOutOfRangeError  the stored term or log is beyond MAX_TERM / MAX_INDEX (validate.py)
 """
 
 from __future__ import annotations
@@ -20,3 +21,9 @@ class NotLeaderError(RaftError):
 
 class ProposalDroppedError(RaftError):
     """The leader is transferring leadership or already has a membership change in flight."""
+
+
+class StateOutOfRangeError(RaftError):
+    """The persisted state holds a term or index this build refuses on the wire. Only a hostile
+    message accepted by a build without issue 14's validation leaves such a state: the node cannot
+    campaign or append any more. Restore the data directory from a backup."""

@@ -124,6 +124,9 @@ class Heartbeat:
     term: int
     commit: int  # capped at the follower's known match, so it never commits what it lacks
     read_seq: int = 0  # the leadership round this heartbeat confirms (ReadIndex)
+    # The term of the leader's entry at `commit` (0 with commit 0): a follower whose entry there has
+    # the same term holds the leader's log up to it (log matching, §5.3), so it may commit that far.
+    commit_term: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,9 @@ A follower forwards a client's write to the leader with its own node certificate
 the forwarded call carries the original caller's role in `raftsched-forwarded`, and the leader
 judges the call by that role. Only `peer` is trusted to say so.
 
-The checked identity is kept in `CALLER` (a context variable) for the rest of the call.
+The checked identity is kept in `CALLER` (a context variable) for the rest of the call. A node
+certificate may name its node id (`urn:raftsched:node:<id>`, see `certs.py`); the Raft service
+then refuses messages whose `from` is another node (`certificate_node`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import grpc
 from cryptography import x509
 
 from raftsched.security import roles
-from raftsched.security.certs import role_of
+from raftsched.security.certs import node_of, role_of
 from raftsched.security.tokens import Identity, TokenError, TokenTable, bearer_token
 
 log = logging.getLogger("raftsched.auth")
@@ -99,7 +101,8 @@ class Authenticator:
         cn = cns[0].value if cns else str(cert.serial_number)
         name = f"cert:{cn.decode(errors='replace') if isinstance(cn, bytes) else cn}"
         role = role_of(cert)
-        identity = Identity(name, role if role in roles.ROLES else None, "cert")
+        node = node_of(cert) if role == roles.PEER else None
+        identity = Identity(name, role if role in roles.ROLES else None, "cert", node)
         self._cert_cache[pem] = identity
         if len(self._cert_cache) > _CERT_CACHE_SIZE:
             self._cert_cache.popitem(last=False)
@@ -141,6 +144,14 @@ def caller_role() -> str:
     """The role of the identity calling right now ("" outside an authenticated call)."""
     identity = CALLER.get()
     return identity.role or "" if identity is not None else ""
+
+
+def certificate_node() -> str | None:
+    """The node id named by the certificate of the peer calling right now; None in insecure mode,
+    for a token, or for a node certificate that names no node (the shared `node.crt` of older
+    `certs init`: its holder may speak for any node, so nothing can be checked)."""
+    identity = CALLER.get()
+    return identity.node if identity is not None else None
 
 
 def _guard(handler: grpc.RpcMethodHandler, admit: Callable[[Context], Awaitable[None]]) -> grpc.RpcMethodHandler:

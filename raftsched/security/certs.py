@@ -3,7 +3,8 @@
 Writes, into DIR:
 
     ca.crt  ca.key                 the CA (keep ca.key off the cluster's machines)
-    node.crt node.key              scheduler nodes       role peer
+    node.crt node.key              scheduler nodes       role peer (any node id)
+    node-<ID>.crt node-<ID>.key    node ID (`--node ID`) role peer, and names ID
     executor.crt executor.key      executors             role executor
     client.crt client.key          the CLI and clients   role submitter
     admin.crt admin.key            operators             role admin
@@ -11,6 +12,10 @@ Writes, into DIR:
 Every leaf certificate names its role twice: as the subject's OU and as a URI subject alternative
 name `urn:raftsched:role:<role>` (the URI is what `raftsched.security.auth` reads). Every leaf has
 SANs for 127.0.0.1, localhost and the names given, so any of them can also serve (nodes do).
+
+A per-node certificate also carries the URI SAN `urn:raftsched:node:<id>`: a node serving with
+TLS refuses Raft messages that such a certificate's holder sends in the name of another node. A
+node given `--tls-dir` uses `node-<its id>.crt` when the directory has one, else `node.crt`.
 Keys are ECDSA P-256 (fast handshakes, supported by gRPC's BoringSSL), written with mode 0600.
 """
 
@@ -29,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROLE_URI_PREFIX = "urn:raftsched:role:"
+NODE_URI_PREFIX = "urn:raftsched:node:"
 ORGANIZATION = "raftsched"
 DEFAULT_DAYS = 365
 CA_MIN_DAYS = 3650  # the CA outlives its leaves, so leaves can be renewed under the same CA
@@ -49,12 +55,16 @@ class Issuer:
 
 
 def init_dir(directory: str | os.PathLike[str], *, names: Sequence[str] = (), days: int = DEFAULT_DAYS,
-             force: bool = False) -> list[Path]:
-    """Create the CA and every leaf in `directory`; returns the files written."""
+             force: bool = False, nodes: Sequence[str] = ()) -> list[Path]:
+    """Create the CA and every leaf in `directory`, plus `node-<id>.crt` for each of `nodes`;
+    returns the files written."""
     if days < 1:
         raise CertsError(f"--days must be at least 1, got {days}")
+    for node in nodes:
+        _check_node_id(node)
     root = Path(directory)
-    targets = [root / f"{stem}.{ext}" for stem in ("ca", *LEAVES) for ext in ("crt", "key")]
+    stems = ["ca", *LEAVES, *(node_stem(n) for n in nodes)]
+    targets = [root / f"{stem}.{ext}" for stem in stems for ext in ("crt", "key")]
     existing = [p.name for p in targets if p.exists()]
     if existing and not force:
         raise CertsError(f"{root} already holds {', '.join(existing)}; use --force to replace them")
@@ -67,7 +77,15 @@ def init_dir(directory: str | os.PathLike[str], *, names: Sequence[str] = (), da
     for stem, role in LEAVES.items():
         cert, key = issue(ca, role=role, common_name=f"raftsched-{stem}", names=sans, days=days)
         written.extend(_write_pair(root, stem, cert, key))
+    for node in nodes:
+        cert, key = issue(ca, role="peer", common_name=f"raftsched-node-{node}", names=sans, days=days, node_id=node)
+        written.extend(_write_pair(root, node_stem(node), cert, key))
     return written
+
+
+def node_stem(node_id: str) -> str:
+    """The file stem of node `node_id`'s own certificate in a --tls-dir."""
+    return f"node-{node_id}"
 
 
 def make_ca(*, days: int, common_name: str = "raftsched development CA") -> Issuer:
@@ -94,9 +112,14 @@ def make_ca(*, days: int, common_name: str = "raftsched development CA") -> Issu
 
 
 def issue(ca: Issuer, *, role: str, common_name: str, names: Iterable[str] = DEFAULT_NAMES, days: int = DEFAULT_DAYS,
-          not_before: dt.datetime | None = None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A leaf certificate for `role`, usable as TLS server and client. `not_before` (default: now)
-    lets tests make certificates that are already expired."""
+          not_before: dt.datetime | None = None,
+          node_id: str = "") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A leaf certificate for `role`, usable as TLS server and client, naming node `node_id` when
+    given. `not_before` (default: now) lets tests make certificates that are already expired."""
+    uris = [x509.UniformResourceIdentifier(ROLE_URI_PREFIX + role)]
+    if node_id:
+        _check_node_id(node_id)
+        uris.append(x509.UniformResourceIdentifier(NODE_URI_PREFIX + node_id))
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or _now() - dt.timedelta(minutes=5)
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
@@ -111,9 +134,7 @@ def issue(ca: Issuer, *, role: str, common_name: str, names: Iterable[str] = DEF
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([*_general_names(names),
-                                                    x509.UniformResourceIdentifier(ROLE_URI_PREFIX + role)]),
-                       critical=False)
+        .add_extension(x509.SubjectAlternativeName([*_general_names(names), *uris]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                        critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
@@ -140,13 +161,22 @@ def write_pair(directory: str | os.PathLike[str], stem: str, cert: x509.Certific
 
 def role_of(cert: x509.Certificate) -> str | None:
     """The role a certificate carries in its `urn:raftsched:role:` URI SAN, else None."""
+    return _uri_value(cert, ROLE_URI_PREFIX)
+
+
+def node_of(cert: x509.Certificate) -> str | None:
+    """The node id a certificate names in its `urn:raftsched:node:` URI SAN, else None."""
+    return _uri_value(cert, NODE_URI_PREFIX)
+
+
+def _uri_value(cert: x509.Certificate, prefix: str) -> str | None:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
     for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
-        if uri.startswith(ROLE_URI_PREFIX):
-            return uri[len(ROLE_URI_PREFIX):]
+        if uri.startswith(prefix):
+            return uri[len(prefix):]
     return None
 
 
@@ -191,6 +221,11 @@ def _check_name(name: str) -> None:
     labels = name.removeprefix("*.").split(".")
     if not name or len(name) > 253 or not all(_dns_label_ok(label) for label in labels):
         raise CertsError(f"--name {name!r} is neither an IP address nor a DNS name")
+
+
+def _check_node_id(node_id: str) -> None:
+    if not (0 < len(node_id) <= 64 and all(c.isalnum() or c in "-_." for c in node_id)):
+        raise CertsError(f"--node {node_id!r}: a node id is 1-64 letters, digits, '-', '_' or '.'")
 
 
 def _dns_label_ok(label: str) -> bool:

@@ -42,6 +42,7 @@ class Identity:
     name: str
     role: str | None  # None: a CA-signed certificate that carries no raftsched role
     source: str  # "cert" | "token"
+    node: str | None = None  # the node id a node certificate names (`certs.node_of`), else None
 
 
 def digest(token: str) -> str:

@@ -5,6 +5,15 @@ The wire has fewer message types than the core: appends and heartbeats share
 rejected append carries its `reject_index` in `match_index` (a rejection has no match to report,
 so the field is free; this keeps the wire contract unchanged).
 
+A heartbeat carries the term of the leader's entry at its commit index in `prev_log_term` (a
+heartbeat has no previous entry, so the field is free): a follower commits from a heartbeat only
+when its own entry there has that term (see `RaftCore._heartbeat_refusal`).
+
+Conversion checks nothing but what protobuf cannot say (entry types): every value the wire can
+carry (uint64) converts exactly, and what is out of range for Raft (`raftsched.raft.validate`) is
+refused by the service after conversion. Outbound values come from the core, which never exceeds
+`MAX_TERM` / `MAX_INDEX` (2**53 - 1), so `to_pb` cannot overflow a uint64 field.
+
 Protobuf's field `from` is a Python keyword: it is set through `**{"from": ...}` and read with
 `getattr(msg, "from")`.
 
@@ -148,13 +157,21 @@ def append_request_to_pb(m: AppendRequest | Heartbeat) -> pb.AppendEntriesReques
 
 def heartbeat_to_pb(m: Heartbeat) -> pb.AppendEntriesRequest:
     return pb.AppendEntriesRequest(
-        **_from(m.frm), to=m.to, term=m.term, commit=m.commit, read_seq=m.read_seq, heartbeat=True
+        **_from(m.frm),
+        to=m.to,
+        term=m.term,
+        commit=m.commit,
+        prev_log_term=m.commit_term,
+        read_seq=m.read_seq,
+        heartbeat=True,
     )
 
 
 def append_request_from_pb(p: pb.AppendEntriesRequest) -> AppendRequest | Heartbeat:
     if p.heartbeat:
-        return Heartbeat(frm=_frm(p), to=p.to, term=p.term, commit=p.commit, read_seq=p.read_seq)
+        return Heartbeat(
+            frm=_frm(p), to=p.to, term=p.term, commit=p.commit, read_seq=p.read_seq, commit_term=p.prev_log_term
+        )
     return AppendRequest(
         frm=_frm(p),
         to=p.to,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from raftsched.raft.messages import (
     SnapshotResponse,
     VoteResponse,
 )
+from raftsched.raft.refusals import Reason, Refusal, RefusalCounter, RefusalLog, describe
+from raftsched.raft.validate import Problem, check_message, refusal
 from raftsched.transport import convert
 from raftsched.v1 import raft_pb2 as pb
 
@@ -96,6 +99,30 @@ class ReplyRouter:
         self.snapshot_sink: Callable[[Any], Awaitable[None]] | None = None
         self.snapshot_dir: Path | None = None
         self._closed = False
+        self.refusals = RefusalCounter()  # inbound messages refused at the boundary, by reason
+        self._refusal_log = RefusalLog()
+
+    # --- refusing (issue 14) -------------------------------------------------------------------
+
+    def inbound_problem(self, msg: Message, certified: str | None) -> Problem | None:
+        """What the boundary refuses in an inbound request: a message for another node, in our own
+        name, in the name of another node than the caller's certificate (`certified`: the node id
+        the TLS client certificate names, None without one), or out of range (`check_message`)."""
+        if msg.to != self.node_id:
+            return Reason.WRONG_RECIPIENT, f"addressed to {msg.to!r}: check the peer addresses"
+        if msg.frm == self.node_id:
+            return Reason.FROM_SELF, "a message in our own name"
+        if certified is not None and msg.frm != certified:
+            return Reason.FROM_NOT_CERTIFICATE, f"the caller's certificate names node {certified!r}"
+        return check_message(msg)
+
+    def refuse(self, msg: Message, problem: Problem) -> None:
+        self.note_refusal(refusal(msg, problem))
+
+    def note_refusal(self, refused: Refusal) -> None:
+        """Count a refusal, and log it unless its reason was logged within the last interval."""
+        self.refusals.add(refused)
+        log_refusals(self.node_id, self.refusals.take_unlogged(), self._refusal_log)
 
     @property
     def closed(self) -> bool:
@@ -196,3 +223,9 @@ class ReplyRouter:
             if not fut.done():
                 fut.set_exception(RouterClosed("the Raft transport is closing"))
         self._votes.clear()
+
+
+def log_refusals(node_id: str, refused: list[Refusal], limiter: RefusalLog) -> None:
+    """One line per reason per interval, no traceback; an error for a commit our log cannot back."""
+    for item, suppressed in limiter.lines(refused, time.monotonic()):
+        log.log(logging.ERROR if item.reason.loud else logging.WARNING, describe(item, node_id, suppressed))

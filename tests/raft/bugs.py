@@ -10,8 +10,9 @@ import random
 from collections.abc import Callable
 
 from raftsched.raft.core import RaftConfig, RaftCore
-from raftsched.raft.messages import AppendRequest, AppendResponse, Heartbeat, Message
+from raftsched.raft.messages import AppendRequest, AppendResponse, Heartbeat, HeartbeatResponse, Message
 from raftsched.raft.storage import MemoryStorage
+from raftsched.raft.validate import Problem
 
 
 class VoteIgnoresLog(RaftCore):
@@ -86,7 +87,37 @@ class UncappedHeartbeatCommit(RaftCore):
             self._read_round_due = False
         for peer in self._peers():
             commit = self.log.committed  # BUG: not min(progress.match, committed)
-            self._send(Heartbeat(self.id, peer, self.term, commit, self._read_round))
+            self._send(Heartbeat(self.id, peer, self.term, commit, self._read_round, self.log.term_or_zero(commit)))
+
+
+class TrustsLeaderCommit(RaftCore):
+    """A follower takes a heartbeat's commit index capped at its last entry, as raftsched did before
+    issue 14: a commit past its log, or at an entry of another term, moves its commit index."""
+
+    def _heartbeat_refusal(self, msg: Heartbeat) -> Problem | None:
+        return None  # BUG: no check that our log backs the commit
+
+    def _handle_heartbeat(self, msg: Heartbeat) -> None:
+        self.log.commit_to(min(msg.commit, self.log.last_index()))  # BUG: trusts the leader's claim
+        self._send(HeartbeatResponse(self.id, msg.frm, self.term, msg.read_seq))
+
+
+class VotesForAnyone(RaftCore):
+    """Hears vote requests from any sender, as raftsched did before issue 14: a stranger's
+    RequestVote with a huge term and leadership_transfer deposes the leader and moves the term."""
+
+    def _is_voter(self, node: str) -> bool:
+        return True  # BUG: not `node in self.conf.voters or ...`
+
+
+class AcceptsGaps(RaftCore):
+    """Checks appends only against its state, not their own shape (ranges, contiguous entries,
+    plausible terms): the transport's checks are the only ones left."""
+
+    def _problem(self, msg: Message) -> Problem | None:
+        if isinstance(msg, AppendRequest):
+            return self._refusal_for(msg)  # BUG: no check_message(msg) first
+        return super()._problem(msg)
 
 
 CoreFactory = Callable[[RaftConfig, MemoryStorage, random.Random, int], RaftCore]
@@ -98,4 +129,8 @@ BUGS: dict[str, CoreFactory] = {
     "reads-before-noop": ReadsBeforeNoop,
     "answers-before-persist": AnswersBeforePersist,
     "uncapped-heartbeat-commit": UncappedHeartbeatCommit,
+    # issue 14: only the hostile-peer fault sends what these accept
+    "trusts-leader-commit": TrustsLeaderCommit,
+    "votes-for-anyone": VotesForAnyone,
+    "accepts-gaps": AcceptsGaps,
 }

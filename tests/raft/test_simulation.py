@@ -7,7 +7,10 @@ Three ways in:
   * `test_random_seeds`: hypothesis draws seeds from the whole 32-bit space (derandomized, so a
     run is reproducible; a failure prints the seed and the replay command).
   * `ClusterMachine`: hypothesis drives the cluster rule by rule (tick, deliver, propose, read,
-    partition, crash, restart, compact, transfer) and shrinks a failing schedule to a short one.
+    partition, crash, restart, compact, transfer, hostile messages) and shrinks a failing schedule.
+
+Half the seeds also draw the hostile-peer fault (issue 14, `sim/hostile.py`): messages every node
+must refuse without effect, injected among the rest.
 
 A failure's message says how to replay it: `.venv/bin/python -m tests.raft.sim.replay --seed N ...`.
 """
@@ -15,6 +18,7 @@ A failure's message says how to replay it: `.venv/bin/python -m tests.raft.sim.r
 from __future__ import annotations
 
 import os
+import random
 import time
 
 import pytest
@@ -33,6 +37,7 @@ from hypothesis.stateful import (
 
 from .sim import checkers as chk
 from .sim.cluster import Cluster, CoreFactory, CrashPoint, SimConfig
+from .sim.hostile import HostilePeer, Hostility
 from .sim.schedule import run_liveness_phase, run_schedule
 
 SEEDS_3 = int(os.environ.get("RAFTSCHED_SIM_SEEDS", "1500"))
@@ -137,6 +142,12 @@ class ClusterMachine(RuleBasedStateMachine):
         leader = self.cluster.leader()
         if leader is not None and leader != to:
             self.cluster.transfer(leader, to)
+
+    @rule(seed=st.integers(0, 2**32 - 1), count=st.integers(1, 5))
+    def hostile(self, seed: int, count: int) -> None:
+        """Hostile messages (issue 14) into live nodes: each must be refused without effect."""
+        peer = HostilePeer(random.Random(seed), Hostility(rate=count, forged=0.5))
+        peer.inject({n: self.cluster.core(n) for n in self.cluster.live()}, self.cluster.ids)
 
     @invariant()
     def time_passes(self) -> None:

@@ -40,7 +40,9 @@ from .conftest import MakeCluster, Node, bind, free_port, start
 
 
 def append(frm: str, to: str, i: int) -> AppendRequest:
-    return AppendRequest(frm, to, term=1, prev_index=i - 1, prev_term=1, entries=(Entry(1, i, data=b"x"),), commit=0)
+    prev_term = 1 if i > 1 else 0  # index 0 (before the first entry) has term 0
+    return AppendRequest(frm, to, term=1, prev_index=i - 1, prev_term=prev_term, entries=(Entry(1, i, data=b"x"),),
+                         commit=0)  # fmt: skip
 
 
 @pytest.fixture

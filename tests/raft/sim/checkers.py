@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from raftsched.raft.messages import Entry, ReadState
+from raftsched.raft.core import RaftCore
+from raftsched.raft.messages import Entry, Message, ReadState
 
 # (term, type, data): what identifies an entry's content at a given index.
 Content = tuple[int, int, bytes]
@@ -229,4 +230,27 @@ def check_read(node: str, read: ReadState, floor: int) -> None:
     assert read.index >= floor, (
         f"stale read: {node} released ReadIndex ctx={read.ctx} at index {read.index}, but index "
         f"{floor} had already been applied (and acknowledged) when the read was requested"
+    )
+
+
+# --- hostile messages (issue 14) -------------------------------------------------------------
+
+
+def observable(core: RaftCore) -> tuple[object, ...]:
+    """Everything a step could change that matters: a refused message must change none of it."""
+    log = core.log
+    return (
+        core.term, core.vote, core.role, core.leader, log.committed, log.applied, log.last_index(),
+        len(log.unstable), log.pending_snapshot, core.conf, core.election_elapsed, core.heartbeat_elapsed,
+        core.has_ready(), core.transferee, len(core._msgs), len(core._msgs_after_persist),
+    )  # fmt: skip
+
+
+def check_refused(node: str, attack: str, msg: Message, refused: bool, before: tuple[object, ...],
+                  after: tuple[object, ...]) -> None:  # fmt: skip
+    """A hostile message is refused (counted once) and changes nothing (SPEC promise 15)."""
+    assert refused, f"hostile message accepted: {node} did not refuse ({attack}) {msg}"
+    assert before == after, (
+        f"hostile message refused by {node} ({attack}) but it changed the node: {msg}\n"
+        f"before: {before}\nafter:  {after}"
     )

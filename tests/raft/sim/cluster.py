@@ -35,6 +35,7 @@ from raftsched.raft.storage import MemoryStorage
 
 from . import checkers as chk
 from .checkers import Ack, Content, History
+from .hostile import HostilePeer
 from .network import NO_FAULTS, Faults, Network
 
 CoreFactory = Callable[[RaftConfig, MemoryStorage, random.Random, int], RaftCore]
@@ -142,6 +143,7 @@ class Cluster:
         self.served_reads: set[int] = set()
         self.sent: list[Message] | None = None  # scenario tests set a list to record every send
         self.liveness_start = 0  # the applied index when the liveness phase began
+        self.hostile: HostilePeer | None = None  # set by a schedule that draws the hostile-peer fault
         self._payloads = 0
         self._read_ctx = 0
         for node in self.ids:
@@ -168,6 +170,8 @@ class Cluster:
     def deliver(self) -> None:
         """Step every due message (and transport report) into its live target, then drain."""
         local, self._local = self._local, []
+        if self.hostile is not None:
+            self.hostile.inject({n.id: n.core for n in self.nodes.values() if n.core is not None}, self.ids)
         for msg in [*local, *self.net.due(self.now)]:
             target = self.nodes[msg.to]
             if target.core is not None:
@@ -411,9 +415,17 @@ class Cluster:
 
     def _step_message(self, target: SimNode, msg: Message) -> None:
         core = target.live_core()
+        refused_before = core.refusals.total
         core.step(msg)
+        if core.refusals.total != refused_before:
+            self._honest_refusal(target.id, msg, core.refusals.take_unlogged()[-1].reason.value)
         if isinstance(msg, SnapshotRequest):
             self._local.append(SnapshotStatus(frm=msg.to, to=msg.frm, failed=False))
+
+    def _honest_refusal(self, node: str, msg: Message, reason: str) -> None:
+        """A node refused a message a correct node sent: with a fixed membership, never (a
+        refusal must be sound, or it could cost liveness); MemberCluster tolerates some."""
+        raise AssertionError(f"{node} refused a correct node's message ({reason}): {msg}")
 
     def _observe_role(self, node: SimNode, core: RaftCore, rd: Ready) -> None:
         soft = rd.soft_state

@@ -94,6 +94,7 @@ def run_member_schedule(
     cluster = MemberCluster(
         nodes, seed, faults=base.faults, config=base.config, core_factory=core_factory, verbose=verbose
     )
+    cluster.hostile = base.hostile_peer()
     phase = "safety"
     try:
         for _ in range(safety_ticks):

@@ -7,12 +7,14 @@ drawn from the seed, so `run_schedule(seed, nodes)` replays a run exactly. A vio
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
 from raftsched.raft.messages import Role
 
 from .cluster import Cluster, CoreFactory, CrashPoint, SimConfig
+from .hostile import NO_HOSTILITY, HostilePeer, Hostility
 from .network import NO_FAULTS, Faults
 
 SAFETY_TICKS = 300
@@ -59,11 +61,19 @@ class Plan:
     faults: Faults
     workload: Workload
     config: SimConfig
+    hostility: Hostility = NO_HOSTILITY
 
     @classmethod
     def draw(cls, seed: int, nodes: int) -> Plan:
         rng = random.Random(seed ^ 0x5EED)
-        return cls(seed, nodes, Faults.draw(rng), Workload.draw(rng), draw_config(rng))
+        # The hostile peer draws from its own stream, so adding it left every other draw as it was.
+        hostility = Hostility.draw(random.Random(seed ^ 0xB4D))
+        return cls(seed, nodes, Faults.draw(rng), Workload.draw(rng), draw_config(rng), hostility)
+
+    def hostile_peer(self) -> HostilePeer | None:
+        if not self.hostility.rate:
+            return None
+        return HostilePeer(random.Random(self.seed ^ 0xB4D5EED), self.hostility)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,7 @@ class Outcome:
     crashes: int
     elections: int
     messages: int
+    hostile: int = 0  # hostile messages injected (every one refused)
 
 
 class SimulationFailure(AssertionError):
@@ -101,9 +112,14 @@ def run_schedule(
     core_factory: CoreFactory | None = None,
     bug: str = "",
     verbose: bool = False,
+    hostility: Hostility | None = None,
 ) -> Outcome:
+    """One schedule; `hostility` replaces the plan's hostile-peer fault (tests compare runs)."""
     plan = Plan.draw(seed, nodes)
+    if hostility is not None:
+        plan = dataclasses.replace(plan, hostility=hostility)
     cluster = Cluster(nodes, seed, faults=plan.faults, config=plan.config, core_factory=core_factory, verbose=verbose)
+    cluster.hostile = plan.hostile_peer()
     phase = "safety"
     try:
         run_safety_phase(cluster, plan, safety_ticks)
@@ -112,9 +128,10 @@ def run_schedule(
     except AssertionError as cause:
         raise SimulationFailure(plan, cluster, phase, cause, bug) from cause
     c = cluster.counters
+    hostile = sum(cluster.hostile.sent.values()) if cluster.hostile else 0
     return Outcome(
         seed, nodes, cluster.now, c.proposed, c.acked, c.reads_served, c.crashes,
-        len(cluster.history.leaders), cluster.net.stats.sent,
+        len(cluster.history.leaders), cluster.net.stats.sent, hostile,
     )  # fmt: skip
 
 
