@@ -1,0 +1,49 @@
+"""`raftsched console`: serve the app with uvicorn until Ctrl-C or SIGTERM (uvicorn's own handlers
+stop it gracefully: open event streams get GRACE_S, then are cut)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import uvicorn
+
+from .app import build_app
+from .config import DOCS, ConsoleConfig
+
+log = logging.getLogger("raftsched.console")
+GRACE_S = 2
+
+
+def run_console(config: ConsoleConfig) -> int:
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _warn_if_insecure(config)
+    server = uvicorn.Server(uvicorn.Config(
+        build_app(config), host=config.host, port=config.port, log_level=config.log_level, access_log=False,
+        lifespan="on", timeout_graceful_shutdown=GRACE_S, server_header=False, log_config=None,
+        ssl_certfile=config.https_cert or None, ssl_keyfile=config.https_key or None))
+    log.info("console for cluster %s at %s", ",".join(config.cluster), config.url)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(server.serve())
+    return 0 if server.started else 1
+
+
+def _warn_if_insecure(config: ConsoleConfig) -> None:
+    if not config.auth:
+        log.warning("console: insecure mode (no TLS to the cluster): nobody signs in, and everyone who reaches "
+                    "%s can read and change the cluster", config.url)
+    if not config.loopback and not (config.auth and config.https):
+        log.warning("!!! console: serving on %s WITHOUT TLS because of --insecure: anyone on the network can "
+                    "read and change the cluster%s; see %s !!!", config.listen,
+                    "" if config.https else " and sees tokens in clear", DOCS)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (the console starts no child processes, so none of the executor's
+    reasons to avoid it apply)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
