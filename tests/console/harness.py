@@ -178,9 +178,18 @@ class Browser:
         return self.m.execute_script(script, script_args=list(args))
 
     def click(self, selector: str) -> None:
+        """Click the element; found again if a live region replaced it between find and click."""
         from marionette_driver.by import By
+        from marionette_driver.errors import StaleElementException
 
-        self.m.find_element(By.CSS_SELECTOR, selector).click()
+        def clicked() -> bool:
+            try:
+                self.m.find_element(By.CSS_SELECTOR, selector).click()
+            except StaleElementException:
+                return False
+            return True
+
+        wait_until(clicked, 5, f"click {selector}", interval=0.05)
 
     def fill(self, selector: str, value: str) -> None:
         from marionette_driver.by import By

@@ -7,6 +7,7 @@ as a screenshot under store/console-screenshots/ (or $RAFTSCHED_SCREENSHOTS).
 
 from __future__ import annotations
 
+import time
 import urllib.request
 import uuid
 
@@ -107,6 +108,21 @@ def test_cancel_a_running_job(stack: Stack, browser: Browser) -> None:
     assert "web console" in c.get(job.id).state_reason
 
 
+def test_a_state_change_is_on_screen_within_a_second(stack: Stack, browser: Browser) -> None:
+    c = stack.cluster
+    job = c.submit(name=unique("watched"), handler="sleep", payload=b"60000")
+    c.wait_state(job.id, J.JOB_STATE_RUNNING, timeout=15)
+    browser.go(f"{stack.url}/jobs/{job.id}")
+    wait_until(lambda: "RUNNING" in browser.text("#job-live"), 10, "the page shows RUNNING")
+    c.client().cancel_job(job.id, "cancelled behind the page's back")
+    changed = time.monotonic()  # the cancel is applied (committed) when the call returns
+    wait_until(lambda: "CANCELLED" in browser.text("#job-live"), 5, "the page shows CANCELLED", interval=0.02)
+    elapsed = time.monotonic() - changed
+    print(f"on screen {elapsed:.3f} s after the change")
+    assert elapsed < 1.0, f"the page showed the change {elapsed:.2f} s after it"
+    assert "cancelled behind the page's back" in browser.text("#job-live")
+
+
 def test_pause_and_resume_a_schedule(stack: Stack, browser: Browser) -> None:
     c = stack.cluster
     name = unique("hourly")
@@ -140,6 +156,15 @@ def test_killed_executor_turns_disconnected_then_down(stack: Stack, browser: Bro
     wait_until(lambda: executor_state(browser, "e2") == "DOWN", 20, "e2 shows DOWN")
     assert browser.marked(), "the page was reloaded"
     assert executor_state(browser, "e1") == "CONNECTED"
+
+
+def test_drain_an_executor(stack: Stack, browser: Browser) -> None:
+    browser.go(stack.url + "/executors")
+    browser.click("tr[data-executor=e1] button[data-action=drain]")
+    wait_until(lambda: "ok=drained" in browser.url(), 10, "back on the executors page after draining")
+    wait_until(lambda: executor_state(browser, "e1") == "DRAINING", 10, "e1 shows DRAINING")
+    assert {e.id: e.state for e in stack.cluster.client().list_executors().executors}["e1"] == \
+        J.EXECUTOR_STATE_DRAINING
 
 
 def test_killed_leader_is_replaced_on_the_cluster_page(stack: Stack, browser: Browser) -> None:

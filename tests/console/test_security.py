@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration.cluster import BIN, Cluster, state_name
+from integration.cluster import BIN, Cluster, state_name, wait_for
 
 from raftsched.client import Client
 from raftsched.config import resolve_tls
@@ -177,6 +177,18 @@ def test_submitter_may_submit_but_not_transfer_leadership(secured: Secured) -> N
     assert created.status_code == 303 and "ok=submitted" in created.headers["location"]
     refused = submitter.post("/leader/transfer", data={"csrf": token})
     assert refused.status_code == 403 and "may not transfer leadership" in refused.text
+
+
+def test_admin_transfers_leadership(secured: Secured) -> None:
+    c = secured.cluster
+    old = c.wait_leader()
+    target = next(n for n in c.ids if n != old)
+    admin = secured.signed_in("admin")
+    page = admin.get("/")
+    assert 'data-action="transfer"' in page.text
+    done = admin.post("/leader/transfer", data={"csrf": csrf(page), "target": target})
+    assert done.status_code == 303 and "ok=transferred" in done.headers["location"], done.text
+    wait_for(lambda: c.leader() == target, 20, f"{target} leads")
 
 
 def test_a_console_without_tls_refuses_to_serve_beyond_loopback(tmp_path: Path) -> None:
