@@ -59,6 +59,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        console.stopping = asyncio.Event()
         console.pool = ClientPool(config.cluster, tls=config.tls, own_token=config.token)
         console.sampler = Sampler(console.pool.own)
         task = asyncio.get_running_loop().create_task(console.sampler.run(), name="console-sampler")

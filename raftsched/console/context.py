@@ -3,6 +3,7 @@ checks each request passes: who is looking, and for a form, its CSRF token and t
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -46,6 +47,12 @@ class Console:
     pool: ClientPool | None = None  # made in the running loop (the app's lifespan)
     sampler: Sampler | None = None
     streams: int = 0  # open event streams
+    stopping: asyncio.Event | None = None  # set when the server begins to stop: event streams end
+
+    def stop_streams(self) -> None:
+        """From the server's signal handling: end every event stream (browsers reconnect later)."""
+        if self.stopping is not None:
+            self.stopping.set()
 
     def client(self, visitor: Visitor) -> AsyncClient:
         """The client that acts as `visitor` (with their token; the console's own in insecure mode)."""

@@ -4,25 +4,43 @@ stop it gracefully: open event streams get GRACE_S, then are cut)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
 from .app import build_app
 from .config import DOCS, ConsoleConfig
+from .context import Console
 
 log = logging.getLogger("raftsched.console")
 GRACE_S = 2
 
 
+class ConsoleServer(uvicorn.Server):
+    """uvicorn's server, telling the console when a stop begins: open event streams (a job page
+    following WatchJob) then end at once instead of holding the shutdown for the grace period."""
+
+    def __init__(self, config: uvicorn.Config, console: Console) -> None:
+        super().__init__(config)
+        self.console = console
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop yet: nothing to end
+            asyncio.get_running_loop().call_soon_threadsafe(self.console.stop_streams)
+        super().handle_exit(sig, frame)
+
+
 def run_console(config: ConsoleConfig) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _warn_if_insecure(config)
-    server = uvicorn.Server(uvicorn.Config(
-        build_app(config), host=config.host, port=config.port, log_level=config.log_level, access_log=False,
+    app = build_app(config)
+    server = ConsoleServer(uvicorn.Config(
+        app, host=config.host, port=config.port, log_level=config.log_level, access_log=False,
         lifespan="on", timeout_graceful_shutdown=GRACE_S, server_header=False, log_config=None,
-        ssl_certfile=config.https_cert or None, ssl_keyfile=config.https_key or None))
+        ssl_certfile=config.https_cert or None, ssl_keyfile=config.https_key or None), app.state.console)
     log.info("console for cluster %s at %s", ",".join(config.cluster), config.url)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(server.serve())

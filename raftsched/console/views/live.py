@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TypeAlias
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -23,6 +24,14 @@ from ..context import MAX_STREAMS, Console, console_of, visitor_of
 from ..fmt import TERMINAL, now_ms
 
 KEEPALIVE_S = 15.0
+
+
+class _Stop:
+    """What `_next` answers once the console is stopping."""
+
+
+_STOP = _Stop()
+_Item: TypeAlias = jobs_pb2.Job | BaseException
 QUEUE_LIMIT = 8  # job states waiting to be sent; a slow browser skips to the newest
 
 
@@ -43,14 +52,15 @@ def event(data: str, name: str = "") -> str:
 
 async def _events(console: Console, client: AsyncClient, job_id: str) -> AsyncIterator[str]:
     console.streams += 1
-    queue: asyncio.Queue[jobs_pb2.Job | BaseException] = asyncio.Queue(QUEUE_LIMIT)
+    queue: asyncio.Queue[_Item] = asyncio.Queue(QUEUE_LIMIT)
     reader = asyncio.get_running_loop().create_task(_read(client, job_id, queue))
     try:
         yield "retry: 1000\n\n"
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
+            item = await _next(queue, console.stopping, KEEPALIVE_S)
+            if isinstance(item, _Stop):
+                return  # the console is stopping: the browser reconnects (to its successor)
+            if item is None:
                 yield ": keep-alive\n\n"
                 continue
             if isinstance(item, BaseException):
@@ -67,7 +77,23 @@ async def _events(console: Console, client: AsyncClient, job_id: str) -> AsyncIt
             await reader
 
 
-async def _read(client: AsyncClient, job_id: str, queue: asyncio.Queue[jobs_pb2.Job | BaseException]) -> None:
+async def _next(queue: asyncio.Queue[_Item], stopping: asyncio.Event | None, timeout: float,
+                ) -> _Item | _Stop | None:
+    """The next job state (or error) from the queue; _STOP once the console is stopping; None after
+    `timeout` without either (time for a keep-alive)."""
+    get = asyncio.ensure_future(queue.get())
+    stop = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
+    done, _ = await asyncio.wait({get} if stop is None else {get, stop}, timeout=timeout,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if stop is not None:
+        stop.cancel()
+    if get in done:
+        return get.result()
+    get.cancel()  # not done, so it took nothing from the queue
+    return _STOP if stop in done else None
+
+
+async def _read(client: AsyncClient, job_id: str, queue: asyncio.Queue[_Item]) -> None:
     try:
         async for job in client.watch_job(job_id):
             if queue.full():
