@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from types import FrameType
 
@@ -35,6 +36,7 @@ class ConsoleServer(uvicorn.Server):
 
 def run_console(config: ConsoleConfig) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _check_free(config)
     _warn_if_insecure(config)
     app = build_app(config)
     server = ConsoleServer(uvicorn.Config(
@@ -45,6 +47,18 @@ def run_console(config: ConsoleConfig) -> int:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(server.serve())
     return 0 if server.started else 1
+
+
+def _check_free(config: ConsoleConfig) -> None:
+    """One clear error before anything starts when the address is taken (uvicorn would log it
+    among its start-up lines and exit 3)."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as e:
+            raise OSError(e.errno, f"cannot serve the console on {config.listen}: {e.strerror}") from None
 
 
 def _warn_if_insecure(config: ConsoleConfig) -> None:
