@@ -6,6 +6,8 @@
 - A console on a loopback address answers only requests whose Host names a loopback address
   (localhost, 127.0.0.0/8, ::1). Otherwise a web page whose name an attacker re-points at
   127.0.0.1 (DNS rebinding) could read the console as its own origin, CSRF tokens included.
+- A request body (the forms) must say its length, at most MAX_BODY bytes: the form parser reads a
+  body into memory.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import is_loopback
+
+MAX_BODY = 1 << 20
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -41,8 +45,12 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.loopback_hosts_only and not is_loopback(host_name(Headers(scope=scope).get("host", ""))):
-            await _refuse(send)
+        headers = Headers(scope=scope)
+        if self.loopback_hosts_only and not is_loopback(host_name(headers.get("host", ""))):
+            await _refuse(send, 421, "this console answers only on a loopback address (localhost, 127.0.0.1, [::1])")
+            return
+        if scope["method"] not in ("GET", "HEAD") and not _length_ok(headers.get("content-length")):
+            await _refuse(send, 413, f"a request body must give its length, at most {MAX_BODY} bytes")
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -53,9 +61,13 @@ class Guard:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _refuse(send: Send) -> None:
-    body = b"this console answers only on a loopback address (localhost, 127.0.0.1, [::1])\n"
-    await send({"type": "http.response.start", "status": 421,
+def _length_ok(value: str | None) -> bool:
+    return value is not None and value.isdigit() and int(value) <= MAX_BODY
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = (message + "\n").encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                             (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]})
     await send({"type": "http.response.body", "body": body})

@@ -122,13 +122,14 @@ class Sampler:
         return Sample(now, wall_ms, status, submitted=submitted, finished=finished)
 
     def observe(self, sample: Sample) -> None:
-        """Keep the sample; note a leader change (unknown while the cluster cannot be asked)."""
+        """Keep the sample; note a leader change: another node (or none) leads, or the same one in a
+        new term. Nothing is noted while the cluster cannot be asked (unknown is not a change)."""
         self.samples.append(sample)
         if sample.status is not None:
             node = leader_of(sample.status)
             current = (node.id, node.term) if node is not None else ("", max((n.term for n in sample.status.nodes),
                                                                               default=0))
-            if self._leader is None or current[0] != self._leader[0]:
+            if self._leader is None or current[0] != self._leader[0] or (current[0] and current != self._leader):
                 previous = self._leader[0] if self._leader is not None else None
                 self.changes.appendleft(LeaderChange(sample.at_ms, current[0], previous, current[1]))
                 if self._leader is None:

@@ -192,8 +192,10 @@ def test_sampler_notes_leader_changes_and_rates() -> None:
     sampler.observe(Sample(3.0, 4000, status("", 2, 4), submitted=20, finished=4))
     sampler.observe(Sample(4.0, 5000, status("n2", 2, 2), submitted=30, finished=2))  # history purged
     assert [(c.leader, c.previous) for c in sampler.changes] == [("n2", ""), ("", "n1"), ("n1", None)]
+    sampler.observe(Sample(4.5, 5500, status("n2", 3, 2), submitted=30, finished=2))  # re-elected
+    assert (sampler.changes[0].leader, sampler.changes[0].previous, sampler.changes[0].term) == ("n2", "n2", 3)
     rates = sampler.rates(10)
-    assert rates is not None and rates.submitted_per_s == 5.0 and rates.finished_per_s == 0.5
+    assert rates is not None and rates.submitted_per_s == 20 / 4.5 and rates.finished_per_s == 2 / 4.5
     last = sampler.rates(1)
     assert last is not None and last.finished_per_s == 0.0  # fell (purged), counted as none
 
@@ -233,8 +235,9 @@ def test_config_refuses_beyond_loopback_without_tls() -> None:
         load_console_config({"https_cert": "x"}, env={})
 
 
-async def call(app: Guard, host: str) -> tuple[int, dict[str, str]]:
-    """One GET through the middleware, as the ASGI server would make it."""
+async def call(app: Guard, host: str, method: str = "GET", length: str | None = None,
+               ) -> tuple[int, dict[str, str]]:
+    """One request through the middleware, as the ASGI server would make it."""
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -243,7 +246,8 @@ async def call(app: Guard, host: str) -> tuple[int, dict[str, str]]:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", host.encode())]}
+    headers = [(b"host", host.encode())] + ([(b"content-length", length.encode())] if length is not None else [])
+    scope = {"type": "http", "method": method, "path": "/", "headers": headers}
     await app(scope, receive, send)
     start = sent[0]
     return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}
@@ -261,4 +265,7 @@ async def test_guard_checks_the_host_and_adds_security_headers() -> None:
     assert (await call(guard, "[::1]:8080"))[0] == 200
     assert (await call(guard, "rebound.example:8080"))[0] == 421
     assert (await call(Guard(hello, loopback_hosts_only=False), "console.example"))[0] == 200
+    assert (await call(guard, "127.0.0.1:8080", "POST", "120"))[0] == 200
+    assert (await call(guard, "127.0.0.1:8080", "POST"))[0] == 413  # no length given
+    assert (await call(guard, "127.0.0.1:8080", "POST", str(2 << 20)))[0] == 413
     assert host_name("[::1]:8080") == "::1" and host_name("localhost") == "localhost"
