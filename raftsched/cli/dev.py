@@ -2,9 +2,9 @@
 
 Three nodes on 127.0.0.1:7001-7003, two executors and the web console (http://127.0.0.1:8080/)
 run as child processes, each in its own process group with its log under .raftsched/dev/logs/.
-Demo jobs go in once per fresh data dir;
-then a live view shows the cluster until Ctrl-C or SIGTERM, which stop every child (SIGTERM, up
-to 5 s, then SIGKILL). Data is kept between runs; --fresh wipes it.
+Demo jobs go in once per fresh data dir; then a live view shows the cluster until Ctrl-C or
+SIGTERM, which stop every child (SIGTERM, up to 5 s, then SIGKILL). Data is kept between runs;
+--fresh wipes it.
 """
 
 from __future__ import annotations
