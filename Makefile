@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast proto lint chaos bench clean
+.PHONY: run test test-fast proto lint chaos bench browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ chaos: $(STAMP)  ## 5 nodes, 5 minutes of faults, then the checkers' verdict
 
 bench: $(STAMP)
 	$(PY) scripts/bench/run.py --json bench.json
+
+browser:  ## Debian's Firefox ESR for the console's browser tests (root; .ci/run does this)
+	bash scripts/install-browser.sh
 
 clean:
 	rm -rf .raftsched store bench.json

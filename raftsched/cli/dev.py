@@ -1,9 +1,10 @@
 """`raftsched dev`: a whole cluster on this machine for trying raftsched out.
 
-Three nodes on 127.0.0.1:7001-7003 and two executors run as child processes, each in its own
-process group with its log under .raftsched/dev/logs/. Demo jobs go in once per fresh data dir;
-then a live view shows the cluster until Ctrl-C or SIGTERM, which stop every child (SIGTERM, up
-to 5 s, then SIGKILL). Data is kept between runs; --fresh wipes it.
+Three nodes on 127.0.0.1:7001-7003, two executors and the web console (http://127.0.0.1:8080/)
+run as child processes, each in its own process group with its log under .raftsched/dev/logs/.
+Demo jobs go in once per fresh data dir; then a live view shows the cluster until Ctrl-C or
+SIGTERM, which stop every child (SIGTERM, up to 5 s, then SIGKILL). Data is kept between runs;
+--fresh wipes it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
 NODES = {"n1": "127.0.0.1:7001", "n2": "127.0.0.1:7002", "n3": "127.0.0.1:7003"}
 EXECUTORS = {"e1": 4, "e2": 4}
 CLUSTER = ",".join(NODES.values())
+CONSOLE = "127.0.0.1:8080"
 STOP_GRACE_S = 5.0
 LEADER_WAIT_S = 60.0
 VIEW_REFRESH_S = 0.5
@@ -44,6 +46,10 @@ VIEW_JOBS = 12
 # Settings that would turn a dev child into something else if inherited from the user's shell.
 _CHILD_ENV_DROP = ("RAFTSCHED_ID", "RAFTSCHED_LISTEN", "RAFTSCHED_DATA_DIR", "RAFTSCHED_PEERS",
                    "RAFTSCHED_JOIN", "RAFTSCHED_CONFIG", "RAFTSCHED_CLUSTER", "RAFTSCHED_SLOTS")
+
+
+def console_url(listen: str) -> str:
+    return f"http://{listen}/"
 
 
 class _Stop(Exception):
@@ -103,7 +109,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     base = Path(args.dir)
     if args.fresh:
         shutil.rmtree(base, ignore_errors=True)
-    _check_ports_free()
+    _check_ports_free([*NODES.values(), args.console_listen])
     supervisor = Supervisor(base / "logs")
     with _stop_signals():
         try:
@@ -117,9 +123,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, base: Path, supervisor: Supervisor) -> None:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-    _start_children(supervisor, base)
-    console.print(f"started {len(NODES)} nodes and {len(EXECUTORS)} executors; logs in {base / 'logs'}",
-                  markup=False)
+    _start_children(supervisor, base, args.console_listen)
+    console.print(f"started {len(NODES)} nodes, {len(EXECUTORS)} executors and the web console; logs in "
+                  f"{base / 'logs'}", markup=False)
+    console.print(f"web console: {console_url(args.console_listen)}", markup=False)
     with Client(list(NODES.values()), timeout=3.0) as client:
         leader = _wait_for_leader(client, supervisor)
         console.print(f"leader elected: {leader}", markup=False)
@@ -127,13 +134,13 @@ def _run(args: argparse.Namespace, base: Path, supervisor: Supervisor) -> None:
             _submit_demo_once(client, base, console)
             _create_demo_schedule(client, console)
         if sys.stdout.isatty():
-            _live_view(client, supervisor, console)
+            _live_view(client, supervisor, console, console_url(args.console_listen))
         else:
             _plain_view(client, supervisor)
 
 
-def _check_ports_free() -> None:
-    for address in NODES.values():
+def _check_ports_free(addresses: list[str]) -> None:
+    for address in addresses:
         host, port = address.rsplit(":", 1)
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -143,13 +150,14 @@ def _check_ports_free() -> None:
                 raise CommandFailed(f"{address} is already in use (is another `raftsched dev` running?)") from None
 
 
-def _start_children(supervisor: Supervisor, base: Path) -> None:
+def _start_children(supervisor: Supervisor, base: Path, console_listen: str) -> None:
     peers = ",".join(f"{n}={a}" for n, a in NODES.items())
     for name, address in NODES.items():
         supervisor.start(name, ["node", "--id", name, "--listen", address, "--data-dir", str(base / name),
                                 "--peers", peers])
     for name, slots in EXECUTORS.items():
         supervisor.start(name, ["executor", "--cluster", CLUSTER, "--id", name, "--slots", str(slots)])
+    supervisor.start("console", ["console", "--listen", console_listen, "--cluster", CLUSTER])
 
 
 def _wait_for_leader(client: Client, supervisor: Supervisor) -> str:
@@ -255,7 +263,7 @@ def _poll(client: Client) -> Snapshot:
     return snap
 
 
-def render(snap: Snapshot, supervisor: Supervisor) -> RenderableType:
+def render(snap: Snapshot, supervisor: Supervisor, console_link: str = console_url(CONSOLE)) -> RenderableType:
     parts: list[RenderableType] = []
     if snap.status is not None:
         parts.append(status_table(snap.status))
@@ -263,7 +271,7 @@ def render(snap: Snapshot, supervisor: Supervisor) -> RenderableType:
         parts.append(Text(f"cluster: {snap.error}", style="red"))
     parts.append(jobs_table(snap.jobs, title=f"jobs (latest {len(snap.jobs)}): " + state_counts(snap)))
     parts.append(Text(children_line(supervisor)))
-    parts.append(Text("In another terminal: raftsched status | raftsched job list | "
+    parts.append(Text(f"Web console: {console_link} | In another terminal: raftsched status | raftsched job list | "
                       "raftsched job submit --handler sleep --payload 1000 | "
                       f"raftsched schedule get {DEMO_SCHEDULE} | Ctrl-C here stops all",
                       style="dim"))
@@ -294,11 +302,11 @@ def plain_line(snap: Snapshot, supervisor: Supervisor) -> str:
            f"{children_line(supervisor)}{error}"
 
 
-def _live_view(client: Client, supervisor: Supervisor, console: Console) -> None:
-    with Live(render(_poll(client), supervisor), console=console, refresh_per_second=2) as live:
+def _live_view(client: Client, supervisor: Supervisor, console: Console, console_link: str) -> None:
+    with Live(render(_poll(client), supervisor, console_link), console=console, refresh_per_second=2) as live:
         while True:
             time.sleep(VIEW_REFRESH_S)
-            live.update(render(_poll(client), supervisor))
+            live.update(render(_poll(client), supervisor, console_link))
 
 
 def _plain_view(client: Client, supervisor: Supervisor, out: IO[str] | None = None) -> None:
@@ -347,4 +355,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--dir", default=os.path.join(".raftsched", "dev"), metavar="DIR",
                         help="where data and logs live (default .raftsched/dev)")
     parser.add_argument("--no-demo", action="store_true", help="do not submit the demo jobs")
+    parser.add_argument("--console-listen", default=CONSOLE, metavar="HOST:PORT",
+                        help=f"where the web console serves (default {CONSOLE}; loopback only without TLS)")
     parser.set_defaults(handler_fn=cmd_dev)

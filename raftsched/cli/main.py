@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, cast
 
 from raftsched.cli import dev
-from raftsched.cli.commands import cluster, jobs, processes, schedules
+from raftsched.cli.commands import cluster, console, jobs, processes, schedules
 from raftsched.cli.common import client_options
 from raftsched.cli.errors import CommandFailed, UsageError
 from raftsched.cli.parsing import hoist_trailing_json
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_no_timeout = client_options(rpc_timeout_flags=("--rpc-timeout",))
     dev.register(commands)
     processes.register(commands, client)
+    console.register(commands)
     cluster.register(commands, client)
     jobs.register(commands, client, client_no_timeout)
     schedules.register(commands, client, client_no_timeout)

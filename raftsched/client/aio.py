@@ -118,6 +118,20 @@ class AsyncClient(ClientBase):
                         timeout: float | None = None) -> scheduler_pb2.ListJobsResponse:
         return await self._unary(calls.list_jobs(state, schedule, page_size, page_token, stale, where), timeout)
 
+    async def iter_jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED, schedule: str = "", page_size: int = 0,
+                        stale: bool = False, *, where: calls.JobFilter | None = None,
+                        limit: int | None = None) -> AsyncIterator[jobs_pb2.Job]:
+        """Every matching job (at most `limit`), fetching page after page (short pages included)."""
+        token, left = "", math.inf if limit is None else limit
+        while left > 0:
+            page = await self.list_jobs(state, schedule, page_size, token, stale, where=where)
+            for job in page.jobs[: int(min(left, len(page.jobs)))]:
+                yield job
+                left -= 1
+            token = page.next_page_token
+            if not token:
+                return
+
     async def cancel_job(self, job_id: str, reason: str = "", *, timeout: float | None = None,
                          ) -> jobs_pb2.Job:
         return await self._unary(calls.cancel_job(job_id, reason), timeout)
@@ -129,6 +143,9 @@ class AsyncClient(ClientBase):
     async def list_executors(self, stale: bool = False, *, timeout: float | None = None,
                              ) -> scheduler_pb2.ListExecutorsResponse:
         return await self._unary(calls.list_executors(stale), timeout)
+
+    async def drain_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
+        return await self._unary(calls.drain_executor(executor_id), timeout)
 
     async def create_schedule(self, spec: scheduler_pb2.ScheduleSpec, *, timeout: float | None = None,
                               ) -> scheduler_pb2.Schedule:
@@ -175,6 +192,21 @@ class AsyncClient(ClientBase):
     async def status(self, local_only: bool = False, *, timeout: float | None = None,
                      ) -> admin_pb2.StatusResponse:
         return await self._unary(calls.status(local_only), timeout)
+
+    async def list_members(self, *, timeout: float | None = None) -> admin_pb2.ListMembersResponse:
+        return await self._unary(calls.list_members(), timeout)
+
+    async def add_member(self, member_id: str, address: str, learner: bool = False, *,
+                         timeout: float | None = None) -> admin_pb2.ListMembersResponse:
+        return await self._unary(calls.add_member(member_id, address, learner), timeout)
+
+    async def promote_member(self, member_id: str, *, timeout: float | None = None,
+                             ) -> admin_pb2.ListMembersResponse:
+        return await self._unary(calls.promote_member(member_id), timeout)
+
+    async def remove_member(self, member_id: str, *, timeout: float | None = None,
+                            ) -> admin_pb2.ListMembersResponse:
+        return await self._unary(calls.remove_member(member_id), timeout)
 
     async def transfer_leader(self, target: str = "", *, timeout: float | None = None,
                               ) -> admin_pb2.TransferLeaderResponse:
