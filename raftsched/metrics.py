@@ -264,6 +264,10 @@ class NodeCollector(Collector):
                        "and recorded (replicated: the same on every node)", counts["stale_results_refused"])
         yield _counter("raftsched_refused_commands", "Commands the state machine refused at apply",
                        counts["refused_commands"])
+        yield _counter("raftsched_jobs_purged", "Finished jobs deleted by retention or schedule history limits "
+                       "(replicated)", counts["jobs_purged"])
+        yield _counter("raftsched_idempotency_keys_forgotten", "Idempotency keys forgotten (window ended or "
+                       "job deleted; replicated)", counts["keys_forgotten"])
         yield _gauge("raftsched_schedules", "Recurring schedules", counts.get("schedules", 0))
 
     def _executors(self) -> Iterator[Metric]:
