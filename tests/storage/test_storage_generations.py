@@ -95,5 +95,5 @@ def test_a_damaged_snapshot_file_is_refused_naming_what_is_wrong(source: tuple, 
     else:
         data[trailer.data_bytes + 5] ^= 0x01
     snap.write_bytes(bytes(data))
-    with pytest.raises(bundle.BundleError, match="checksum|truncated|magic|trailer"):
+    with pytest.raises(bundle.BundleError, match=r"checksum|truncated|magic|trailer"):
         bundle.verify(snap)
