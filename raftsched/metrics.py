@@ -23,7 +23,15 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -83,6 +91,7 @@ class NodeMetrics:
         self.stale_cancelled = Counter("raftsched_stale_attempts_cancelled", "Non-current attempts an executor "
                                        "still ran, that the leader told it to kill", registry=r)
         r.register(NodeCollector(node))
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
         self._leader = ""
         self._seen: OrderedDict[str, tuple[int, bool]] = OrderedDict()  # job -> (attempt, ended) counted
         self._listening = False
@@ -223,6 +232,11 @@ class NodeCollector(Collector):
                      st.first_index - 1)
         yield _gauge("raftsched_event_loop_stall_seconds", "The longest event-loop stall in the last 10 s",
                      node.loop_watch.longest_since(time.monotonic() - 10))
+        memory = GaugeMetricFamily("raftsched_rocksdb_memory_bytes", "RocksDB memory: memtables of every "
+                                   "family, and the shared block cache", labels=["kind"])
+        for kind, size in node.db.memory_bytes().items():
+            memory.add_metric([kind], size)
+        yield memory
         members = GaugeMetricFamily("raftsched_members", "Cluster members by kind", labels=["kind"])
         members.add_metric(["voter"], len(st.config.voters))
         members.add_metric(["learner"], len(st.config.learners))

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import hashlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -520,6 +521,10 @@ async def _main(config: NodeConfig, log_context: Any = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if os.environ.get("RAFTSCHED_TRACEMALLOC"):
+        from raftsched.memtrace import MemoryTrace
+
+        loop.add_signal_handler(signal.SIGUSR2, MemoryTrace().report)
     node = Node(config)
     if log_context is not None:
         log_context.term = lambda: node.driver.core.term  # log lines carry the term from now on

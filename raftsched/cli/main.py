@@ -56,6 +56,8 @@ def _error(message: str) -> None:
 def _describe(error: ClientError) -> str:
     if error.code == "UNAVAILABLE":
         return f"cluster unavailable: {error.message}"
+    if error.code == "NOT_FOUND":
+        return f"not found: {error.message} ({error.code})"
     return f"{error.message} ({error.code})"
 
 

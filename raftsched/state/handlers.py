@@ -17,7 +17,7 @@ from raftsched.state.commands import VERSION, decode
 from raftsched.state.lifecycle import end_name, state_name
 from raftsched.state.model import TERMINAL, Model, current_attempt, job_slots, last_attempt_number
 from raftsched.state.validate import ValidationError, validate_spec
-from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, scheduler_pb2
 
 J = jobs_pb2
 C = commands_pb2
@@ -350,6 +350,34 @@ def _purge_one(m: Model, job_id: str) -> str:
     return ""
 
 
+# --- the corruption check (SPEC §6 promise 15) ----------------------------------------------------
+
+ALARM_NAMES = frozenset({"CORRUPT"})
+MAX_ALARM_NODE = 128
+
+
+def on_check_hash(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    """Every node hashes its stored state right after this entry (see SchedulerState.apply)."""
+    m.hash_points.append(cmd.check_hash.check_id)
+    return C.ApplyResult()
+
+
+def on_alarm(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    alarm = cmd.alarm
+    if alarm.alarm not in ALARM_NAMES:
+        return refuse(m, INVALID_ARGUMENT, f"alarm: unknown alarm {alarm.alarm[:40]!r}")
+    if not alarm.node or len(alarm.node) > MAX_ALARM_NODE:
+        return refuse(m, INVALID_ARGUMENT, "node: 1..128 characters")
+    if not alarm.active:
+        m.set_alarm(None, alarm.node, alarm.alarm)
+        return C.ApplyResult()
+    raised = m.alarms.get((alarm.node, alarm.alarm))
+    record = admin_pb2.Alarm(node=alarm.node, alarm=alarm.alarm, reason=alarm.reason[:300],
+                             raised_ms=raised.raised_ms if raised is not None else cmd.time_ms)
+    m.set_alarm(record, alarm.node, alarm.alarm)
+    return C.ApplyResult()
+
+
 HANDLERS: dict[str, Handler] = {
     "submit": on_submit,
     "cancel": on_cancel,
@@ -366,4 +394,6 @@ HANDLERS: dict[str, Handler] = {
     "fire_schedule": schedules.on_fire,
     "skip_fires": schedules.on_skip,
     "purge": on_purge,
+    "check_hash": on_check_hash,
+    "alarm": on_alarm,
 }

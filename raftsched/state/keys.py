@@ -8,6 +8,7 @@
     sm_idem_time  time | key               -> b""            the same keys by the time they were made
     sm_executors  executor id              -> ExecutorInfo   replicated fields only
     sm_schedules  name                     -> Schedule       next_fire_times is computed on read
+    sm_alarms     node | 0x00 | alarm      -> Alarm          alarms raised on nodes (CORRUPT)
     sm_meta       name                     -> u64
 
 Integers are u64 big-endian, so RocksDB's byte order is numeric order: a walk of sm_by_state from
@@ -27,9 +28,10 @@ IDEM = "sm_idem"
 IDEM_TIME = "sm_idem_time"
 EXECUTORS = "sm_executors"
 SCHEDULES = "sm_schedules"
+ALARMS = "sm_alarms"
 META = "sm_meta"
 
-FAMILIES = [JOBS, BY_STATE, ENDED, BY_SCHEDULE, IDEM, IDEM_TIME, EXECUTORS, SCHEDULES, META]
+FAMILIES = [JOBS, BY_STATE, ENDED, BY_SCHEDULE, IDEM, IDEM_TIME, EXECUTORS, SCHEDULES, ALARMS, META]
 FORMAT_1_FAMILIES = [JOBS, IDEM, EXECUTORS, SCHEDULES, META]
 
 U64 = struct.Struct(">Q")
@@ -89,6 +91,10 @@ def schedule_key(name: str, seq: int) -> bytes:
 
 def schedule_key_seq(key: bytes) -> int:
     return read_u64(key[-8:])
+
+
+def alarm_key(node: str, alarm: str) -> bytes:
+    return node.encode() + SEP + alarm.encode()
 
 
 def idem_value(time_ms: int, job_id: str) -> bytes:

@@ -25,7 +25,7 @@ from raftsched.state.lifecycle import state_name
 from raftsched.state.listing import JobQuery, cut_page
 from raftsched.state.migrate import STATE_FORMAT, check_format, migrate
 from raftsched.state.model import LIVE, TERMINAL, Before, Model, current_attempt
-from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)
 J = jobs_pb2
@@ -65,6 +65,8 @@ class SchedulerState:
         # No handle or view of `db` is kept: rocksdict holds the database open while one lives.
         self._db = db
         self._listeners: list[JobListener] = []
+        # Called with (check id, index) right after a CheckHashCmd is applied (the node hashes).
+        self.on_hash_point: Callable[[int, int], None] | None = None
         self._m = self._load()
 
     @property
@@ -89,10 +91,22 @@ class SchedulerState:
             assert index == last + 1, f"apply gap: entry {index} after applied {last}"
             results.append(None if data is None else apply_command(self._m, data))
             last = index
+            if self._m.hash_points:
+                self._hash_point(index)
         if last != self._m.applied_index:
             self._m.applied_index = last
             self._notify(self._flush())
         return results
+
+    def _hash_point(self, index: int) -> None:
+        """A CheckHashCmd was applied: write everything up to it, then let the node take a view
+        of exactly this state (RocksDB snapshots, cheap) to hash while apply goes on."""
+        self._m.applied_index = index
+        self._notify(self._flush())
+        checks, self._m.hash_points = self._m.hash_points, []
+        for check_id in checks:
+            if self.on_hash_point is not None:
+                self.on_hash_point(check_id, index)
 
     def _flush(self) -> list[jobs_pb2.Job]:
         """Write every pending change and the meta in one batch; returns the changed jobs."""
@@ -110,6 +124,13 @@ class SchedulerState:
                 batch.delete(name.encode(), handle)
             else:
                 batch.put(name.encode(), schedule.SerializeToString(deterministic=True), handle)
+        handle = self._db.handle(keys.ALARMS)
+        for node, name in m.dirty_alarms:
+            alarm = m.alarms.get((node, name))
+            if alarm is None:
+                batch.delete(keys.alarm_key(node, name), handle)
+            else:
+                batch.put(keys.alarm_key(node, name), alarm.SerializeToString(deterministic=True), handle)
         handle = self._db.handle(keys.META)
         for meta_key, value in _meta(m).items():
             batch.put(meta_key, keys.u64(value), handle)
@@ -189,6 +210,9 @@ class SchedulerState:
             m.executors[bytes(key).decode()] = J.ExecutorInfo.FromString(value)
         for key, value in self._db.cf(keys.SCHEDULES).items():
             m.schedules[bytes(key).decode()] = scheduler_pb2.Schedule.FromString(value)
+        for _key, value in self._db.cf(keys.ALARMS).items():
+            alarm = admin_pb2.Alarm.FromString(value)
+            m.alarms[(alarm.node, alarm.alarm)] = alarm
         live = sorted(self._live_jobs(), key=lambda job: job.seq)  # ordered indexes as before the restart
         for job in live:
             m.index_live(job)
@@ -213,10 +237,15 @@ class SchedulerState:
 
     def fingerprint(self) -> bytes:
         """A digest of the stored state (what RocksDB holds, not what memory believes)."""
-        digest = hashlib.blake2b(digest_size=16)
-        for name, key, value in self.records():
-            digest.update(b"%s\x00%d:%b%d:%b" % (name.encode(), len(key), key, len(value), value))
-        return digest.digest()
+        digest = StateDigest(self.views())
+        while not digest.step(1 << 30):
+            pass
+        return digest.value()
+
+    def views(self) -> list[tuple[str, Any]]:
+        """A consistent read view of every family (RocksDB snapshots, taken together between two
+        applies): what `StateDigest` reads while apply goes on."""
+        return [(name, self._db.cf(name).snapshot()) for name in COLUMN_FAMILIES]
 
     def snapshot(self) -> bytes:
         """The record stream as one checked blob (`raftsched.state.snapshot`); for small states."""
@@ -326,6 +355,12 @@ class SchedulerState:
     def is_held(self, job_id: str) -> bool:
         return self._m.is_held(job_id)
 
+    def alarms(self) -> list[admin_pb2.Alarm]:
+        return [_copy(alarm) for _, alarm in sorted(self._m.alarms.items())]
+
+    def alarms_of(self, node: str) -> list[str]:
+        return sorted(name for (who, name) in self._m.alarms if who == node)
+
     # --- history the leader may purge (raftsched.scheduler.retention) ---------------------------
 
     def expired_jobs(self, ended_before_ms: int, limit: int, scan_limit: int) -> list[str]:
@@ -405,6 +440,38 @@ class SchedulerState:
     def slots_in_use(self, executor_id: str) -> int:
         """Slots taken by the executor's current attempts (a job's slots, 0 counting as 1)."""
         return self._m.slots_in_use(executor_id)
+
+
+class StateDigest:
+    """A digest of every record of the given views, computed a bounded number of records at a
+    time (`step`), so a node can hash millions of records without holding its event loop."""
+
+    def __init__(self, views: list[tuple[str, Any]]) -> None:
+        self._digest = hashlib.blake2b(digest_size=16)
+        self._views = iter(views)
+        self._name = ""
+        self._items: Iterator[tuple[bytes, bytes]] | None = None
+
+    def step(self, budget: int) -> bool:
+        """Hash up to `budget` records; True when every record has been hashed."""
+        while budget > 0:
+            if self._items is None:
+                nxt = next(self._views, None)
+                if nxt is None:
+                    return True
+                self._name, view = nxt
+                self._items = iter(view.items())
+            for key, value in itertools.islice(self._items, budget):
+                key, value = bytes(key), bytes(value)
+                self._digest.update(b"%s\x00%d:%b%d:%b" % (self._name.encode(), len(key), key, len(value), value))
+                budget -= 1
+            else:
+                if budget > 0:
+                    self._items = None  # this family is done
+        return False
+
+    def value(self) -> bytes:
+        return self._digest.digest()
 
 
 def _index_entries(job: jobs_pb2.Job, at: Before) -> dict[tuple[str, bytes], bytes]:

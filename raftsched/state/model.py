@@ -26,7 +26,7 @@ from typing import Protocol
 
 from raftsched.state import keys
 from raftsched.state.indexes import SortedKeys
-from raftsched.v1 import jobs_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
 
 J = jobs_pb2
 TERMINAL = frozenset({J.JOB_STATE_SUCCEEDED, J.JOB_STATE_FAILED, J.JOB_STATE_CANCELLED, J.JOB_STATE_SKIPPED})
@@ -114,6 +114,7 @@ class Model:
     counts: dict[int, int] = field(default_factory=dict)  # jobs by state, exact
     executors: dict[str, jobs_pb2.ExecutorInfo] = field(default_factory=dict)
     schedules: dict[str, scheduler_pb2.Schedule] = field(default_factory=dict)  # by name (= id)
+    alarms: dict[tuple[str, str], admin_pb2.Alarm] = field(default_factory=dict)  # (node, alarm) -> it
     next_seq: int = 1
     applied_index: int = 0
     counters: Counters = field(default_factory=Counters)
@@ -122,7 +123,9 @@ class Model:
     idem_del: dict[str, int] = field(default_factory=dict)  # key -> its time (for the time index)
     dirty_executors: dict[str, None] = field(default_factory=dict)  # an ordered set
     dirty_schedules: dict[str, None] = field(default_factory=dict)  # put or deleted (absent)
+    dirty_alarms: dict[tuple[str, str], None] = field(default_factory=dict)  # put or deleted (absent)
     ended_scheduled: list[str] = field(default_factory=list)  # jobs of schedules that just ended
+    hash_points: list[int] = field(default_factory=list)  # check ids applied, to hash the state after
 
     # --- reading jobs ---------------------------------------------------------------------------
 
@@ -346,6 +349,14 @@ class Model:
         del self.schedules[name]
         self.dirty_schedules[name] = None
 
+    def set_alarm(self, alarm: admin_pb2.Alarm | None, node: str, name: str) -> None:
+        """Raise (`alarm`) or clear (None) the alarm `name` on `node`."""
+        if alarm is None:
+            self.alarms.pop((node, name), None)
+        else:
+            self.alarms[(node, name)] = alarm
+        self.dirty_alarms[(node, name)] = None
+
     # --- after a flush --------------------------------------------------------------------------
 
     def flushed(self) -> None:
@@ -356,6 +367,7 @@ class Model:
         self.idem_del.clear()
         self.dirty_executors.clear()
         self.dirty_schedules.clear()
+        self.dirty_alarms.clear()
         for job in self.touched.values():
             if job.state in LIVE:  # finished jobs are rarely read again: RocksDB has them
                 self._cache_put(job)

@@ -23,7 +23,8 @@ from raftsched.storage.errors import CorruptionError, StoreError
 
 HARD_STATE_KEY = b"hard_state"
 SNAPSHOT_KEY = b"snapshot_meta"
-DEFAULT_CACHE_ENTRIES = 16_384
+DEFAULT_CACHE_ENTRIES = 4096
+DEFAULT_CACHE_BYTES = 8 << 20  # whichever bound comes first: SubmitJobs entries can be large
 _FIRST_KEY = codec.index_key(0)
 _END_KEY = codec.index_key(codec.MAX_INDEX)  # exclusive bound: index 2**64-1 is never used
 
@@ -44,6 +45,7 @@ class RaftStore:
         self._last = max(self._snapshot.index, self._last_stored_index())
         # Invariant: the cache is empty or a contiguous run of the log ending exactly at `_last`.
         self._cache: list[Entry] = []
+        self._cache_bytes = 0  # Invariant: the sum of entry_size over the cache
 
     # --- Storage protocol (read-only, what the core sees) -------------------------------------
 
@@ -284,20 +286,36 @@ class RaftStore:
         self._bootstrapped = True
         if not keep_suffix:
             self._last = meta.index
-            self._cache = []
+            self._clear_cache()
         elif self._cache and self._cache[0].index <= meta.index:
-            del self._cache[: meta.index + 1 - self._cache[0].index]
+            count = meta.index + 1 - self._cache[0].index
+            self._drop_cached(count, sum(entry_size(e) for e in self._cache[:count]))
 
     def _append_cached(self, entries: list[Entry]) -> None:
         cache, first = self._cache, entries[0].index
         if cache and cache[0].index < first <= cache[-1].index + 1:
-            del cache[first - cache[0].index :]  # conflict truncation (a no-op when appending)
+            cut = first - cache[0].index  # conflict truncation (nothing when appending)
+            self._cache_bytes -= sum(entry_size(e) for e in cache[cut:])
+            del cache[cut:]
         else:
-            cache.clear()
+            self._clear_cache()
         cache.extend(entries)
+        self._cache_bytes += sum(entry_size(e) for e in entries)
         self._last = entries[-1].index
-        if len(cache) > self._cache_limit:
-            del cache[: len(cache) - self._cache_limit]
+        drop = max(0, len(cache) - self._cache_limit)
+        freed = sum(entry_size(e) for e in cache[:drop])
+        while drop < len(cache) - 1 and self._cache_bytes - freed > DEFAULT_CACHE_BYTES:
+            freed += entry_size(cache[drop])
+            drop += 1
+        self._drop_cached(drop, freed)
+
+    def _drop_cached(self, count: int, size: int) -> None:
+        del self._cache[:count]
+        self._cache_bytes -= size
+
+    def _clear_cache(self) -> None:
+        self._cache = []
+        self._cache_bytes = 0
 
 
 def _found(key: bytes | None) -> str:

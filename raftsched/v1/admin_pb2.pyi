@@ -151,3 +151,45 @@ class ReadLogResponse(_message.Message):
     commit_index: int
     first_index: int
     def __init__(self, entries: _Optional[_Iterable[_Union[_raft_pb2.Entry, _Mapping]]] = ..., commit_index: _Optional[int] = ..., first_index: _Optional[int] = ...) -> None: ...
+
+class Alarm(_message.Message):
+    __slots__ = ("node", "alarm", "reason", "raised_ms")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ALARM_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RAISED_MS_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    alarm: str
+    reason: str
+    raised_ms: int
+    def __init__(self, node: _Optional[str] = ..., alarm: _Optional[str] = ..., reason: _Optional[str] = ..., raised_ms: _Optional[int] = ...) -> None: ...
+
+class ListAlarmsRequest(_message.Message):
+    __slots__ = ("stale",)
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    stale: bool
+    def __init__(self, stale: _Optional[bool] = ...) -> None: ...
+
+class ListAlarmsResponse(_message.Message):
+    __slots__ = ("alarms",)
+    ALARMS_FIELD_NUMBER: _ClassVar[int]
+    alarms: _containers.RepeatedCompositeFieldContainer[Alarm]
+    def __init__(self, alarms: _Optional[_Iterable[_Union[Alarm, _Mapping]]] = ...) -> None: ...
+
+class StateHashRequest(_message.Message):
+    __slots__ = ("check_id",)
+    CHECK_ID_FIELD_NUMBER: _ClassVar[int]
+    check_id: int
+    def __init__(self, check_id: _Optional[int] = ...) -> None: ...
+
+class StateHashResponse(_message.Message):
+    __slots__ = ("ready", "index", "digest", "node")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    index: int
+    digest: bytes
+    node: str
+    def __init__(self, ready: _Optional[bool] = ..., index: _Optional[int] = ..., digest: _Optional[bytes] = ..., node: _Optional[str] = ...) -> None: ...

@@ -75,6 +75,16 @@ class AdminStub:
                 request_serializer=raftsched_dot_v1_dot_admin__pb2.ReadLogRequest.SerializeToString,
                 response_deserializer=raftsched_dot_v1_dot_admin__pb2.ReadLogResponse.FromString,
                 _registered_method=True)
+        self.ListAlarms = channel.unary_unary(
+                '/raftsched.v1.Admin/ListAlarms',
+                request_serializer=raftsched_dot_v1_dot_admin__pb2.ListAlarmsRequest.SerializeToString,
+                response_deserializer=raftsched_dot_v1_dot_admin__pb2.ListAlarmsResponse.FromString,
+                _registered_method=True)
+        self.StateHash = channel.unary_unary(
+                '/raftsched.v1.Admin/StateHash',
+                request_serializer=raftsched_dot_v1_dot_admin__pb2.StateHashRequest.SerializeToString,
+                response_deserializer=raftsched_dot_v1_dot_admin__pb2.StateHashResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -129,6 +139,19 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlarms(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StateHash(self, request, context):
+        """node to node: the corruption check
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +194,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ReadLog,
                     request_deserializer=raftsched_dot_v1_dot_admin__pb2.ReadLogRequest.FromString,
                     response_serializer=raftsched_dot_v1_dot_admin__pb2.ReadLogResponse.SerializeToString,
+            ),
+            'ListAlarms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlarms,
+                    request_deserializer=raftsched_dot_v1_dot_admin__pb2.ListAlarmsRequest.FromString,
+                    response_serializer=raftsched_dot_v1_dot_admin__pb2.ListAlarmsResponse.SerializeToString,
+            ),
+            'StateHash': grpc.unary_unary_rpc_method_handler(
+                    servicer.StateHash,
+                    request_deserializer=raftsched_dot_v1_dot_admin__pb2.StateHashRequest.FromString,
+                    response_serializer=raftsched_dot_v1_dot_admin__pb2.StateHashResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -390,6 +423,60 @@ class Admin:
             '/raftsched.v1.Admin/ReadLog',
             raftsched_dot_v1_dot_admin__pb2.ReadLogRequest.SerializeToString,
             raftsched_dot_v1_dot_admin__pb2.ReadLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlarms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftsched.v1.Admin/ListAlarms',
+            raftsched_dot_v1_dot_admin__pb2.ListAlarmsRequest.SerializeToString,
+            raftsched_dot_v1_dot_admin__pb2.ListAlarmsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StateHash(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftsched.v1.Admin/StateHash',
+            raftsched_dot_v1_dot_admin__pb2.StateHashRequest.SerializeToString,
+            raftsched_dot_v1_dot_admin__pb2.StateHashResponse.FromString,
             options,
             channel_credentials,
             insecure,
