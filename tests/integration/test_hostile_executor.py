@@ -25,7 +25,6 @@ import re
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -87,7 +86,7 @@ def refused(c: MetricsCluster) -> dict[tuple[str, str], float]:
 
 
 def more_refused(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]) -> dict[str, float]:
-    return {f"{k}/{r}": after[(k, r)] - before.get((k, r), 0.0) for k, r in after if after[(k, r)] > before.get((k, r), 0)}
+    return {f"{k}/{r}": n - before.get((k, r), 0.0) for (k, r), n in after.items() if n > before.get((k, r), 0.0)}
 
 
 def committed(c: MetricsCluster) -> list[commands_pb2.Command]:

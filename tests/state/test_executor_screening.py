@@ -137,11 +137,11 @@ def _register(**fields: object) -> E.Register:
 
 def test_register_limits_cover_its_lists() -> None:
     check_register(_register(running=[J.AttemptRef(job_id="j1", attempt=1)] * MAX_RUNNING_REFS))
-    with pytest.raises(ValidationError, match="^running: "):
+    with pytest.raises(ValidationError, match=r"^running: "):
         check_register(_register(running=[J.AttemptRef(job_id="j1", attempt=1)] * (MAX_RUNNING_REFS + 1)))
-    with pytest.raises(ValidationError, match="^unacked: "):
+    with pytest.raises(ValidationError, match=r"^unacked: "):
         check_register(_register(unacked=[E.TaskFinished(job_id="j1", attempt=1)] * (MAX_REPORT_ITEMS + 1)))
-    with pytest.raises(ValidationError, match="^slots: "):
+    with pytest.raises(ValidationError, match=r"^slots: "):
         check_register(_register(slots=2**32 - 1))
 
 
@@ -150,6 +150,6 @@ def test_message_limits() -> None:
     with pytest.raises(ValidationError, match=r"^heartbeat\.running: "):
         check_message(E.ExecutorMessage(heartbeat=E.Heartbeat(
             running=[J.AttemptRef(job_id="j1", attempt=1)] * (MAX_RUNNING_REFS + 1))))
-    with pytest.raises(ValidationError, match="^started: "):
+    with pytest.raises(ValidationError, match=r"^started: "):
         check_message(E.ExecutorMessage(started=[E.TaskStarted(job_id="j1", attempt=1)] * MAX_REPORT_ITEMS,
                                         finished=[E.TaskFinished(job_id="j1", attempt=1)]))
