@@ -131,7 +131,7 @@ class Executor:
         self._changed = asyncio.Event()  # replaced on every change; see _notify
         self._leader_id = ""
         self._ran = False
-        self._last_refusal = ""  # the last registration refusal logged (each is logged once)
+        self._last_refusal = ""  # the code of the last registration refusal logged (each is logged once)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -304,11 +304,11 @@ class Executor:
         return _Outcome(session.established, "")
 
     def _refused(self, target: str, code: grpc.StatusCode, reason: str) -> _Outcome:
-        """The leader refused the registration: say so once (not at every retry)."""
+        """The leader refused the registration: say so once per code until a session is established
+        (not at every retry; the reason may change in small ways, such as how long ago)."""
         permanent = code in PERMANENT_REFUSALS
-        text = f"{code.name}: {reason}"
-        if text != self._last_refusal:
-            self._last_refusal = text
+        if code.name != self._last_refusal:
+            self._last_refusal = code.name
             self._event("register-refused", level=logging.ERROR if permanent else logging.WARNING,
                         address=target, code=code.name, reason=repr(reason))
         return _Outcome(False, "", refused=permanent)

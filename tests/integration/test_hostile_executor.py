@@ -21,7 +21,9 @@ that a session's takeover by silence is seen well before the executor would be d
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -335,6 +337,36 @@ async def test_a_silent_sessions_id_is_taken_over_after_lease_and_kill_grace(
     finally:
         old.close()
         new.close()
+
+
+def test_a_real_executor_restarted_beside_its_frozen_old_process_gets_its_id_after_the_silence(
+        live: MetricsCluster) -> None:
+    """`raftsched executor` retries ALREADY_EXISTS: the frozen process's session is taken over once
+    silent for lease + kill grace, not before (its lease has lapsed by then: promise 9)."""
+    old = live.start_executor("r1", 1, *E1_FLAGS)
+    live.wait_executors("r1")
+    os.killpg(old.pid, signal.SIGSTOP)
+    frozen_at = time.time()
+    try:
+        new = live.start_executor("r1", 1, *E1_FLAGS)
+
+        def new_log() -> str:  # both processes write r1.log: the new one's part starts at its marker
+            return new.log.read_text(errors="replace").rsplit("=== ", 1)[-1]
+
+        wait_for(lambda: "event=connected" in new_log(), 20, "the new r1 registered")
+        text = new_log()
+        line = next(ln for ln in text.splitlines() if "event=connected" in ln)
+        connected_at = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
+        # Its last heartbeat came at most 200 ms before the freeze.
+        assert connected_at >= frozen_at + TAKEOVER_S - 0.2 - 0.05, (connected_at - frozen_at, text[-1500:])
+        assert text.count("event=register-refused") <= 1  # logged once, however many retries
+        views = {e.id: e for e in live.client().list_executors().executors}
+        assert views["r1"].state == J.EXECUTOR_STATE_CONNECTED
+    finally:
+        live.kill_executor("r1")
+        os.killpg(old.pid, signal.SIGKILL)  # stopped or not
+        assert old.popen is not None
+        old.popen.wait(10)
 
 
 # --- 3. reports on attempts an executor never held ------------------------------------------------
