@@ -74,6 +74,7 @@ class TokenTable:
     """Accepted tokens, by digest."""
 
     def __init__(self, grants_by_digest: Mapping[str, str | Grant]) -> None:
+        # digest -> Grant (named _roles still: only digests are kept, and tests look)
         self._roles = {d: g if isinstance(g, Grant) else Grant(g) for d, g in grants_by_digest.items()}
 
     def __len__(self) -> int:
