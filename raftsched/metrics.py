@@ -289,6 +289,12 @@ class NodeCollector(Collector):
         connected = len(node.scheduler.sessions) if node.is_leader else 0
         yield _gauge("raftsched_executors_connected", "Executor streams open to this node (the leader)",
                      connected)
+        refused = CounterMetricFamily("raftsched_executor_messages_refused", "What executors sent that this node "
+                                      "refused while leading, by kind (register, message, running, started, "
+                                      "finished) and reason; none of it was proposed", labels=["kind", "reason"])
+        for (kind, reason), count in sorted(node.scheduler.refusals.counts.items()):
+            refused.add_metric([kind.value, reason.value], count)
+        yield refused
         if not node.is_leader:
             return
         by_state = GaugeMetricFamily("raftsched_executors", "Known executors by state (on the leader)",

@@ -1,4 +1,10 @@
-"""Executor streams (SPEC §4 Executor): only the leader serves them; others redirect."""
+"""Executor streams (SPEC §4 Executor): only the leader serves them; others redirect.
+
+The first message must register. Before anything else happens (no session, no proposal), the
+registration is checked against the protocol's limits (INVALID_ARGUMENT naming the field) and,
+when the caller's certificate or token names an executor id, against that id
+(PERMISSION_DENIED). Refusals are counted in `LeaderScheduler.refusals` and logged once per 10 s.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from raftsched.api.forward import LEADER_KEY
+from raftsched.scheduler.screening import Kind, Reason, Refusal, check_register
+from raftsched.security.auth import caller_executor
+from raftsched.state.validate import ValidationError, echo
 from raftsched.v1 import executor_pb2_grpc
 
 if TYPE_CHECKING:
@@ -24,4 +33,22 @@ class ExecutorService(executor_pb2_grpc.ExecutorServicer):
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION, f"not the leader; the leader is {leader or 'not known yet'}"
             )
-        await self.node.scheduler.serve(context)
+        first = await context.read()
+        if first is grpc.aio.EOF or not first.HasField("register"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "register: the first message must register")
+        await self._admit(first.register, context)
+        await self.node.scheduler.serve(context, first)
+
+    async def _admit(self, reg: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Abort unless `reg` is within the protocol's limits and the caller may register its id."""
+        refusals = self.node.scheduler.refusals
+        try:
+            check_register(reg)
+        except ValidationError as err:
+            refusals.add(Refusal(Kind.REGISTER, Reason.INVALID, reg.executor_id, str(err)))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"register.{err}")
+        bound = caller_executor()
+        if bound is not None and bound != reg.executor_id:
+            why = f"register.executor_id: {echo(reg.executor_id)} is not {bound!r}, the executor your credentials name"
+            refusals.add(Refusal(Kind.REGISTER, Reason.IDENTITY, reg.executor_id, why))
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)

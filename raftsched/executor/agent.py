@@ -16,6 +16,11 @@ Protocol (the leader side must match it):
   stream until then.
 * When no leader message arrives for max(lease_ms, 2 * heartbeat_ms) the stream is presumed dead
   (a deposed leader may hold it open) and the agent reconnects.
+* The leader refuses a registration out of the protocol's limits (INVALID_ARGUMENT), under an id
+  the agent's certificate or token does not name (PERMISSION_DENIED), or under the id of a live
+  session (ALREADY_EXISTS: after a quick restart, until the old stream is gone or silent for the
+  lease plus the kill grace). The agent logs each refusal once (a WARNING, an ERROR for the ones
+  that retrying cannot fix) and keeps trying, every REFUSED_RETRY_S after those.
 
 Lease (SPEC §6 promise 9, see lease.py): when it runs out, every running attempt is killed and
 reported FENCED; assignments arriving without a lease are refused as FENCED "lease not held". A
@@ -36,12 +41,13 @@ from typing import Any, NamedTuple
 import grpc
 import grpc.aio
 
-from raftsched.config import ExecutorConfig
+from raftsched.config import ConfigError, ExecutorConfig
 from raftsched.executor.handlers import HandlerFn, HandlerRegistry, default_registry
 from raftsched.executor.lease import Clock, Lease
 from raftsched.executor.runner import AttemptKey, AttemptRunner, finished
 from raftsched.security.tls import channel_credentials
 from raftsched.security.tokens import read_token_file
+from raftsched.state.validate import ValidationError, validate_executor
 from raftsched.v1 import executor_pb2 as epb
 from raftsched.v1 import executor_pb2_grpc as epb_grpc
 from raftsched.v1 import jobs_pb2 as jpb
@@ -57,6 +63,10 @@ MAX_UNACKED = 10_000  # results kept for a leader that never acknowledges; the o
 MAX_MESSAGE_BYTES = 16 << 20
 FORCED_FLUSH_S = 1.0
 CANCEL_WAIT_S = 5.0  # after a forced stop, how long to try reporting the killed attempts
+REFUSED_RETRY_S = 5.0  # between registrations the leader refused for good (bad id, wrong credentials)
+# Registration refusals a retry cannot fix (the process must be given another id or credentials).
+PERMANENT_REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED,
+                                grpc.StatusCode.UNAUTHENTICATED})
 
 
 class SessionEnded(Exception):
@@ -66,6 +76,7 @@ class SessionEnded(Exception):
 class _Outcome(NamedTuple):
     established: bool  # the leader answered (a session existed)
     leader_hint: str  # from a FAILED_PRECONDITION refusal; "" when none
+    refused: bool = False  # the registration was refused for good (see PERMANENT_REFUSALS)
 
 
 @dataclass(slots=True)
@@ -120,6 +131,7 @@ class Executor:
         self._changed = asyncio.Event()  # replaced on every change; see _notify
         self._leader_id = ""
         self._ran = False
+        self._last_refusal = ""  # the code of the last registration refusal logged (each is logged once)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -248,6 +260,10 @@ class Executor:
             outcome = await self._connect_once(target)
             if outcome.established:
                 self._backoff.reset()
+                self._last_refusal = ""
+            if outcome.refused:
+                await asyncio.sleep(REFUSED_RETRY_S)
+                continue
             if outcome.leader_hint:
                 target, redirects_in_row = outcome.leader_hint, redirects_in_row + 1
                 if redirects_in_row == 1:
@@ -280,10 +296,22 @@ class Executor:
             self._event("not-leader", level=logging.INFO, address=target, leader=hint or "unknown")
             return _Outcome(False, hint)
         reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        if not session.established and code in (*PERMANENT_REFUSALS, grpc.StatusCode.ALREADY_EXISTS):
+            return self._refused(target, code, reason or "")
         level = logging.WARNING if session.established else logging.DEBUG
         self._event("disconnected", level=level, address=target, code=code.name if code else "-",
                     reason=reason or type(exc).__name__)
         return _Outcome(session.established, "")
+
+    def _refused(self, target: str, code: grpc.StatusCode, reason: str) -> _Outcome:
+        """The leader refused the registration: say so once per code until a session is established
+        (not at every retry; the reason may change in small ways, such as how long ago)."""
+        permanent = code in PERMANENT_REFUSALS
+        if code.name != self._last_refusal:
+            self._last_refusal = code.name
+            self._event("register-refused", level=logging.ERROR if permanent else logging.WARNING,
+                        address=target, code=code.name, reason=repr(reason))
+        return _Outcome(False, "", refused=permanent)
 
     def _open_channel(self, target: str) -> grpc.aio.Channel:
         options = [
@@ -616,4 +644,16 @@ def main(config: ExecutorConfig, *, handlers: HandlerRegistry | None = None) -> 
         logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     if not config.tls.enabled:
         logging.getLogger("raftsched.executor").warning("executor %s: insecure mode (no TLS)", config.id)
-    return Executor(config, handlers=handlers).main()
+    executor = Executor(config, handlers=handlers)
+    check_registration(executor)
+    return executor.main()
+
+
+def check_registration(executor: Executor) -> None:
+    """Raise ConfigError when the leader would refuse what this executor registers with (its id,
+    slots, labels, handler names: raftsched.state.validate), so that it fails at start, clearly."""
+    config = executor.config
+    try:
+        validate_executor(config.id, config.slots, config.labels, executor.handlers.names())
+    except ValidationError as err:
+        raise ConfigError(f"executor {config.id[:100]!r} cannot register: {err}") from None

@@ -24,10 +24,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
+from raftsched.state.validate import LABEL_RE, MAX_HANDLER_CHARS
+
 HandlerResult = bytes | str | None
 HandlerFn = Callable[["TaskContext"], Awaitable[HandlerResult]]
 
-MAX_HANDLER_NAME = 128
+MAX_HANDLER_NAME = MAX_HANDLER_CHARS  # the leader refuses a registration with longer names
 
 
 class OutputTail:
@@ -76,8 +78,9 @@ class HandlerRegistry:
                 self.register(name, fn)
 
     def register(self, name: str, fn: HandlerFn, *, replace: bool = False) -> None:
-        if not name or len(name) > MAX_HANDLER_NAME:
-            raise ValueError(f"handler name must be 1..{MAX_HANDLER_NAME} characters, got {name!r}")
+        if not name or len(name) > MAX_HANDLER_NAME or not LABEL_RE.fullmatch(name):
+            raise ValueError(f"handler name must be 1..{MAX_HANDLER_NAME} characters of [A-Za-z0-9._/-] "
+                             f"(the leader refuses others), got {name[:100]!r}")
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"handler {name!r} must be an async def function")
         if name in self._fns and not replace:

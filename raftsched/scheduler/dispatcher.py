@@ -5,6 +5,17 @@ this node leads (started and stopped by the node on leadership changes).
 Failure detection (SPEC promises 5, 9, 10): an executor is declared down only when it has not been
 heard from for the executor timeout, and never before one executor timeout has passed since this
 leader was elected, so that executors of a failed-over cluster have time to reconnect.
+
+Executor streams (issue 14): a registration reaches `serve` checked against the protocol's limits
+and the caller's identity (raftsched.api.executor_service). One session per executor id: a second
+registration under the id of a live session is refused with ALREADY_EXISTS, and disturbs nothing.
+A session is live until it has been silent for the lease plus the kill grace (`takeover_s`): by
+then the executor's lease has lapsed and its tasks were killed (promise 9), so an executor that
+restarted before its old stream was noticed dead gets its id back after at most that long, and
+usually at once (a dead process's connection closes, and its stream with it). Reports are
+screened before anything is proposed (raftsched.scheduler.screening): only attempts the executor
+holds, or held and lost, reach the log. Nothing is judged before this leader has applied what
+was committed before its term.
 """
 
 from __future__ import annotations
@@ -20,8 +31,21 @@ import grpc
 
 from raftsched.scheduler.retention import Purger, RetentionPolicy
 from raftsched.scheduler.schedules import ScheduleFirer
+from raftsched.scheduler.screening import (
+    Holding,
+    Kind,
+    Reason,
+    Refusal,
+    Refusals,
+    check_message,
+    describe,
+    holding,
+    result_end_ok,
+)
 from raftsched.scheduler.sessions import ExecutorSession
 from raftsched.state import commands as cmds
+from raftsched.state.lifecycle import ERROR_MAX_CHARS
+from raftsched.state.validate import ValidationError
 from raftsched.v1 import executor_pb2, jobs_pb2
 
 if TYPE_CHECKING:
@@ -36,6 +60,7 @@ QUEUED_PER_ROUND = 2048  # queued jobs one round looks at, at most (a bounded co
 ROUNDS_IN_FLIGHT = 4  # assignment batches being replicated at once
 RESEND_AFTER_MS = 2000  # an unstarted assignment missing from heartbeats this long was lost
 REPORTS_IN_FLIGHT = 8  # report batches of one executor being replicated at once
+CATCH_UP_TIMEOUT_S = 5.0  # a registration waits this long for the new leader to apply its log
 TERMINAL = {
     jobs_pb2.JOB_STATE_SUCCEEDED,
     jobs_pb2.JOB_STATE_FAILED,
@@ -62,6 +87,10 @@ class LeaderScheduler:
         self._assigning: dict[str, tuple[str, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._timeout_s = node.config.executor_timeout_ms / 1000
+        # A live session's id goes to a new registration only after this much silence (see above).
+        self.takeover_s = (node.config.lease_ms + node.config.kill_grace_ms) / 1000
+        self.refusals = Refusals()  # what executors sent that was refused, for the node's life
+        self._caught_up = asyncio.Event()  # this leader applied what was committed before its term
         self.schedules = ScheduleFirer(node)  # fires recurring schedules while this node leads
         policy = RetentionPolicy(node.config.job_retention, node.config.idempotency_window)
         self.purger = Purger(node.sm, node.propose_internal, policy, now_ms)  # forgets old history
@@ -77,8 +106,10 @@ class LeaderScheduler:
             return
         self.elected_at = time.monotonic()
         self.last_seen.clear()
+        self._caught_up = asyncio.Event()
         self.sm.add_listener(self._on_job_change)
         self._tasks = [
+            asyncio.create_task(self._catch_up(), name="catch-up"),
             asyncio.create_task(self._dispatch_loop(), name="dispatch"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
             asyncio.create_task(self.purger.run(), name="retention"),
@@ -102,15 +133,27 @@ class LeaderScheduler:
 
     # --- executor streams ---
 
-    async def serve(self, context: Context) -> None:
-        """Run one executor's Connect stream until it ends or this node stops leading."""
-        first = await context.read()
-        if first is grpc.aio.EOF or not first.HasField("register") or not first.register.executor_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "register: the first message must register")
+    async def _catch_up(self) -> None:
+        """Apply everything committed before this term (a read barrier), then let executors in:
+        until then an attempt the previous leader assigned may look unknown here."""
+        while not self._caught_up.is_set():
+            try:
+                await self.node.driver.read_barrier()
+            except Exception as err:  # no quorum yet, or leadership lost (then we are stopped)
+                log.info("leader scheduler: not caught up yet: %s", err)
+                await asyncio.sleep(DISPATCH_INTERVAL)
+            else:
+                self._caught_up.set()
+
+    async def serve(self, context: Context, first: executor_pb2.ExecutorMessage) -> None:
+        """Run one executor's Connect stream until it ends or this node stops leading. `first`
+        is its registration, checked against the protocol's limits and the caller's identity."""
+        await self._wait_caught_up(context)
         session = ExecutorSession(first.register)
-        old = self.sessions.get(session.id)
-        if old is not None:
-            old.close()
+        refused = self._claim(session)
+        if refused:
+            self.refusals.add(Refusal(Kind.REGISTER, Reason.DUPLICATE, session.id, refused))
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"register.executor_id: {refused}")
         # What we believe it runs, taken before any await: assignments made from here on go to
         # the new session and must not be mistaken for attempts the executor lost.
         held = {(r.job_id, r.attempt) for r in self.sm.attempts_on(session.id)}
@@ -121,7 +164,6 @@ class LeaderScheduler:
         ]
         try:
             await self._register(session, first, held)
-            self.sessions[session.id] = session
             self._kick.set()
             await self._read_loop(session, context)
         finally:
@@ -132,6 +174,32 @@ class LeaderScheduler:
             if self.sessions.get(session.id) is session:
                 del self.sessions[session.id]
             log.info("executor %s: stream closed", session.id)
+
+    async def _wait_caught_up(self, context: Context) -> None:
+        try:
+            async with asyncio.timeout(CATCH_UP_TIMEOUT_S):
+                await self._caught_up.wait()
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the leader has not applied its log yet; retry")
+        if not self.running:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "this node stopped leading; retry")
+
+    def _claim(self, session: ExecutorSession) -> str:
+        """Make `session` the one of its id, with no await in between; "" when done, else why not:
+        another session of that id is live (heard from within `takeover_s`)."""
+        old = self.sessions.get(session.id)
+        if old is not None and old.open:
+            silent = old.silent_for(time.monotonic())
+            if silent < self.takeover_s:
+                return (f"executor {session.id} is connected already (heard from {silent:.1f} s ago); a second "
+                        f"registration under its id is refused. An executor that restarted gets its id back "
+                        f"once the old stream closes or has been silent for {self.takeover_s:.1f} s: retry")
+            log.warning("executor %s: a new registration replaces its session, silent for %.1f s",
+                        session.id, silent)
+        if old is not None:
+            old.close()
+        self.sessions[session.id] = session  # Why now: a concurrent registration must see it taken
+        return ""
 
     async def _register(
         self, session: ExecutorSession, first: executor_pb2.ExecutorMessage, held: set[tuple[str, int]]
@@ -192,12 +260,22 @@ class LeaderScheduler:
                 msg = read.result()
                 if msg is grpc.aio.EOF:
                     return
-                self._on_message(session, msg)
+                problem = self._on_message(session, msg)
+                if problem:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         finally:
             closed.cancel()
 
-    def _on_message(self, session: ExecutorSession, msg: executor_pb2.ExecutorMessage) -> None:
-        self.last_seen[session.id] = time.monotonic()
+    def _on_message(self, session: ExecutorSession, msg: executor_pb2.ExecutorMessage) -> str:
+        """Take one message in; returns why the stream must end ("" when it goes on)."""
+        now = time.monotonic()
+        self.last_seen[session.id] = now
+        session.heard(now)
+        try:
+            check_message(msg)
+        except ValidationError as err:
+            self.refusals.add(Refusal(Kind.MESSAGE, Reason.INVALID, session.id, str(err)))
+            return str(err)
         if msg.HasField("heartbeat"):
             self._on_heartbeat(session, msg.heartbeat)
         if msg.started or msg.finished:
@@ -206,6 +284,7 @@ class LeaderScheduler:
             except asyncio.QueueFull:
                 log.warning("executor %s: too many unreported results, closing its stream", session.id)
                 session.close()
+        return ""
 
     def _on_heartbeat(self, session: ExecutorSession, hb: executor_pb2.Heartbeat) -> None:
         lease_ms = self.node.config.lease_ms
@@ -226,11 +305,58 @@ class LeaderScheduler:
                 await self.node.propose_internal(cmds.drain(executor_id))
 
     def _cancel_stale(self, session: ExecutorSession, running: Any) -> None:
-        """Kill at once what the executor runs but is no longer current (fencing)."""
-        stale = [ref for ref in running if not self._is_current(ref.job_id, ref.attempt, session.id)]
+        """Kill at once what the executor runs but does not hold now (fencing); what it never held
+        is killed too, and counted as refused."""
+        current = self._current_on(session.id)
+        stale = [ref for ref in running if (ref.job_id, ref.attempt) not in current]
         if stale:
+            for ref in stale:
+                self._judge(session, Kind.RUNNING, ref.job_id, ref.attempt)
             log.info("executor %s: cancelling %d stale attempts", session.id, len(stale))
             session.cancel(stale, self._slots_of(stale))
+
+    def _current_on(self, executor_id: str) -> set[tuple[str, int]]:
+        """The attempts `executor_id` holds now (current, given to it), as (job, attempt)."""
+        return {(r.job_id, r.attempt) for r in self.sm.attempts_on(executor_id)}
+
+    def _judge(self, session: ExecutorSession, kind: Kind, job_id: str, attempt: int) -> Holding:
+        """Whether the executor holds an attempt it reports on; refusals are counted here."""
+        job = self.sm.get_job(job_id)
+        held = holding(job, attempt, session.id)
+        if held is Holding.NEVER:
+            reason = Reason.UNKNOWN_JOB if job is None else Reason.NOT_HELD
+            self.refusals.add(Refusal(kind, reason, session.id, describe(job_id, attempt, job)))
+        return held
+
+    def _screen_reports(self, session: ExecutorSession, started: list[Any], finished: list[Any],
+                        ) -> tuple[list[Any], list[Any]]:
+        """The reports that may be proposed: on attempts the executor holds, and results of
+        attempts it held and lost (recorded as stale at apply). Of the rest, a started attempt is
+        cancelled and a result acknowledged (the executor forgets it); see screening."""
+        current = self._current_on(session.id)
+        keep_started, cancel = [], []
+        for ref in started:
+            if (ref.job_id, ref.attempt) in current:
+                keep_started.append(ref)
+            else:  # lost since (dropped: apply would refuse it) or never held (refused)
+                self._judge(session, Kind.STARTED, ref.job_id, ref.attempt)
+                cancel.append(jobs_pb2.AttemptRef(job_id=ref.job_id, attempt=ref.attempt))
+        keep_finished, forget = [], []
+        for item in finished:
+            if not result_end_ok(item):
+                detail = f"{item.job_id[:100]}/{item.attempt}: end {item.end} is not a result"
+                self.refusals.add(Refusal(Kind.FINISHED, Reason.BAD_END, session.id, detail))
+                forget.append(jobs_pb2.AttemptRef(job_id=item.job_id, attempt=item.attempt))
+            elif ((item.job_id, item.attempt) in current
+                  or self._judge(session, Kind.FINISHED, item.job_id, item.attempt) is not Holding.NEVER):
+                keep_finished.append(item)
+            else:
+                forget.append(jobs_pb2.AttemptRef(job_id=item.job_id, attempt=item.attempt))
+        if cancel:
+            session.cancel(cancel, self._slots_of(cancel))
+        if forget:
+            session.send(executor_pb2.LeaderMessage(acked=forget))
+        return keep_started, keep_finished
 
     def _slots_of(self, refs: list[Any]) -> dict[str, int]:
         """job id -> its slots, for anything with a job_id (attempt refs, results)."""
@@ -285,8 +411,10 @@ class LeaderScheduler:
                     batch.append(session.reports.get_nowait())
                 while len(in_flight) >= REPORTS_IN_FLIGHT:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                started = [ref for m in batch for ref in m.started]
-                finished = [item for m in batch for item in m.finished]
+                started, finished = self._screen_reports(
+                    session, [ref for m in batch for ref in m.started], [item for m in batch for item in m.finished])
+                if not started and not finished:
+                    continue
                 try:
                     outcomes = self._propose_report(session, started, finished)
                 except Exception as err:  # refused before proposing: the executor re-reports later
@@ -307,9 +435,8 @@ class LeaderScheduler:
             commands.append(cmds.started(session.id, [(s.job_id, s.attempt) for s in started]))
         if finished:
             items = [
-                cmds.finished_item(
-                    f.job_id, f.attempt, f.end, exit_code=f.exit_code, error=f.error, output_tail=f.output_tail
-                )
+                cmds.finished_item(f.job_id, f.attempt, f.end, exit_code=f.exit_code,
+                                   error=f.error[:ERROR_MAX_CHARS], output_tail=f.output_tail)
                 for f in finished
             ]
             commands.append(cmds.finished(session.id, items))

@@ -16,13 +16,14 @@ OUTBOX_LIMIT = 4096  # messages queued for one executor before we consider it to
 class ExecutorSession:
     def __init__(self, register: executor_pb2.Register) -> None:
         self.id = register.executor_id
-        self.slots = register.slots or 1
+        self.slots = register.slots  # 1..MAX_EXECUTOR_SLOTS: checked before a session is made
         self.labels = dict(register.labels)
         self.handlers = set(register.handlers)
         self.draining = register.draining
         self.outbox: asyncio.Queue[executor_pb2.LeaderMessage] = asyncio.Queue(OUTBOX_LIMIT)
         self.closed = asyncio.Event()
         self.lease_granted_at = 0.0  # monotonic time of the last heartbeat ack (0: never)
+        self.last_heard = time.monotonic()  # of its last message (the register, at first)
         self.reports: asyncio.Queue[executor_pb2.ExecutorMessage] = asyncio.Queue(OUTBOX_LIMIT)
         # Attempts we told it to kill that may still hold their slots: (job, attempt) -> slots.
         # Counted as busy until a heartbeat no longer lists them, so we never over-assign.
@@ -78,3 +79,9 @@ class ExecutorSession:
 
     def grant_lease(self) -> None:
         self.lease_granted_at = time.monotonic()
+
+    def heard(self, now: float) -> None:
+        self.last_heard = now
+
+    def silent_for(self, now: float) -> float:
+        return now - self.last_heard

@@ -13,7 +13,10 @@ judges the call by that role. Only `peer` is trusted to say so.
 
 The checked identity is kept in `CALLER` (a context variable) for the rest of the call. A node
 certificate may name its node id (`urn:raftsched:node:<id>`, see `certs.py`); the Raft service
-then refuses messages whose `from` is another node (`certificate_node`).
+then refuses messages whose `from` is another node (`certificate_node`). Likewise an executor
+certificate may name its executor id (`urn:raftsched:executor:<id>`), and an executor token may
+be bound to one (`tokens.py`); `Executor.Connect` then refuses a registration under another id
+(`caller_executor`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import grpc
 from cryptography import x509
 
 from raftsched.security import roles
-from raftsched.security.certs import node_of, role_of
+from raftsched.security.certs import executor_of, node_of, role_of
 from raftsched.security.tokens import Identity, TokenError, TokenTable, bearer_token
 
 log = logging.getLogger("raftsched.auth")
@@ -102,7 +105,8 @@ class Authenticator:
         name = f"cert:{cn.decode(errors='replace') if isinstance(cn, bytes) else cn}"
         role = role_of(cert)
         node = node_of(cert) if role == roles.PEER else None
-        identity = Identity(name, role if role in roles.ROLES else None, "cert", node)
+        executor = executor_of(cert) if role == roles.EXECUTOR else None
+        identity = Identity(name, role if role in roles.ROLES else None, "cert", node, executor)
         self._cert_cache[pem] = identity
         if len(self._cert_cache) > _CERT_CACHE_SIZE:
             self._cert_cache.popitem(last=False)
@@ -152,6 +156,14 @@ def certificate_node() -> str | None:
     `certs init`: its holder may speak for any node, so nothing can be checked)."""
     identity = CALLER.get()
     return identity.node if identity is not None else None
+
+
+def caller_executor() -> str | None:
+    """The executor id the credentials of the caller name (an executor certificate naming one, or
+    a token bound to one); None in insecure mode, and for the shared `executor.crt` or an unbound
+    executor token: their holder may register under any id, so nothing can be checked."""
+    identity = CALLER.get()
+    return identity.executor if identity is not None else None
 
 
 def _guard(handler: grpc.RpcMethodHandler, admit: Callable[[Context], Awaitable[None]]) -> grpc.RpcMethodHandler:

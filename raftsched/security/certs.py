@@ -5,7 +5,8 @@ Writes, into DIR:
     ca.crt  ca.key                 the CA (keep ca.key off the cluster's machines)
     node.crt node.key              scheduler nodes       role peer (any node id)
     node-<ID>.crt node-<ID>.key    node ID (`--node ID`) role peer, and names ID
-    executor.crt executor.key      executors             role executor
+    executor.crt executor.key      executors             role executor (any executor id)
+    executor-<ID>.crt/.key         executor ID (`--executor ID`) role executor, and names ID
     client.crt client.key          the CLI and clients   role submitter
     admin.crt admin.key            operators             role admin
 
@@ -16,6 +17,10 @@ SANs for 127.0.0.1, localhost and the names given, so any of them can also serve
 A per-node certificate also carries the URI SAN `urn:raftsched:node:<id>`: a node serving with
 TLS refuses Raft messages that such a certificate's holder sends in the name of another node. A
 node given `--tls-dir` uses `node-<its id>.crt` when the directory has one, else `node.crt`.
+
+A per-executor certificate carries the URI SAN `urn:raftsched:executor:<id>`: the leader refuses
+a registration under any other executor id from its holder (PERMISSION_DENIED). An executor uses
+it with `--tls-dir DIR --tls-cert DIR/executor-<id>.crt --tls-key DIR/executor-<id>.key`.
 Keys are ECDSA P-256 (fast handshakes, supported by gRPC's BoringSSL), written with mode 0600.
 """
 
@@ -33,8 +38,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from raftsched.security.tokens import is_executor_id
+
 ROLE_URI_PREFIX = "urn:raftsched:role:"
 NODE_URI_PREFIX = "urn:raftsched:node:"
+EXECUTOR_URI_PREFIX = "urn:raftsched:executor:"
 ORGANIZATION = "raftsched"
 DEFAULT_DAYS = 365
 CA_MIN_DAYS = 3650  # the CA outlives its leaves, so leaves can be renewed under the same CA
@@ -55,15 +63,17 @@ class Issuer:
 
 
 def init_dir(directory: str | os.PathLike[str], *, names: Sequence[str] = (), days: int = DEFAULT_DAYS,
-             force: bool = False, nodes: Sequence[str] = ()) -> list[Path]:
-    """Create the CA and every leaf in `directory`, plus `node-<id>.crt` for each of `nodes`;
-    returns the files written."""
+             force: bool = False, nodes: Sequence[str] = (), executors: Sequence[str] = ()) -> list[Path]:
+    """Create the CA and every leaf in `directory`, plus `node-<id>.crt` for each of `nodes` and
+    `executor-<id>.crt` for each of `executors`; returns the files written."""
     if days < 1:
         raise CertsError(f"--days must be at least 1, got {days}")
     for node in nodes:
         _check_node_id(node)
+    for executor in executors:
+        _check_executor_id(executor)
     root = Path(directory)
-    stems = ["ca", *LEAVES, *(node_stem(n) for n in nodes)]
+    stems = ["ca", *LEAVES, *(node_stem(n) for n in nodes), *(executor_stem(e) for e in executors)]
     targets = [root / f"{stem}.{ext}" for stem in stems for ext in ("crt", "key")]
     existing = [p.name for p in targets if p.exists()]
     if existing and not force:
@@ -80,12 +90,21 @@ def init_dir(directory: str | os.PathLike[str], *, names: Sequence[str] = (), da
     for node in nodes:
         cert, key = issue(ca, role="peer", common_name=f"raftsched-node-{node}", names=sans, days=days, node_id=node)
         written.extend(_write_pair(root, node_stem(node), cert, key))
+    for executor in executors:
+        cert, key = issue(ca, role="executor", common_name=f"raftsched-executor-{executor}", names=sans, days=days,
+                          executor_id=executor)
+        written.extend(_write_pair(root, executor_stem(executor), cert, key))
     return written
 
 
 def node_stem(node_id: str) -> str:
     """The file stem of node `node_id`'s own certificate in a --tls-dir."""
     return f"node-{node_id}"
+
+
+def executor_stem(executor_id: str) -> str:
+    """The file stem of executor `executor_id`'s own certificate in a --tls-dir."""
+    return f"executor-{executor_id}"
 
 
 def make_ca(*, days: int, common_name: str = "raftsched development CA") -> Issuer:
@@ -112,14 +131,18 @@ def make_ca(*, days: int, common_name: str = "raftsched development CA") -> Issu
 
 
 def issue(ca: Issuer, *, role: str, common_name: str, names: Iterable[str] = DEFAULT_NAMES, days: int = DEFAULT_DAYS,
-          not_before: dt.datetime | None = None,
-          node_id: str = "") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A leaf certificate for `role`, usable as TLS server and client, naming node `node_id` when
-    given. `not_before` (default: now) lets tests make certificates that are already expired."""
+          not_before: dt.datetime | None = None, node_id: str = "",
+          executor_id: str = "") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A leaf certificate for `role`, usable as TLS server and client, naming node `node_id` or
+    executor `executor_id` when given. `not_before` (default: now) lets tests make certificates
+    that are already expired."""
     uris = [x509.UniformResourceIdentifier(ROLE_URI_PREFIX + role)]
     if node_id:
         _check_node_id(node_id)
         uris.append(x509.UniformResourceIdentifier(NODE_URI_PREFIX + node_id))
+    if executor_id:
+        _check_executor_id(executor_id)
+        uris.append(x509.UniformResourceIdentifier(EXECUTOR_URI_PREFIX + executor_id))
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or _now() - dt.timedelta(minutes=5)
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
@@ -167,6 +190,11 @@ def role_of(cert: x509.Certificate) -> str | None:
 def node_of(cert: x509.Certificate) -> str | None:
     """The node id a certificate names in its `urn:raftsched:node:` URI SAN, else None."""
     return _uri_value(cert, NODE_URI_PREFIX)
+
+
+def executor_of(cert: x509.Certificate) -> str | None:
+    """The executor id a certificate names in its `urn:raftsched:executor:` URI SAN, else None."""
+    return _uri_value(cert, EXECUTOR_URI_PREFIX)
 
 
 def _uri_value(cert: x509.Certificate, prefix: str) -> str | None:
@@ -226,6 +254,12 @@ def _check_name(name: str) -> None:
 def _check_node_id(node_id: str) -> None:
     if not (0 < len(node_id) <= 64 and all(c.isalnum() or c in "-_." for c in node_id)):
         raise CertsError(f"--node {node_id!r}: a node id is 1-64 letters, digits, '-', '_' or '.'")
+
+
+def _check_executor_id(executor_id: str) -> None:
+    if not is_executor_id(executor_id):
+        raise CertsError(f"--executor {executor_id[:100]!r}: an executor id is 1-128 letters, digits, '.', '_' or "
+                         "'-', not starting with '.' or '-'")
 
 
 def _dns_label_ok(label: str) -> bool:

@@ -5,6 +5,11 @@
     [tokens]
     "5c1d0f5e0b6e4f7a9d2c8b3a1e6f4d2c" = "submitter"
     "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" = "admin"
+    # an executor token bound to one executor id: it may register as e7 only
+    "7d3f0a9c2b8e4d61a5f3c7e9b1d0a2c4" = { role = "executor", executor = "e7" }
+
+An executor token without `executor` may register under any id (as the shared executor
+certificate may); one with it is refused a registration under another id (issue 14).
 
 Clients send `authorization: Bearer <token>`. Tokens are long random strings, so one unsalted
 SHA-256 is enough to keep them out of memory dumps; no error or log line ever shows a token (an
@@ -22,13 +27,16 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from raftsched.security.roles import TOKEN_ROLES
+from raftsched.security.roles import EXECUTOR, TOKEN_ROLES
 
 log = logging.getLogger(__name__)
 
 AUTHORIZATION_KEY = "authorization"
 MIN_TOKEN_CHARS = 16
 _DIGEST_RE = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+# The executor id rule of raftsched.state.validate.EXECUTOR_ID_RE (tests keep them equal); not
+# imported from there, since the web console reads tokens and must not import the state machine.
+EXECUTOR_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 class TokenError(ValueError):
@@ -43,25 +51,41 @@ class Identity:
     role: str | None  # None: a CA-signed certificate that carries no raftsched role
     source: str  # "cert" | "token"
     node: str | None = None  # the node id a node certificate names (`certs.node_of`), else None
+    executor: str | None = None  # the executor id an executor certificate or token is bound to, else None
+
+
+def is_executor_id(value: str) -> bool:
+    return EXECUTOR_ID_RE.fullmatch(value) is not None
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a token may do: a role, and for an executor token the executor id it is bound to."""
+
+    role: str
+    executor: str | None = None
+
+
 class TokenTable:
     """Accepted tokens, by digest."""
 
-    def __init__(self, roles_by_digest: Mapping[str, str]) -> None:
-        self._roles = dict(roles_by_digest)
+    def __init__(self, grants_by_digest: Mapping[str, str | Grant]) -> None:
+        # digest -> Grant (named _roles still: only digests are kept, and tests look)
+        self._roles = {d: g if isinstance(g, Grant) else Grant(g) for d, g in grants_by_digest.items()}
 
     def __len__(self) -> int:
         return len(self._roles)
 
     def lookup(self, token: str) -> Identity | None:
         d = digest(token)
-        role = self._roles.get(d)
-        return None if role is None else Identity(f"token:{d[:12]}", role, "token")
+        grant = self._roles.get(d)
+        if grant is None:
+            return None
+        return Identity(f"token:{d[:12]}", grant.role, "token", executor=grant.executor)
 
     @classmethod
     def parse(cls, data: Mapping[str, object], source: str = "tokens file") -> TokenTable:
@@ -71,16 +95,15 @@ class TokenTable:
             raise TokenError(f"{source}: unknown key {unknown[0]!r} (want a [tokens] table)")
         if not isinstance(table, Mapping) or not table:
             raise TokenError(f"{source}: needs a [tokens] table of token = role")
-        roles: dict[str, str] = {}
-        for number, (key, role) in enumerate(table.items(), 1):
+        grants: dict[str, str | Grant] = {}
+        for number, (key, value) in enumerate(table.items(), 1):
             where = f"{source}: token #{number}"
-            if not isinstance(role, str) or role not in TOKEN_ROLES:
-                raise TokenError(f"{where}: role must be one of {', '.join(sorted(TOKEN_ROLES))}, got {role!r}")
+            grant = _grant(value, where)
             d = _key_digest(str(key), where)
-            if d in roles:
+            if d in grants:
                 raise TokenError(f"{where}: the same token appears twice")
-            roles[d] = role
-        return cls(roles)
+            grants[d] = grant
+        return cls(grants)
 
     @classmethod
     def load(cls, path: str, *, warn_permissions: bool = True) -> TokenTable:
@@ -95,6 +118,31 @@ class TokenTable:
         if warn_permissions and mode & (stat.S_IRWXG | stat.S_IRWXO):
             log.warning("tokens file %s is readable by group or others; chmod 600 it", path)
         return cls.parse(data, f"tokens file {path}")
+
+
+def _grant(value: object, where: str) -> Grant:
+    """A role name, or a table `{ role = "executor", executor = "ID" }` binding an executor token."""
+    roles = ", ".join(sorted(TOKEN_ROLES))
+    if isinstance(value, str):
+        if value not in TOKEN_ROLES:
+            raise TokenError(f"{where}: role must be one of {roles}, got {value!r}")
+        return Grant(value)
+    if not isinstance(value, Mapping):
+        raise TokenError(f"{where}: want a role name or {{ role = ..., executor = ... }}, got {type(value).__name__}")
+    unknown = sorted(set(value) - {"role", "executor"})
+    if unknown:
+        raise TokenError(f"{where}: unknown key {unknown[0]!r} (want role and executor)")
+    role, executor = value.get("role"), value.get("executor")
+    if not isinstance(role, str) or role not in TOKEN_ROLES:
+        raise TokenError(f"{where}: role must be one of {roles}, got {role!r}")
+    if executor is None:
+        return Grant(role)
+    if role != EXECUTOR:
+        raise TokenError(f"{where}: only an executor token can name an executor")
+    if not isinstance(executor, str) or not is_executor_id(executor):
+        raise TokenError(f"{where}: executor must be an executor id (1-128 of [A-Za-z0-9._-], "
+                         f"not starting with '.' or '-'), got {executor!r:.100}")
+    return Grant(role, executor)
 
 
 def _key_digest(key: str, where: str) -> str:

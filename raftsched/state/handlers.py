@@ -16,7 +16,7 @@ from raftsched.state import lifecycle, schedules
 from raftsched.state.commands import VERSION, decode
 from raftsched.state.lifecycle import end_name, state_name
 from raftsched.state.model import TERMINAL, Model, current_attempt, job_slots, last_attempt_number
-from raftsched.state.validate import ValidationError, validate_spec
+from raftsched.state.validate import ValidationError, validate_executor, validate_spec
 from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, scheduler_pb2
 
 J = jobs_pb2
@@ -261,17 +261,22 @@ def on_timed_out(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResul
 
 
 def on_executor_up(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
-    """Register or refresh an executor. Its current attempts are kept (SPEC §6.10: no re-runs)."""
+    """Register or refresh an executor. Its current attempts are kept (SPEC §6.10: no re-runs).
+
+    The leader checked the registration before proposing it; a committed one out of the limits
+    (a leader that did not check, or a forged entry) is refused here all the same (issue 14)."""
     up = cmd.executor_up
-    if not up.executor_id:
-        return refuse(m, INVALID_ARGUMENT, "executor_id: must not be empty")
+    try:
+        validate_executor(up.executor_id, up.slots, up.labels, up.handlers)
+    except ValidationError as err:
+        return refuse(m, INVALID_ARGUMENT, f"executor_up: {err}")
     old = m.executors.get(up.executor_id)
     # A drain holds while the executor lives; one that went DOWN and came back starts afresh.
     draining = old is not None and old.state == J.EXECUTOR_STATE_DRAINING
     info = J.ExecutorInfo(
         id=up.executor_id,
         state=J.EXECUTOR_STATE_DRAINING if draining else J.EXECUTOR_STATE_CONNECTED,
-        slots=up.slots or 1,  # as for a job spec, 0 means 1
+        slots=up.slots,
         labels=dict(up.labels),
         handlers=sorted(set(up.handlers)),
         registered_ms=cmd.time_ms,

@@ -1,15 +1,24 @@
-"""Validation of a job spec: every limit of SPEC §5 in one place, each error naming its field.
+"""Validation of a job spec and of an executor's registration: every limit in one place, each
+error naming its field.
 
 The API layer calls `validate_spec` with the known handlers before proposing (and maps
 `ValidationError` to INVALID_ARGUMENT); `apply` calls it again without handlers, so a committed
 entry that bypassed the API still cannot put an unbounded or contradictory spec into the state.
 Existence of `depends_on` jobs is checked against the state by the caller.
+
+`validate_executor` is the same for an executor (issue 14): the leader checks a `Register` with
+it before proposing anything, and `apply` checks `executor_up` with it again. Executor labels
+follow the job label rules (a job's label must equal an executor's to match it), except that an
+executor's label value may be empty (`--label k=` has always been accepted; it matches no job).
+Handler names use the label alphabet too, up to MAX_HANDLER_CHARS, since they become valid job
+handlers. Error messages echo at most ECHO_CHARS of what was sent.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 
 from raftsched.v1 import jobs_pb2
 
@@ -29,6 +38,15 @@ MAX_MULTIPLIER = 100.0
 
 LABEL_RE = re.compile(r"[A-Za-z0-9._/-]+")
 JOB_ID_RE = re.compile(r"j[1-9][0-9]{0,18}")
+
+MAX_EXECUTOR_ID_CHARS = 128
+MAX_EXECUTOR_SLOTS = 1024  # as `raftsched executor --slots`
+MAX_EXECUTOR_LABELS = MAX_LABELS
+MAX_EXECUTOR_HANDLERS = 256
+MAX_HANDLER_CHARS = 128  # as raftsched.executor.handlers.MAX_HANDLER_NAME
+ECHO_CHARS = 100  # of a refused value, quoted back in the error
+# Letters, digits, '.', '_', '-'; not starting with '.' or '-' (no hidden files, no flags).
+EXECUTOR_ID_RE = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9._-]{{0,{MAX_EXECUTOR_ID_CHARS - 1}}}")
 
 
 class ValidationError(ValueError):
@@ -111,3 +129,62 @@ def _check_depends_on(spec: jobs_pb2.JobSpec) -> None:
     for dep in spec.depends_on:
         if not is_job_id(dep):
             raise ValidationError("depends_on", f"{dep!r} is not a job id (like j42)")
+
+
+# --- executors --------------------------------------------------------------------------------
+
+
+def echo(text: str) -> str:
+    """`text` quoted for an error message, cut to ECHO_CHARS (the rest is only counted)."""
+    if len(text) <= ECHO_CHARS:
+        return repr(text)
+    return f"{text[:ECHO_CHARS]!r}... ({len(text)} characters)"
+
+
+def is_executor_id(value: str) -> bool:
+    return EXECUTOR_ID_RE.fullmatch(value) is not None
+
+
+def validate_executor(executor_id: str, slots: int, labels: Mapping[str, str], handlers: Sequence[str]) -> None:
+    """Raise ValidationError for the first field of a registration out of its limits."""
+    if not executor_id:
+        raise ValidationError("executor_id", "must not be empty")
+    if not is_executor_id(executor_id):
+        raise ValidationError(
+            "executor_id",
+            f"{echo(executor_id)} must be 1..{MAX_EXECUTOR_ID_CHARS} characters of [A-Za-z0-9._-], "
+            "not starting with '.' or '-'",
+        )
+    if not 1 <= slots <= MAX_EXECUTOR_SLOTS:
+        raise ValidationError("slots", f"must be 1..{MAX_EXECUTOR_SLOTS}, got {slots}")
+    _check_executor_labels(labels)
+    _check_handler_names(handlers)
+
+
+def _check_executor_labels(labels: Mapping[str, str]) -> None:
+    if len(labels) > MAX_EXECUTOR_LABELS:
+        raise ValidationError("labels", f"at most {MAX_EXECUTOR_LABELS} labels, got {len(labels)}")
+    for key, value in labels.items():
+        if not _label_text_ok(key, empty=False):
+            raise ValidationError(
+                "labels", f"label key {echo(key)} must be 1..{MAX_LABEL_CHARS} characters of [A-Za-z0-9._/-]")
+        if not _label_text_ok(value, empty=True):
+            raise ValidationError(
+                "labels",
+                f"label {key}: value {echo(value)} must be 0..{MAX_LABEL_CHARS} characters of [A-Za-z0-9._/-]",
+            )
+
+
+def _check_handler_names(handlers: Sequence[str]) -> None:
+    if len(handlers) > MAX_EXECUTOR_HANDLERS:
+        raise ValidationError("handlers", f"at most {MAX_EXECUTOR_HANDLERS} handler names, got {len(handlers)}")
+    for name in handlers:
+        if not (0 < len(name) <= MAX_HANDLER_CHARS and LABEL_RE.fullmatch(name)):
+            raise ValidationError(
+                "handlers", f"handler name {echo(name)} must be 1..{MAX_HANDLER_CHARS} characters of [A-Za-z0-9._/-]")
+
+
+def _label_text_ok(text: str, *, empty: bool) -> bool:
+    if not text:
+        return empty
+    return len(text) <= MAX_LABEL_CHARS and LABEL_RE.fullmatch(text) is not None

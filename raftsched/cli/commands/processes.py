@@ -58,12 +58,14 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
     init_dir = lazy_attr("raftsched.security.certs", "init_dir", "certs init")
     errors = lazy_attr("raftsched.security.certs", "CertsError", "certs init")
     try:
-        written = init_dir(args.dir, names=args.name or (), days=args.days, force=args.force, nodes=args.node or ())
+        written = init_dir(args.dir, names=args.name or (), days=args.days, force=args.force, nodes=args.node or (),
+                           executors=args.executor or ())
     except errors as e:
         raise CommandFailed(str(e)) from e
     print(f"wrote {len(written)} files to {args.dir}: {', '.join(p.name for p in written)}", flush=True)
     print(f"nodes: --tls-dir {args.dir} (node-<id>.crt if made with --node, else node.crt); "
-          f"executors: --tls-dir {args.dir} (executor.crt); "
+          f"executors: --tls-dir {args.dir} (executor.crt; with --executor ID, add --tls-cert "
+          f"{args.dir}/executor-ID.crt --tls-key {args.dir}/executor-ID.key); "
           f"CLI: --tls-dir {args.dir} (client.crt, admin.crt for admin commands). Keep ca.key off the "
           "cluster's machines.", flush=True)
     return 0
@@ -111,6 +113,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     init.add_argument("--node", action="append", metavar="ID",
                       help="also a certificate naming node ID (node-ID.crt; repeatable): peers then refuse "
                            "Raft messages its holder sends in another node's name")
+    init.add_argument("--executor", action="append", metavar="ID",
+                      help="also a certificate naming executor ID (executor-ID.crt; repeatable): the leader "
+                           "then refuses its holder a registration under another executor id")
     init.add_argument("--days", type=int, default=365, metavar="N", help="validity of the leaf certificates")
     init.add_argument("--force", action="store_true", help="replace certificates already in DIR")
     init.set_defaults(handler_fn=cmd_certs_init)
