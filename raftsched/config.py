@@ -7,6 +7,7 @@ win over the environment, which wins over the file. Loading lives in this module
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import re
@@ -60,6 +61,9 @@ class NodeConfig:
     tokens_file: str = ""  # accepted bearer tokens (raftsched.security.tokens); needs TLS
     job_retention: int = 7 * 86_400_000  # ms a finished job is kept; 0 keeps them forever
     idempotency_window: int = 86_400_000  # ms an idempotency key is remembered; 0 while its job lives
+    corrupt_check_interval: int = 300_000  # ms between the leader's replica comparisons; 0: never
+    rebuild_from_peers: bool = False  # wipe this node's data and rejoin by InstallSnapshot
+    insecure: bool = False  # allow listening beyond loopback without TLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class ExecutorConfig:
     drain_ack_timeout_ms: int = 10_000  # on drain, how long to wait for the last results to be acked
     guard_tasks: bool = True  # a guard process per command task kills it if this executor freezes
     token_file: str = ""  # this executor's own bearer token (first line of the file); needs TLS
+    insecure: bool = False  # allow talking to a cluster beyond loopback without TLS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,6 +148,9 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("tokens_file", "str", "TOML file of accepted bearer tokens ([tokens] token = role); needs TLS"),
     Setting("job_retention", "duration", "how long finished jobs are kept (7d, 12h; 0 = forever)"),
     Setting("idempotency_window", "duration", "how long idempotency keys are kept (24h; 0 = while the job lives)"),
+    Setting("corrupt_check_interval", "duration", "how often the leader compares the replicas' state (5m; 0 = never)"),
+    Setting("rebuild_from_peers", "bool", "wipe this node's data and rejoin from the cluster (after a CORRUPT alarm)"),
+    Setting("insecure", "bool", "allow listening beyond loopback without TLS (see docs/security.md)"),
 )
 
 EXECUTOR_SETTINGS: tuple[Setting, ...] = (
@@ -157,6 +165,7 @@ EXECUTOR_SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "str", "debug, info, warning or error"),
     *_TLS_SETTINGS,
     Setting("token_file", "str", "file holding this executor's bearer token (instead of its certificate's role)"),
+    Setting("insecure", "bool", "allow a cluster beyond loopback without TLS (see docs/security.md)"),
 )
 
 # The environment variable that names a TOML file, next to the --config flag.
@@ -405,6 +414,17 @@ def check_address(value: str, name: str) -> tuple[str, int]:
     return host.strip("[]"), port
 
 
+def is_loopback(address: str) -> bool:
+    """HOST:PORT whose host is this machine only (127.0.0.0/8, ::1, localhost); a wildcard is not."""
+    host = address.rpartition(":")[0].strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve anywhere
+
+
 def _at_least(name: str, value: int, minimum: int, unit: str = "") -> None:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}{unit}, got {value}")
@@ -425,6 +445,11 @@ def validate_node_config(config: NodeConfig, *, has_state: bool = False) -> None
     _check_choice("log_format", config.log_format, LOG_FORMATS)
     _check_choice("log_level", config.log_level, LOG_LEVELS)
     _check_node_security(config)
+    if not config.tls.enabled and not config.insecure and not is_loopback(config.listen):
+        raise ConfigError(
+            f"listen {config.listen!r} is not a loopback address and TLS is off: anyone who reaches it could "
+            "call every service, Raft included. Give TLS (--tls-dir, see docs/security.md), listen on 127.0.0.1, "
+            "or pass --insecure to accept that")
 
 
 def _check_membership(config: NodeConfig, has_state: bool) -> None:
@@ -492,6 +517,11 @@ def validate_executor_config(config: ExecutorConfig) -> None:
                           "in clear")
     if config.token_file and not os.path.isfile(config.token_file):
         raise ConfigError(f"token_file: no such file {config.token_file!r}")
+    remote = [a for a in config.cluster if not is_loopback(a)]
+    if remote and not config.tls.enabled and not config.insecure:
+        raise ConfigError(
+            f"cluster {remote[0]!r} is not a loopback address and TLS is off: tasks, results and tokens would "
+            "cross the network in clear. Give TLS (--tls-dir, see docs/security.md) or pass --insecure to accept that")
 
 
 def _check_node_security(config: NodeConfig) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import hashlib
 import logging
@@ -22,8 +23,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from raftsched import memtrim
 from raftsched.api.forward import Forwarder
-from raftsched.config import NodeConfig
+from raftsched.config import NodeConfig, is_loopback
+from raftsched.corruption import StateHasher
 from raftsched.loopwatch import LoopWatch
 from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
@@ -38,6 +41,7 @@ from raftsched.raft.messages import (
 )
 from raftsched.raft.storage import CompactedError, UnavailableError
 from raftsched.raft_driver import RaftDriver
+from raftsched.scheduler.corruption import PeerAnswer
 from raftsched.scheduler.dispatcher import LeaderScheduler
 from raftsched.snapshotting import Snapshot, SnapshotKeeper, Staged, StateInstall
 from raftsched.state import commands as cmds
@@ -56,6 +60,7 @@ from raftsched.transport.snapshots import (
 )
 from raftsched.v1 import (
     admin_pb2,
+    admin_pb2_grpc,
     commands_pb2,
     executor_pb2,
     jobs_pb2,
@@ -119,6 +124,9 @@ class Node:
             on_install_snapshot=self._install_snapshot,
             max_pending_proposals=config.max_pending_proposals,
         )
+        self.hasher = StateHasher(self.sm)  # hashes the state at each corruption check
+        self.sm.on_alarms = self._alarms_changed
+        self._alarms_changed()
         self.metrics = self._make_metrics()
         self.loop_watch = LoopWatch()
         self.snapshots = SnapshotKeeper(self.db, COLUMN_FAMILIES, self.loop_watch)
@@ -131,6 +139,7 @@ class Node:
         self.server: grpc.aio.Server | None = None
         self.started_at = time.monotonic()
         self.failure: BaseException | None = None
+        self.promote_when_caught_up = False  # set after --rebuild-from-peers when this node was a voter
 
     # --- membership ---
 
@@ -246,9 +255,13 @@ class Node:
 
     async def _compaction_loop(self) -> None:
         last = dict(self.driver.stats)
+        rounds = 0
         while True:
             await asyncio.sleep(1.0)
             self.maybe_compact()
+            rounds += 1
+            if rounds % TRIM_EVERY_S == 0:
+                await asyncio.to_thread(memtrim.trim)
             if log.isEnabledFor(logging.DEBUG) and self.driver.stats != last:
                 log.debug("node %s driver stats %s", self.id, dict(self.driver.stats))
                 last = dict(self.driver.stats)
@@ -277,6 +290,51 @@ class Node:
         """A name for the cluster in backups: derived from the current members' ids."""
         founders = ",".join(sorted(self.addresses))
         return hashlib.sha256(founders.encode()).hexdigest()[:16]
+
+    # --- alarms (SPEC §6 promise 15) ---
+
+    @property
+    def alarms(self) -> list[str]:
+        """The alarms the cluster raised on this node (replicated), e.g. ["CORRUPT"]."""
+        return self.sm.alarms_of(self.id)
+
+    def _alarms_changed(self) -> None:
+        """A node under an alarm must not lead: hand leadership over, then never campaign."""
+        corrupt = bool(self.alarms)
+        core = self.driver.core if hasattr(self, "driver") else None
+        if core is None:
+            return
+        if corrupt and core.may_campaign:
+            log.error("node %s: this node's stored state is CORRUPT; it serves no reads and will not lead "
+                      "until it is rebuilt (raftsched node --rebuild-from-peers; docs/operations.md)", self.id)
+            if core.role is Role.LEADER:
+                target = _most_caught_up(core.status(), self.id)
+                if target:
+                    core.transfer_leader(target)
+        elif not corrupt and not core.may_campaign:
+            log.warning("node %s: the CORRUPT alarm on this node was cleared", self.id)
+        core.set_may_campaign(not corrupt)
+        self.driver.wake()
+
+    def local_hash(self, check_id: int) -> tuple[int, bytes] | None:
+        found = self.hasher.get(check_id)
+        return (found.index, found.digest) if found is not None and found.digest is not None else None
+
+    async def peer_hash(self, peer: str, check_id: int) -> PeerAnswer:
+        """A peer's digest at corruption check `check_id`, or how far it applied (None: down)."""
+        address = self.addresses.get(peer)
+        if address is None:
+            return None
+        stub = admin_pb2_grpc.AdminStub(self.forwarder.channel(address))
+        try:
+            answer = await stub.StateHash(admin_pb2.StateHashRequest(check_id=check_id), timeout=2.0)
+        except grpc.aio.AioRpcError:
+            return None
+        return (answer.index, answer.digest) if answer.ready else answer.applied_index
+
+    def members(self) -> frozenset[str]:
+        conf = self.driver.core.conf
+        return frozenset(conf.voters | conf.learners)
 
     # --- facts the servicers need ---
 
@@ -335,6 +393,7 @@ class Node:
             snapshot_index=st.first_index - 1,
             voter=self.id in st.config.voters,
             job_counts=self.sm.job_counts(),
+            alarms=self.alarms,
         )
 
     # --- lifecycle ---
@@ -346,6 +405,7 @@ class Node:
         self.driver.start(on_fatal=lambda err: self._fail(stop, err))
         self._compactor = asyncio.create_task(self._compaction_loop(), name="compaction")
         self._watching = asyncio.create_task(self.loop_watch.run(), name="loop-watch")
+        self._promoting = asyncio.create_task(self._promote_when_caught_up(), name="promote")
         await self._start_metrics()
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         log_listening(self.config)
@@ -357,9 +417,28 @@ class Node:
         self.failure = err
         stop.set()
 
+    async def _promote_when_caught_up(self) -> None:
+        """After --rebuild-from-peers: once this learner has caught up, ask to be a voter again."""
+        while self.promote_when_caught_up:
+            await asyncio.sleep(1.0)
+            st = self.driver.core.status()
+            if self.id in st.config.voters:
+                return
+            if not st.leader or self.driver.applied_index < st.commit or not self.leader_address():
+                continue
+            stub = admin_pb2_grpc.AdminStub(self.forwarder.channel(self.leader_address()))
+            try:
+                await stub.PromoteMember(admin_pb2.PromoteMemberRequest(id=self.id), timeout=60)
+                log.warning("node %s: rebuilt from its peers and caught up: a voter again", self.id)
+                return
+            except grpc.aio.AioRpcError as err:
+                log.info("node %s: promotion after the rebuild not yet possible: %s", self.id, err.details())
+
     async def shutdown(self) -> None:
         self._compactor.cancel()
         self._watching.cancel()
+        self._promoting.cancel()
+        await self.hasher.close()
         if self.metrics is not None:
             await self.metrics.stop()
         await self.scheduler.stop()
@@ -424,6 +503,12 @@ class Node:
             self.scheduler.start()
         else:
             asyncio.get_running_loop().create_task(self.scheduler.stop())
+
+
+def _most_caught_up(status: Any, me: str) -> str:
+    """The voter (not `me`) whose log matches the most of ours: the best one to hand over to."""
+    followers = [(m[0], p) for p, m in status.progress.items() if p != me and p in status.config.voters]
+    return max(followers)[1] if followers else ""
 
 
 class JoinError(Exception):
@@ -508,6 +593,10 @@ def log_listening(config: NodeConfig) -> None:
         log.info("node %s listening on %s (mutual TLS; CA %s)", config.id, config.listen, config.tls.ca)
     else:
         log.warning("node %s listening on %s (insecure mode: no TLS)", config.id, config.listen)
+        if not is_loopback(config.listen):
+            log.warning("node %s: --insecure: listening on %s WITHOUT TLS. Anyone who can reach this address can "
+                        "submit and cancel jobs, register as an executor and send Raft messages. Use it only on "
+                        "a network you trust entirely (docs/security.md)", config.id, config.listen)
 
 
 def _setup_logging(config: NodeConfig) -> Any:
@@ -516,7 +605,7 @@ def _setup_logging(config: NodeConfig) -> Any:
     return setup(config.id, level=config.log_level, fmt=config.log_format)
 
 
-async def _main(config: NodeConfig, log_context: Any = None) -> int:
+async def _main(config: NodeConfig, log_context: Any = None, *, promote: bool = False) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -526,6 +615,7 @@ async def _main(config: NodeConfig, log_context: Any = None) -> int:
 
         loop.add_signal_handler(signal.SIGUSR2, MemoryTrace().report)
     node = Node(config)
+    node.promote_when_caught_up = promote
     if log_context is not None:
         log_context.term = lambda: node.driver.core.term  # log lines carry the term from now on
     await node.run(stop)
@@ -535,12 +625,14 @@ async def _main(config: NodeConfig, log_context: Any = None) -> int:
     return 0
 
 
+TRIM_EVERY_S = 10  # give freed heap back to the OS this often (raftsched.memtrim)
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (default 700)
 
 
 def run_node(config: NodeConfig) -> int:
     """Run one scheduler node until SIGTERM/SIGINT. Returns the process exit code."""
     log_context = _setup_logging(config)
+    faulthandler.enable()  # a crash in native code (RocksDB, gRPC) leaves the Python stacks in the log
     # Every request makes many short-lived objects (futures, messages); the default young
     # generation threshold (700) ran a collection every few requests. Long-lived state lives
     # in RocksDB and plain containers, so collecting far less often costs little memory.
@@ -549,8 +641,17 @@ def run_node(config: NodeConfig) -> int:
         import uvloop
 
         uvloop.install()
+    promote = False
+    if config.rebuild_from_peers:
+        from raftsched.rebuild import RebuildError, rebuild_from_peers
+
+        try:
+            config, promote = rebuild_from_peers(config)
+        except RebuildError as err:
+            print(f"raftsched: error: {err}", file=sys.stderr)
+            return 1
     try:
-        return asyncio.run(_main(config, log_context))
+        return asyncio.run(_main(config, log_context, promote=promote))
     except StoreError as err:
         log.error("cannot open the data directory %s: %s", config.data_dir, err)
         runbook = "see docs/operations.md, 'A corrupted or locked data directory'"

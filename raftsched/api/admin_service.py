@@ -111,6 +111,26 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         convert.entries_to_pb(entries, response.entries)
         return response
 
+    # --- alarms and the corruption check (SPEC §6 promise 15) ---
+
+    @guarded
+    async def ListAlarms(self, request: admin_pb2.ListAlarmsRequest, context: Context) -> Any:
+        """Every active alarm of the cluster (replicated state; read on the leader unless stale)."""
+        if not request.stale:
+            forwarded = await self._on_leader("ListAlarms", request, context)
+            if forwarded is not None:
+                return forwarded
+            await self.node.driver.read_barrier()
+        return admin_pb2.ListAlarmsResponse(alarms=self.node.sm.alarms())
+
+    @guarded
+    async def StateHash(self, request: admin_pb2.StateHashRequest, context: Context) -> Any:
+        """This node's digest of its stored state at corruption check `check_id` (node to node)."""
+        found = self.node.hasher.get(request.check_id)
+        if found is None or found.digest is None:
+            return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=self.node.sm.applied_index)
+        return admin_pb2.StateHashResponse(ready=True, index=found.index, digest=found.digest, node=self.node.id)
+
     # --- membership (single-server changes, thesis §4.1) ---
 
     async def _on_leader(self, method: str, request: Any, context: Context) -> Any | None:

@@ -55,11 +55,21 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
     async def _read(self, method: str, request: Any, context: Context, stale: bool) -> Any | None:
         """For a read: None when it may be served from local state now, else the leader's answer."""
         if stale:
+            self._check_serving()
             return None
         answer = await self._leader_or_forward(method, request, context)
         if answer is None:
+            self._check_serving()
             await self.node.driver.read_barrier()
         return answer
+
+    def _check_serving(self) -> None:
+        """A node whose stored state is under an alarm answers no read from it (promise 15)."""
+        alarms = self.node.alarms
+        if alarms:
+            raise ApiError(grpc.StatusCode.UNAVAILABLE,
+                           f"this node's state is {', '.join(alarms)}: it serves no reads until it is rebuilt "
+                           "(raftsched node --rebuild-from-peers); ask another node")
 
     # --- jobs ---
 

@@ -110,6 +110,16 @@ def status_table(response: admin_pb2.StatusResponse) -> Table:
     return table
 
 
+def alarms_table(alarms: Iterable[admin_pb2.Alarm]) -> Table:
+    table = Table(title="alarms", title_justify="left")
+    for column in ("node", "alarm", "since", "reason"):
+        table.add_column(column)
+    for alarm in alarms:
+        table.add_row(plain(alarm.node), Text(alarm.alarm, style="bold red"), format_time(alarm.raised_ms),
+                      plain(alarm.reason))
+    return table
+
+
 def job_counts_line(response: admin_pb2.StatusResponse) -> str:
     """The leader's exact job counts by state, in lifecycle order ("" when no node leads)."""
     leader = next((n for n in response.nodes if n.role == admin_pb2.ROLE_LEADER), None)
@@ -132,6 +142,8 @@ def _contact(node: admin_pb2.NodeStatus) -> str:
 
 
 def _health(node: admin_pb2.NodeStatus) -> Text:
+    if node.alarms:
+        return Text(",".join(node.alarms), style="bold red")
     if node.healthy:
         return Text("ok", style="green")
     return Text(node.error or "unhealthy", style="red")

@@ -193,6 +193,10 @@ class AsyncClient(ClientBase):
                      ) -> admin_pb2.StatusResponse:
         return await self._unary(calls.status(local_only), timeout)
 
+    async def list_alarms(self, stale: bool = False, *, timeout: float | None = None,
+                          ) -> admin_pb2.ListAlarmsResponse:
+        return await self._unary(calls.list_alarms(stale), timeout)
+
     async def list_members(self, *, timeout: float | None = None) -> admin_pb2.ListMembersResponse:
         return await self._unary(calls.list_members(), timeout)
 

@@ -130,6 +130,10 @@ def status(local_only: bool = False) -> Call[admin_pb2.StatusResponse]:
     return Call("admin", "Status", admin_pb2.StatusRequest(local_only=local_only), True)
 
 
+def list_alarms(stale: bool = False) -> Call[admin_pb2.ListAlarmsResponse]:
+    return Call("admin", "ListAlarms", admin_pb2.ListAlarmsRequest(stale=stale), True)
+
+
 def list_members() -> Call[admin_pb2.ListMembersResponse]:
     return Call("admin", "ListMembers", admin_pb2.ListMembersRequest(), True)
 

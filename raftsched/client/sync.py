@@ -229,6 +229,9 @@ class Client(ClientBase):
     def status(self, local_only: bool = False, *, timeout: float | None = None) -> admin_pb2.StatusResponse:
         return self._unary(calls.status(local_only), timeout)
 
+    def list_alarms(self, stale: bool = False, *, timeout: float | None = None) -> admin_pb2.ListAlarmsResponse:
+        return self._unary(calls.list_alarms(stale), timeout)
+
     def list_members(self, *, timeout: float | None = None) -> admin_pb2.ListMembersResponse:
         return self._unary(calls.list_members(), timeout)
 

@@ -133,6 +133,7 @@ class RaftCore:
         self._last_soft = SoftState(NO_NODE, Role.FOLLOWER, self.term)
         self._pending_soft: SoftState | None = None
         self.refusals = RefusalCounter()  # messages refused by step(), by reason (issue 14)
+        self.may_campaign = True  # False while this node's state is under an alarm
         self._load_config_entries(storage)
         self.become_follower(self.term, NO_NODE)
 
@@ -354,12 +355,21 @@ class RaftCore:
         self._read_round_due = False
         self._bcast_due = False
 
+    def set_may_campaign(self, allowed: bool) -> None:
+        """Forbid (or allow again) this node to campaign: its state machine is under an alarm
+        (CORRUPT, SPEC §6 promise 15) and must not lead. It still votes and replicates: its log
+        is not in question. A node that leads now steps down (the driver first hands leadership
+        over, so the cluster does not wait for an election timeout)."""
+        self.may_campaign = allowed
+        if not allowed and self.role is not Role.FOLLOWER and self.transferee == NO_NODE:
+            self.become_follower(self.term, NO_NODE)
+
     def _promotable(self) -> bool:
         """May start elections: a voter of the latest configuration, or of the committed one
         while an uncommitted entry removes us (thesis §4.2.2: a leader that appended its own
         removal and then lost leadership may still be needed to commit it; it campaigns but
         does not count its own vote, since tallies use the latest configuration)."""
-        if self.log.pending_snapshot is not None:
+        if self.log.pending_snapshot is not None or not self.may_campaign:
             return False
         return self.id in self.conf.voters or self.id in self.config_for_snapshot(self.log.committed).voters
 
@@ -388,6 +398,9 @@ class RaftCore:
                 self.become_follower(self.term, NO_NODE)
                 return
             self.transferee = NO_NODE  # a transfer that did not finish in time is abandoned
+            if not self.may_campaign:
+                self.become_follower(self.term, NO_NODE)  # no successor took over: step down anyway
+                return
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
             self.heartbeat_elapsed = 0
             self._bcast_heartbeat()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
+from raftsched.scheduler.corruption import CorruptionChecker
 from raftsched.scheduler.retention import Purger, RetentionPolicy
 from raftsched.scheduler.schedules import ScheduleFirer
 from raftsched.scheduler.screening import (
@@ -94,6 +95,8 @@ class LeaderScheduler:
         self.schedules = ScheduleFirer(node)  # fires recurring schedules while this node leads
         policy = RetentionPolicy(node.config.job_retention, node.config.idempotency_window)
         self.purger = Purger(node.sm, node.propose_internal, policy, now_ms)  # forgets old history
+        self.corruption = CorruptionChecker(node.id, node.config.corrupt_check_interval / 1000, node.propose_internal,
+                                            node.local_hash, node.peer_hash, node.members, node.sm.alarms)
 
     # --- lifecycle, driven by leadership ---
 
@@ -114,6 +117,8 @@ class LeaderScheduler:
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
             asyncio.create_task(self.purger.run(), name="retention"),
         ]
+        if self.node.config.corrupt_check_interval:
+            self._tasks.append(asyncio.create_task(self.corruption.run(), name="corruption-check"))
         self.schedules.start()
         log.info("leader scheduler started; executors have %.1f s to reconnect", self._timeout_s)
 

@@ -111,5 +111,9 @@ def purge(job_ids: Iterable[str] = (), idempotency_keys: Iterable[str] = (),
     return commands_pb2.Command(purge=cmd)
 
 
+def alarm(node: str, name: str, *, active: bool, reason: str = "") -> commands_pb2.Command:
+    return commands_pb2.Command(alarm=commands_pb2.AlarmCmd(node=node, alarm=name, active=active, reason=reason))
+
+
 def _refs(refs: Iterable[tuple[str, int]]) -> list[jobs_pb2.AttemptRef]:
     return [jobs_pb2.AttemptRef(job_id=job_id, attempt=attempt) for job_id, attempt in refs]

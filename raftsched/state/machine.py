@@ -67,6 +67,8 @@ class SchedulerState:
         self._listeners: list[JobListener] = []
         # Called with (check id, index) right after a CheckHashCmd is applied (the node hashes).
         self.on_hash_point: Callable[[int, int], None] | None = None
+        # Called after an apply that raised or cleared an alarm.
+        self.on_alarms: Callable[[], None] | None = None
         self._m = self._load()
 
     @property
@@ -124,6 +126,7 @@ class SchedulerState:
                 batch.delete(name.encode(), handle)
             else:
                 batch.put(name.encode(), schedule.SerializeToString(deterministic=True), handle)
+        alarms_changed = bool(m.dirty_alarms)
         handle = self._db.handle(keys.ALARMS)
         for node, name in m.dirty_alarms:
             alarm = m.alarms.get((node, name))
@@ -136,6 +139,8 @@ class SchedulerState:
             batch.put(meta_key, keys.u64(value), handle)
         self._db.write(batch, sync=False)
         m.flushed()
+        if alarms_changed and self.on_alarms is not None:
+            self.on_alarms()
         return changed
 
     def _stage_jobs(self, batch: Any) -> list[jobs_pb2.Job]:

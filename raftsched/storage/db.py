@@ -118,10 +118,11 @@ class NodeDB:
 
     def memory_bytes(self) -> dict[str, int]:
         """What RocksDB holds in memory: the memtables of every family, and the block cache."""
-        memtables = 0
+        memtables = readers = 0
         for view in self._views.values():
-            memtables += view.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
-        return {"memtables": memtables, "block_cache": self._cache.get_usage()}
+            memtables += view.property_int_value("rocksdb.size-all-mem-tables") or 0
+            readers += view.property_int_value("rocksdb.estimate-table-readers-mem") or 0
+        return {"memtables": memtables, "table_readers": readers, "block_cache": self._cache.get_usage()}
 
     def _physical(self, name: str) -> str:
         return family_name(name, self.generation) if name in self._state else name

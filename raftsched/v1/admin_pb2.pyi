@@ -183,13 +183,15 @@ class StateHashRequest(_message.Message):
     def __init__(self, check_id: _Optional[int] = ...) -> None: ...
 
 class StateHashResponse(_message.Message):
-    __slots__ = ("ready", "index", "digest", "node")
+    __slots__ = ("ready", "index", "digest", "node", "applied_index")
     READY_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
     ready: bool
     index: int
     digest: bytes
     node: str
-    def __init__(self, ready: _Optional[bool] = ..., index: _Optional[int] = ..., digest: _Optional[bytes] = ..., node: _Optional[str] = ...) -> None: ...
+    applied_index: int
+    def __init__(self, ready: _Optional[bool] = ..., index: _Optional[int] = ..., digest: _Optional[bytes] = ..., node: _Optional[str] = ..., applied_index: _Optional[int] = ...) -> None: ...

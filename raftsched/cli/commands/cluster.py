@@ -6,7 +6,7 @@ import argparse
 import json
 
 from raftsched.cli.common import Printer, make_client
-from raftsched.cli.output import job_counts_line, members_table, status_table
+from raftsched.cli.output import alarms_table, job_counts_line, members_table, status_table
 from raftsched.config import check_address, check_id
 from raftsched.v1 import admin_pb2
 
@@ -82,11 +82,29 @@ def cmd_snapshot_save(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alarm_list(args: argparse.Namespace) -> int:
+    out = Printer(args)
+    with make_client(args) as client:
+        alarms = client.list_alarms(stale=args.stale).alarms
+    if out.json:
+        out.messages(alarms)
+    elif alarms:
+        out.show(alarms_table(alarms))
+    else:
+        out.line("no alarms")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
              client: argparse.ArgumentParser) -> None:
     status = commands.add_parser("status", parents=[client], help="every node's role, term and indexes")
     status.add_argument("--local", action="store_true", help="only the node asked, not its peers")
     status.set_defaults(handler_fn=cmd_status)
+    alarm = commands.add_parser("alarm", help="alarms raised on nodes (CORRUPT)")
+    alarm_sub = alarm.add_subparsers(dest="alarm_command", metavar="COMMAND", required=True)
+    alarms = alarm_sub.add_parser("list", parents=[client], help="active alarms (--json: one object a line)")
+    alarms.add_argument("--stale", action="store_true", help="read from the node asked (may lag)")
+    alarms.set_defaults(handler_fn=cmd_alarm_list)
     _register_member(commands, client)
     leader = commands.add_parser("leader", help="leadership")
     leader_sub = leader.add_subparsers(dest="leader_command", metavar="COMMAND", required=True)

@@ -1,0 +1,74 @@
+"""Replica divergence detection (SPEC §6 promise 15), the part every node runs: hash the stored
+state at the index of each corruption check, and keep the answers for the leader to collect.
+
+The leader proposes a CheckHashCmd (`raftsched.scheduler.corruption`); every node, right after
+applying it, takes RocksDB snapshots of its state families (a consistent view, cheap) and hashes
+what they hold, STEP records at a time between event-loop turns, so a large state never stalls
+the loop. What is hashed is what RocksDB returns, not what memory believes: a record changed on
+disk behind the node's back changes its digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from raftsched.state.machine import SchedulerState, StateDigest
+
+log = logging.getLogger("raftsched.corruption")
+STEP = 4096  # records hashed per event-loop turn (a few ms)
+KEPT = 16  # answers kept, newest last
+
+
+@dataclass(frozen=True, slots=True)
+class StateHash:
+    check_id: int
+    index: int
+    digest: bytes | None  # None while it is being computed
+    seconds: float = 0.0
+
+
+class StateHasher:
+    """Hashes the state at every check point; owns its tasks (stopped by `close`)."""
+
+    def __init__(self, sm: SchedulerState) -> None:
+        self._sm = sm
+        self._results: OrderedDict[int, StateHash] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        sm.on_hash_point = self._point
+
+    def _point(self, check_id: int, index: int) -> None:
+        """Called inside apply, right after the check's entry: take the view now, hash it later."""
+        views = self._sm.views()
+        self._results[check_id] = StateHash(check_id, index, None)
+        while len(self._results) > KEPT:
+            self._results.popitem(last=False)
+        task = asyncio.get_running_loop().create_task(self._hash(check_id, index, StateDigest(views)),
+                                                      name=f"state-hash-{check_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def _hash(self, check_id: int, index: int, digest: StateDigest) -> None:
+        started = time.monotonic()
+        while not digest.step(STEP):
+            await asyncio.sleep(0)
+        result = StateHash(check_id, index, digest.value(), time.monotonic() - started)
+        if check_id in self._results:
+            self._results[check_id] = result
+        log.debug("state at index %d hashed in %.2f s", index, result.seconds)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hashing the state failed", exc_info=task.exception())
+
+    def get(self, check_id: int) -> StateHash | None:
+        return self._results.get(check_id)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,82 @@
+"""`raftsched node --rebuild-from-peers`: throw this node's data away and rejoin from the cluster.
+
+For a node whose stored state cannot be trusted: a CORRUPT alarm (its state differs from its
+peers'), or a damaged data directory it refuses to start on. Wiping a voter's data in place would
+be unsafe: it may have acknowledged entries that only it and a minority hold, and a voter that
+forgot them could elect a leader without them. So it leaves and comes back as a new member, as
+etcd's runbook does it (thesis §4.1, single-server changes):
+
+1. remove this node from the membership (through any live member; the rest must keep a quorum);
+2. delete the data directory;
+3. add it back as a learner, and start it with --join: the leader sends it a snapshot;
+4. once it has caught up, promote it to voter again (if it was one), from the node itself.
+
+The cluster's next corruption check clears its CORRUPT alarm once its state agrees again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
+from raftsched.client import Client, ClientError
+from raftsched.config import NodeConfig
+from raftsched.storage.db import NodeDB
+from raftsched.storage.errors import StoreError
+from raftsched.storage.members import load_addresses
+
+log = logging.getLogger("raftsched.rebuild")
+TIMEOUT_S = 60.0
+
+
+class RebuildError(Exception):
+    """The node could not leave and rejoin the cluster (the message says which step failed)."""
+
+
+def rebuild_from_peers(config: NodeConfig) -> tuple[NodeConfig, bool]:
+    """Leave, wipe, rejoin as a learner. Returns the config to start with (--join a peer) and
+    whether this node was a voter (and so must be promoted once it has caught up)."""
+    peers = _peer_addresses(config)
+    if not peers:
+        raise RebuildError("no other member is known: give --peers or --join (the data directory names none)")
+    client = Client(peers, timeout=TIMEOUT_S)
+    try:
+        members = client.list_members()
+        voters = {m.id for m in members.voters}
+        was_voter = config.id in voters
+        if was_voter or config.id in {m.id for m in members.learners}:
+            log.warning("rebuild: removing %s from the membership before wiping its data", config.id)
+            client.remove_member(config.id)
+        _wipe(Path(config.data_dir))
+        log.warning("rebuild: wiped %s; adding %s back as a learner at %s", config.data_dir, config.id, config.listen)
+        client.add_member(config.id, config.listen, learner=True)
+    except ClientError as err:
+        raise RebuildError(f"the cluster refused the rebuild ({err.code}: {err.message}); "
+                           "see docs/operations.md, 'Rebuilding a node from its peers'") from None
+    finally:
+        client.close()
+    rejoin = dataclasses.replace(config, peers={}, join=peers[0], rebuild_from_peers=False)
+    return rejoin, was_voter
+
+
+def _peer_addresses(config: NodeConfig) -> list[str]:
+    """Where the rest of the cluster is: this node's stored address book, else --peers / --join."""
+    found: dict[str, str] = {}
+    try:
+        with NodeDB(config.data_dir) as db:
+            found = load_addresses(db) or {}
+    except (StoreError, OSError) as err:
+        log.warning("rebuild: cannot read the address book in %s (%s); using --peers/--join", config.data_dir, err)
+    found.update(config.peers)
+    addresses = [a for node, a in sorted(found.items()) if node != config.id]
+    if config.join and config.join not in addresses:
+        addresses.insert(0, config.join)
+    return addresses
+
+
+def _wipe(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)

@@ -1,0 +1,119 @@
+"""Replica divergence is found and contained (SPEC §6 promise 15), against real processes: one
+record changed on a stopped follower raises a CORRUPT alarm within a check interval of its
+restart; that node serves no reads and never leads; `--rebuild-from-peers` brings it back as an
+equal, and the alarm is cleared. And secure by default: no TLS means loopback, unless --insecure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from rocksdict import Options, Rdict
+
+from raftsched.client import ClientError
+from raftsched.v1 import jobs_pb2
+
+from .cluster import BIN, FAST, Cluster, run_cli, wait_for
+
+J = jobs_pb2
+pytestmark = pytest.mark.integration
+CHECK = ("--corrupt-check-interval", "2s")
+
+
+def tamper(data_dir: Path) -> str:
+    """Change one byte of one finished job's record, as a bad disk or a stray tool would."""
+    names = Rdict.list_cf(str(data_dir), Options(raw_mode=True))
+    db = Rdict(str(data_dir), Options(raw_mode=True), column_families={n: Options(raw_mode=True) for n in names})
+    try:
+        family = next(n for n in names if n.startswith("sm_jobs"))
+        view = db.get_column_family(family)
+        for key, value in view.items():
+            if b"noop" in value:
+                view[key] = value.replace(b"noop", b"nooq", 1)
+                return f"j{int.from_bytes(key, 'big')}"
+        raise AssertionError("no job record to change")
+    finally:
+        db.close()
+
+
+def alarms(c: Cluster) -> list[dict[str, object]]:
+    out = run_cli("alarm", "list", "--json", cluster=c.cluster)
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def checked(tmp_path: Path):
+    c = Cluster(tmp_path / "c", timing=FAST, node_flags=CHECK)
+    try:
+        c.start_all()
+        c.wait_leader(30)
+        c.start_executor("e1", 4)
+        c.wait_executors("e1")
+        yield c
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        c.close()
+
+
+def test_a_changed_record_on_a_follower_is_caught_contained_and_rebuilt(checked: Cluster) -> None:
+    c = checked
+    client = c.client(timeout=20)
+    done = [c.submit(client, handler="noop") for _ in range(10)]
+    for job in done:
+        c.wait_state(job.id, J.JOB_STATE_SUCCEEDED)
+    wait_for(lambda: all(c.local_status(n).applied_index >= c.local_status(c.wait_leader()).commit_index
+                         for n in c.ids), 15, "every node applied everything")
+    assert alarms(c) == []
+    victim = next(n for n in c.ids if n != c.wait_leader())
+    c.nodes[victim].popen.terminate()
+    c.nodes[victim].popen.wait(30)
+    changed = tamper(c.data_dir(victim))
+    c.start(victim)
+    found = wait_for(lambda: [a for a in alarms(c) if a["node"] == victim], 30, "a CORRUPT alarm on the victim")
+    assert found[0]["alarm"] == "CORRUPT" and "differs" in str(found[0]["reason"])
+    assert c.local_status(victim).alarms == ["CORRUPT"]
+    # Contained: no reads from its state, and it never leads.
+    with pytest.raises(ClientError) as info:
+        c.client(victim).get_job(changed, stale=True)
+    assert info.value.code == "UNAVAILABLE" and "CORRUPT" in info.value.message
+    for _ in range(2):
+        leader = c.wait_leader()
+        if leader == victim:
+            pytest.fail("the CORRUPT node leads")
+        c.kill(leader)
+        new = wait_for(lambda: c.leader(), 20, "a new leader")  # noqa: B023
+        assert new != victim
+        c.start(leader)
+        c.wait_caught_up(leader)
+    # Rebuilt from its peers: equal again, a voter again, the alarm gone.
+    c.nodes[victim].popen.terminate()
+    c.nodes[victim].popen.wait(30)
+    c.node_flags = (*CHECK, "--rebuild-from-peers")
+    c.start(victim)
+    c.node_flags = CHECK
+    wait_for(lambda: alarms(c) == [], 60, "the alarm cleared after the rebuild")
+    wait_for(lambda: victim in {m.id for m in client.list_members().voters}, 60, "a voter again")
+    assert c.client(victim).get_job(changed, stale=True).spec.handler == "noop"
+    log = c.nodes[victim].log.read_text()
+    assert "removing" in log and "a voter again" in log
+
+
+def test_without_tls_a_node_listens_only_on_loopback_unless_insecure(tmp_path: Path) -> None:
+    args = [str(BIN), "node", "--id", "x", "--listen", "0.0.0.0:28391", "--data-dir", str(tmp_path / "x"),
+            "--peers", "x=127.0.0.1:28391"]
+    refused = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0
+    assert "--insecure" in refused.stderr and "docs/security.md" in refused.stderr
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_without_tls_an_executor_talks_only_to_loopback_unless_insecure() -> None:
+    args = [str(BIN), "executor", "--id", "e9", "--cluster", "10.0.0.1:7001", "--slots", "1"]
+    refused = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0
+    assert "--insecure" in refused.stderr and "docs/security.md" in refused.stderr
