@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter as Counter_
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -283,6 +284,16 @@ class NodeCollector(Collector):
         yield _counter("raftsched_idempotency_keys_forgotten", "Idempotency keys forgotten (window ended or "
                        "job deleted; replicated)", counts["keys_forgotten"])
         yield _gauge("raftsched_schedules", "Recurring schedules", counts.get("schedules", 0))
+        alarms = GaugeMetricFamily("raftsched_alarms", "Active alarms in the cluster (replicated)", labels=["alarm"])
+        active = Counter_([a.alarm for a in self.node.sm.alarms()])
+        for name in ("CORRUPT", *sorted(set(active) - {"CORRUPT"})):
+            alarms.add_metric([name], active.get(name, 0))
+        yield alarms
+        checks = CounterMetricFamily("raftsched_corruption_checks", "The leader's replica comparisons, by result",
+                                     labels=["result"])
+        for result in ("match", "mismatch", "incomplete", "failed"):
+            checks.add_metric([result], self.node.scheduler.corruption.checks.get(result, 0))
+        yield checks
 
     def _executors(self) -> Iterator[Metric]:
         node = self.node

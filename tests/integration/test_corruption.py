@@ -86,7 +86,7 @@ def test_a_changed_record_on_a_follower_is_caught_contained_and_rebuilt(checked:
         if leader == victim:
             pytest.fail("the CORRUPT node leads")
         c.kill(leader)
-        new = wait_for(lambda: c.leader(), 20, "a new leader")  # noqa: B023
+        new = wait_for(lambda: c.leader(), 20, "a new leader")
         assert new != victim
         c.start(leader)
         c.wait_caught_up(leader)
