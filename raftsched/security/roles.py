@@ -49,6 +49,8 @@ RULES: dict[str, frozenset[str]] = {
     _SCHEDULER + "DrainExecutor": _OPERATE,
     _ADMIN + "Status": _READ | {PEER},
     _ADMIN + "ListMembers": _READ | {PEER},
+    _ADMIN + "ListAlarms": _READ | {PEER},
+    _ADMIN + "StateHash": _READ | {PEER},  # the leader asks every node for its hash at a check
     **{_ADMIN + m: _OPERATE for m in ("AddMember", "PromoteMember", "RemoveMember", "TransferLeader",
                                       "SaveSnapshot", "ReadLog")},
 }
