@@ -213,6 +213,16 @@ class NodeCollector(Collector):
         yield from self._driver()
         yield from self._jobs()
         yield from self._executors()
+        yield self._requests()
+
+    def _requests(self) -> Metric:
+        refused = CounterMetricFamily("raftsched_requests_refused", "Requests refused before any servicer ran "
+                                      "(a body that is no message of the call's type) or before anything was "
+                                      "proposed (a batch over the entry limit), by method and reason",
+                                      labels=["method", "reason"])
+        for (method, reason), count in sorted(self.node.request_refusals.counts.items()):
+            refused.add_metric([method, reason], count)
+        return refused
 
     def _raft(self) -> Iterator[Metric]:
         node = self.node

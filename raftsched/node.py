@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from raftsched import memtrim
 from raftsched.api.forward import Forwarder
+from raftsched.api.frames import FrameInterceptor, RequestRefusals
 from raftsched.config import NodeConfig, is_loopback
 from raftsched.corruption import StateHasher
 from raftsched.loopwatch import LoopWatch
@@ -135,6 +136,7 @@ class Node:
         self.transport.router.snapshot_sink = self._stage_snapshot
         self.transport.router.snapshot_dir = self.snapshots.directory
         self.scheduler = LeaderScheduler(self)
+        self.request_refusals = RequestRefusals(self.id)  # bodies that do not parse, oversized batches
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.started_at = time.monotonic()
@@ -456,8 +458,9 @@ class Node:
         from raftsched.api.scheduler_service import SchedulerService
         from raftsched.v1 import admin_pb2_grpc, executor_pb2_grpc, scheduler_pb2_grpc
 
-        server = grpc.aio.server(options=server_options(self.config.max_message_bytes),
-                                 interceptors=auth_interceptors(self.config))
+        # Authentication first; then bodies that do not parse end INVALID_ARGUMENT (api/frames.py).
+        interceptors = [*auth_interceptors(self.config), FrameInterceptor(self.request_refusals)]
+        server = grpc.aio.server(options=server_options(self.config.max_message_bytes), interceptors=interceptors)
         self.transport.servicer().add_to_server(server)
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self), server)
         executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(self), server)
