@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from raftsched.quoting import quote
+
 DEFAULT_CLUSTER = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 
 
@@ -400,7 +402,7 @@ _CONVERTERS: dict[str, Callable[[object, str], object]] = {
 
 def check_id(value: str, name: str = "id") -> None:
     if not _ID_RE.match(value):
-        raise ConfigError(f"{name} {value!r} must be 1-64 characters of [A-Za-z0-9_-]")
+        raise ConfigError(f"{name} {quote(value)} must be 1-64 characters of [A-Za-z0-9_-]")
 
 
 def check_address(value: str, name: str) -> tuple[str, int]:

@@ -4,6 +4,7 @@ debug read of the committed log used by the chaos checker."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -12,6 +13,7 @@ import grpc
 
 from raftsched.api.errors import ApiError, guarded, status_of
 from raftsched.api.forward import call_leader, forwarded_metadata, was_forwarded
+from raftsched.quoting import quote
 from raftsched.raft.config import ChangeKind, ConfigChange, InvalidChangeError, apply_change
 from raftsched.raft.messages import Role
 from raftsched.storage import bundle
@@ -22,6 +24,8 @@ from raftsched.v1 import admin_pb2, admin_pb2_grpc, raft_pb2
 if TYPE_CHECKING:
     from raftsched.node import Node
 
+MEMBER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as raftsched.config.check_id
+MAX_ADDRESS_CHARS = 255
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 PEER_STATUS_TIMEOUT = 1.0
 READ_LOG_LIMIT = 10_000
@@ -73,7 +77,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                                      "TransferLeader", request, 15.0)
         target = request.target or self._most_caught_up()
         if target not in node.driver.core.conf.voters:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"target: {target!r} is not a voting member")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"target: {quote(target)} is not a voting member")
         if target == node.id:
             return admin_pb2.TransferLeaderResponse(leader=node.id)
         node.driver.core.transfer_leader(target)
@@ -143,8 +147,12 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     @guarded
     async def AddMember(self, request: admin_pb2.AddMemberRequest, context: Context) -> Any:
-        if not request.id or not _valid_address(request.address):
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "id and address (host:port) are required")
+        if not MEMBER_ID_RE.fullmatch(request.id):
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"id: {quote(request.id)} must be 1-64 characters of [A-Za-z0-9_-] (as `node --id`)")
+        if not _valid_address(request.address):
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"address: {quote(request.address)} must be HOST:PORT (at most {MAX_ADDRESS_CHARS} characters)")
         forwarded = await self._on_leader("AddMember", request, context)
         if forwarded is not None:
             return forwarded
@@ -160,7 +168,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if forwarded is not None:
             return forwarded
         if request.id not in self.node.driver.core.conf.learners:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"{request.id!r} is not a learner")
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"{quote(request.id)} is not a learner")
         await self._wait_caught_up(request.id)
         await self._change(ConfigChange(ChangeKind.PROMOTE, request.id))
         return self._members()
@@ -249,5 +257,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
 
 def _valid_address(address: str) -> bool:
+    if len(address) > MAX_ADDRESS_CHARS:
+        return False
     host, _, port = address.rpartition(":")
     return bool(host) and port.isdigit() and 0 < int(port) < 65536

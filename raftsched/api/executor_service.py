@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from raftsched.api.forward import LEADER_KEY
+from raftsched.quoting import quote
 from raftsched.scheduler.screening import Kind, Reason, Refusal, check_register
 from raftsched.security.auth import caller_executor
-from raftsched.state.validate import ValidationError, echo
+from raftsched.state.validate import ValidationError
 from raftsched.v1 import executor_pb2_grpc
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class ExecutorService(executor_pb2_grpc.ExecutorServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"register.{err}")
         bound = caller_executor()
         if bound is not None and bound != reg.executor_id:
-            why = f"register.executor_id: {echo(reg.executor_id)} is not {bound!r}, the executor your credentials name"
+            why = (f"register.executor_id: {quote(reg.executor_id)} is not {quote(bound)}, "
+                   "the executor your credentials name")
             refusals.add(Refusal(Kind.REGISTER, Reason.IDENTITY, reg.executor_id, why))
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, why)

@@ -13,6 +13,7 @@ import grpc
 
 from raftsched.api.errors import ApiError, NotFoundError, code_from_int, guarded
 from raftsched.api.forward import call_leader, was_forwarded
+from raftsched.quoting import quote
 from raftsched.scheduler.schedules import fire_cmd, now_ms
 from raftsched.state import commands as cmds
 from raftsched.state import firetimes
@@ -113,7 +114,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         validate_spec(spec, self.node.sm.known_handlers())
         for i, dep in enumerate(spec.depends_on):
             if self.node.sm.get_job(dep) is None:
-                raise ValidationError(f"depends_on[{i}]", f"unknown job id {dep!r}")
+                raise ValidationError(f"depends_on[{i}]", f"unknown job id {quote(dep)}")
 
     @guarded
     async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Context) -> Any:
@@ -122,7 +123,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
             return forwarded
         job = self.node.sm.get_job(request.id)
         if job is None:
-            raise NotFoundError(f"no job with id {request.id!r}")
+            raise NotFoundError(f"no job with id {quote(request.id)}")
         return job
 
     @guarded
@@ -140,7 +141,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if forwarded is not None:
             return forwarded
         if self.node.sm.get_job(request.id) is None:
-            raise NotFoundError(f"no job with id {request.id!r}")
+            raise NotFoundError(f"no job with id {quote(request.id)}")
         result = await self.node.propose(cmds.cancel(request.id, request.reason))
         if result.error:
             raise ApiError(code_from_int(result.code), result.error)
@@ -177,7 +178,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if forwarded is not None:
             return forwarded
         if self.node.sm.get_job(request.job_id) is None:
-            raise NotFoundError(f"no job with id {request.job_id!r}")
+            raise NotFoundError(f"no job with id {quote(request.job_id)}")
         return self.node.sm.check_fence(request.job_id, request.attempt)
 
     # --- executors ---
@@ -195,7 +196,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if forwarded is not None:
             return forwarded
         if self.node.sm.executor(request.id) is None:
-            raise NotFoundError(f"no executor with id {request.id!r}")
+            raise NotFoundError(f"no executor with id {quote(request.id)}")
         result = await self.node.propose(cmds.drain(request.id))
         if result.error:
             raise ApiError(code_from_int(result.code), result.error)
@@ -211,7 +212,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
             return forwarded
         validate_schedule(request.spec, self.node.sm.known_handlers())
         if self.node.sm.schedule(request.spec.name) is not None:
-            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"name: a schedule named {request.spec.name!r} exists")
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"name: a schedule named {quote(request.spec.name)} exists")
         result = await self.node.propose(cmds_create_schedule(request.spec))
         return self._schedule_result(result)
 
@@ -273,7 +274,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
     def _existing_schedule(self, name: str) -> scheduler_pb2.Schedule:
         schedule = self.node.sm.schedule(name)
         if schedule is None:
-            raise NotFoundError(f"no schedule named {name!r}")
+            raise NotFoundError(f"no schedule named {quote(name)}")
         return schedule
 
     def _schedule_result(self, result: commands_pb2.ApplyResult) -> scheduler_pb2.Schedule:

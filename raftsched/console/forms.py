@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from raftsched.cli.errors import UsageError
 from raftsched.cli.parsing import parse_duration_ms
 from raftsched.config import ConfigError, parse_labels
+from raftsched.quoting import quote
 from raftsched.v1 import jobs_pb2
 
 from .fmt import JOB_STATES
@@ -61,7 +62,7 @@ class JobFilters:
 def job_filters(params: Mapping[str, str]) -> JobFilters:
     state = _text(params, "state").upper().removeprefix("JOB_STATE_")
     if state and state not in JOB_STATES:
-        raise FormError("state", f"{state!r} is not a job state (one of {', '.join(JOB_STATES)})")
+        raise FormError("state", f"{quote(state)} is not a job state (one of {', '.join(JOB_STATES)})")
     label = _text(params, "label")
     try:
         labels = parse_labels(label, "label") if label else {}
@@ -105,7 +106,7 @@ def _int(values: Mapping[str, str], name: str, lo: int, hi: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise FormError(name, f"{raw!r} is not a whole number") from None
+        raise FormError(name, f"{quote(raw)} is not a whole number") from None
     if not lo <= value <= hi:
         raise FormError(name, f"must be between {lo} and {hi}")
     return value

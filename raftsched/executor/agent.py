@@ -45,6 +45,7 @@ from raftsched.config import ConfigError, ExecutorConfig
 from raftsched.executor.handlers import HandlerFn, HandlerRegistry, default_registry
 from raftsched.executor.lease import Clock, Lease
 from raftsched.executor.runner import AttemptKey, AttemptRunner, finished
+from raftsched.quoting import quote
 from raftsched.security.tls import channel_credentials
 from raftsched.security.tokens import read_token_file
 from raftsched.state.validate import ValidationError, validate_executor
@@ -656,4 +657,4 @@ def check_registration(executor: Executor) -> None:
     try:
         validate_executor(config.id, config.slots, config.labels, executor.handlers.names())
     except ValidationError as err:
-        raise ConfigError(f"executor {config.id[:100]!r} cannot register: {err}") from None
+        raise ConfigError(f"executor {quote(config.id)} cannot register: {err}") from None

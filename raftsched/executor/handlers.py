@@ -24,6 +24,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
+from raftsched.quoting import quote
 from raftsched.state.validate import LABEL_RE, MAX_HANDLER_CHARS
 
 HandlerResult = bytes | str | None
@@ -80,11 +81,11 @@ class HandlerRegistry:
     def register(self, name: str, fn: HandlerFn, *, replace: bool = False) -> None:
         if not name or len(name) > MAX_HANDLER_NAME or not LABEL_RE.fullmatch(name):
             raise ValueError(f"handler name must be 1..{MAX_HANDLER_NAME} characters of [A-Za-z0-9._/-] "
-                             f"(the leader refuses others), got {name[:100]!r}")
+                             f"(the leader refuses others), got {quote(name)}")
         if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"handler {name!r} must be an async def function")
+            raise TypeError(f"handler {quote(name)} must be an async def function")
         if name in self._fns and not replace:
-            raise ValueError(f"handler {name!r} is already registered")
+            raise ValueError(f"handler {quote(name)} is already registered")
         self._fns[name] = fn
 
     def handler(self, name: str) -> Callable[[HandlerFn], HandlerFn]:
@@ -116,7 +117,7 @@ async def _noop(ctx: TaskContext) -> None:
 async def _sleep(ctx: TaskContext) -> None:
     text = ctx.payload.decode("ascii", errors="replace").strip() or "0"
     if not text.isdigit():
-        raise ValueError(f"sleep: payload must be milliseconds as ASCII digits, got {text[:40]!r}")
+        raise ValueError(f"sleep: payload must be milliseconds as ASCII digits, got {quote(text)}")
     await asyncio.sleep(int(text) / 1000.0)
 
 

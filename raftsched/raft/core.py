@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from raftsched.quoting import quote
 from raftsched.raft import quorum
 from raftsched.raft.config import ConfigChange, InvalidChangeError, apply_change, decode_change, encode_change
 from raftsched.raft.errors import NotLeaderError, ProposalDroppedError, StateOutOfRangeError
@@ -514,7 +515,7 @@ class RaftCore:
         """Why `msg` must be refused, or None. Runs before any term logic, so a refused message
         moves no term, vote, commit index or timer; `check_message` already checked its ranges."""
         if msg.to != self.id:
-            return Reason.WRONG_RECIPIENT, f"addressed to {msg.to!r}"
+            return Reason.WRONG_RECIPIENT, f"addressed to {quote(msg.to)}"
         if msg.frm == self.id:
             return Reason.FROM_SELF, "a message in our own name"
         problem = self._sender_refusal(msg)

@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
+from raftsched.quoting import quote
+
 
 class Reason(StrEnum):
     """Why a message was refused; the value is the `reason` label of the Prometheus series."""
@@ -101,8 +103,7 @@ class RefusalLog:
 def describe(refusal: Refusal, node: str, suppressed: int) -> str:
     """One log line (no traceback, no payload bytes)."""
     more = f" ({suppressed} more refused for this reason since the last line)" if suppressed else ""
-    frm = refusal.frm if len(refusal.frm) <= 64 else refusal.frm[:64] + "..."
     return (
-        f"node={node} refused {refusal.kind} from {frm!r} term={refusal.term}: "
+        f"node={node} refused {refusal.kind} from {quote(refusal.frm, 64)} term={refusal.term}: "
         f"{refusal.reason.value}: {refusal.detail}{more}"
     )

@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from raftsched.quoting import quote
 from raftsched.state.handlers import RESULT_ENDS
-from raftsched.state.validate import MAX_EXECUTOR_SLOTS, ValidationError, echo, validate_executor
+from raftsched.state.validate import MAX_EXECUTOR_SLOTS, ValidationError, validate_executor
 from raftsched.v1 import executor_pb2, jobs_pb2
 
 log = logging.getLogger("raftsched.scheduler")
@@ -110,7 +111,7 @@ class Refusals:
         self._last_line[key] = now
         more = self._suppressed.pop(key, 0)
         tail = f" ({more} more refused for this reason since the last line)" if more else ""
-        log.warning("executor %s: refused %s: %s: %s%s", echo(refusal.executor), refusal.kind.value,
+        log.warning("executor %s: refused %s: %s: %s%s", quote(refusal.executor), refusal.kind.value,
                     refusal.reason.value, refusal.detail, tail)
         return True
 
@@ -148,7 +149,7 @@ def result_end_ok(item: executor_pb2.TaskFinished) -> bool:
 def describe(job_id: str, attempt: int, job: jobs_pb2.Job | None) -> str:
     """Why an attempt is not this executor's, for the log."""
     if job is None:
-        return f"{echo(job_id)}/{attempt}: no such job"
+        return f"{quote(job_id)}/{attempt}: no such job"
     owner = next((a.executor for a in job.attempts if a.number == attempt), None)
     if owner is None:
         return f"{job_id}/{attempt}: no such attempt (the job has {len(job.attempts)})"

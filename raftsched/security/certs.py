@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from raftsched.quoting import quote
 from raftsched.security.tokens import is_executor_id
 
 ROLE_URI_PREFIX = "urn:raftsched:role:"
@@ -248,17 +249,17 @@ def _check_name(name: str) -> None:
         pass
     labels = name.removeprefix("*.").split(".")
     if not name or len(name) > 253 or not all(_dns_label_ok(label) for label in labels):
-        raise CertsError(f"--name {name!r} is neither an IP address nor a DNS name")
+        raise CertsError(f"--name {quote(name)} is neither an IP address nor a DNS name")
 
 
 def _check_node_id(node_id: str) -> None:
     if not (0 < len(node_id) <= 64 and all(c.isalnum() or c in "-_." for c in node_id)):
-        raise CertsError(f"--node {node_id!r}: a node id is 1-64 letters, digits, '-', '_' or '.'")
+        raise CertsError(f"--node {quote(node_id)}: a node id is 1-64 letters, digits, '-', '_' or '.'")
 
 
 def _check_executor_id(executor_id: str) -> None:
     if not is_executor_id(executor_id):
-        raise CertsError(f"--executor {executor_id[:100]!r}: an executor id is 1-128 letters, digits, '.', '_' or "
+        raise CertsError(f"--executor {quote(executor_id)}: an executor id is 1-128 letters, digits, '.', '_' or "
                          "'-', not starting with '.' or '-'")
 
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from raftsched.quoting import quote
 from raftsched.v1 import scheduler_pb2
 
 S = scheduler_pb2
@@ -51,20 +52,20 @@ def zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as err:
-        raise FireTimeError("timezone", f"unknown IANA time zone {name!r}") from err
+        raise FireTimeError("timezone", f"unknown IANA time zone {quote(name)}") from err
 
 
 def check_cron(expr: str, tz: str) -> None:
     """Raise FireTimeError unless `expr` parses and fires at least once (within cronsim's 50 years)."""
     fields = len(expr.split())
     if fields not in (5, 6):
-        raise FireTimeError("cron", f"{expr!r} has {fields} fields: want 5, or 6 with seconds first")
+        raise FireTimeError("cron", f"{quote(expr)} has {fields} fields: want 5, or 6 with seconds first")
     try:
         next(CronSim(expr, datetime(2000, 1, 1, tzinfo=zone(tz))))
     except CronSimError as err:
-        raise FireTimeError("cron", f"{expr!r} is not a cron expression ({err})") from None
+        raise FireTimeError("cron", f"{quote(expr)} is not a cron expression ({err})") from None
     except StopIteration:
-        raise FireTimeError("cron", f"{expr!r} never fires") from None
+        raise FireTimeError("cron", f"{quote(expr)} never fires") from None
 
 
 def times_after(spec: scheduler_pb2.ScheduleSpec, after_ms: int, until_ms: int, limit: int) -> list[int]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
+from raftsched.quoting import quote
 from raftsched.state import lifecycle, schedules
 from raftsched.state.commands import VERSION, decode
 from raftsched.state.lifecycle import end_name, state_name
@@ -127,7 +128,7 @@ def on_cancel(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     """Cancel a job; the result's last attempt tells the caller which executor must kill what."""
     job = m.job(cmd.cancel.job_id)
     if job is None:
-        return refuse(m, NOT_FOUND, f"job {cmd.cancel.job_id!r} not found")
+        return refuse(m, NOT_FOUND, f"job {quote(cmd.cancel.job_id)} not found")
     if job.state not in TERMINAL:  # a terminal job is returned as it is: cancel is idempotent
         lifecycle.cancel(m, job, cmd.time_ms, cmd.cancel.reason)
     return C.ApplyResult(job=job_copy(job))
@@ -157,7 +158,7 @@ def _assign_one(m: Model, item: commands_pb2.AssignItem, now: int) -> str:
         return f"in retry backoff until {job.not_before_ms}"
     executor = m.executors.get(item.executor)
     if executor is None:
-        return f"unknown executor {item.executor!r}"
+        return f"unknown executor {quote(item.executor)}"
     if executor.state != J.EXECUTOR_STATE_CONNECTED:  # DRAINING receives no new work, DOWN none
         return f"executor {item.executor} is {J.ExecutorState.Name(executor.state)}"
     if m.slots_in_use(executor.id) + job_slots(job) > executor.slots:
@@ -290,7 +291,7 @@ def on_executor_down(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyR
     down = cmd.executor_down
     executor = m.executors.get(down.executor_id)
     if executor is None:
-        return refuse(m, NOT_FOUND, f"executor {down.executor_id!r} not found")
+        return refuse(m, NOT_FOUND, f"executor {quote(down.executor_id)} not found")
     lost = sorted(m.on_executor.get(executor.id, {}), key=lambda job_id: m.active[job_id].seq)
     for job_id in lost:
         job = m.active[job_id]
@@ -308,7 +309,7 @@ def on_executor_down(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyR
 def on_drain(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     executor = m.executors.get(cmd.drain.executor_id)
     if executor is None:
-        return refuse(m, NOT_FOUND, f"executor {cmd.drain.executor_id!r} not found")
+        return refuse(m, NOT_FOUND, f"executor {quote(cmd.drain.executor_id)} not found")
     if executor.state == J.EXECUTOR_STATE_DOWN:
         return refuse(m, FAILED_PRECONDITION, f"executor {executor.id} is down")
     executor.state = J.EXECUTOR_STATE_DRAINING
@@ -370,7 +371,7 @@ def on_check_hash(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResu
 def on_alarm(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     alarm = cmd.alarm
     if alarm.alarm not in ALARM_NAMES:
-        return refuse(m, INVALID_ARGUMENT, f"alarm: unknown alarm {alarm.alarm[:40]!r}")
+        return refuse(m, INVALID_ARGUMENT, f"alarm: unknown alarm {quote(alarm.alarm)}")
     if not alarm.node or len(alarm.node) > MAX_ALARM_NODE:
         return refuse(m, INVALID_ARGUMENT, "node: 1..128 characters")
     if not alarm.active:

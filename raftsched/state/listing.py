@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from raftsched.quoting import quote
 from raftsched.state.validate import ValidationError
 from raftsched.v1 import jobs_pb2, scheduler_pb2
 
@@ -78,7 +79,7 @@ def parse_token(token: str) -> int | None:
     if not token:
         return None
     if not token.isdigit() or len(token) > 19 or int(token) >= 2**63:
-        raise ValidationError("page_token", f"{token[:40]!r} is not a token this server returned")
+        raise ValidationError("page_token", f"{quote(token)} is not a token this server returned")
     return int(token)
 
 

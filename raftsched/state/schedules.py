@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 
+from raftsched.quoting import quote
 from raftsched.state import firetimes, lifecycle
 from raftsched.state.firetimes import OVERLAP, PAUSED, FireTimeError
 from raftsched.state.model import TERMINAL, Model, clamp_u64
@@ -135,7 +136,7 @@ def on_create(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     except ValidationError as err:
         return _refuse(m, INVALID_ARGUMENT, str(err))
     if spec.name in m.schedules:
-        return _refuse(m, ALREADY_EXISTS, f"name: a schedule named {spec.name!r} exists")
+        return _refuse(m, ALREADY_EXISTS, f"name: a schedule named {quote(spec.name)} exists")
     schedule = S.Schedule(id=spec.name, spec=spec, created_ms=clamp_u64(cmd.time_ms))
     m.put_schedule(schedule)
     return C.ApplyResult(schedule=_copy(schedule))
@@ -144,7 +145,7 @@ def on_create(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
 def on_pause(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     schedule = m.schedules.get(cmd.pause_schedule.name)
     if schedule is None:
-        return _refuse(m, NOT_FOUND, f"no schedule named {cmd.pause_schedule.name!r}")
+        return _refuse(m, NOT_FOUND, f"no schedule named {quote(cmd.pause_schedule.name)}")
     schedule.paused = cmd.pause_schedule.paused
     schedule.note = cmd.pause_schedule.note[:200] if schedule.paused else ""
     m.put_schedule(schedule)
@@ -154,7 +155,7 @@ def on_pause(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
 def on_delete(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     """Delete the schedule; its jobs stay (and keep their schedule_id)."""
     if cmd.delete_schedule.name not in m.schedules:
-        return _refuse(m, NOT_FOUND, f"no schedule named {cmd.delete_schedule.name!r}")
+        return _refuse(m, NOT_FOUND, f"no schedule named {quote(cmd.delete_schedule.name)}")
     m.delete_schedule(cmd.delete_schedule.name)
     return C.ApplyResult()
 
@@ -163,7 +164,7 @@ def on_fire(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     fire = cmd.fire_schedule
     schedule = m.schedules.get(fire.name)
     if schedule is None:
-        return _refuse(m, NOT_FOUND, f"no schedule named {fire.name!r}")
+        return _refuse(m, NOT_FOUND, f"no schedule named {quote(fire.name)}")
     if fire.manual:
         job = _create_job(m, schedule, fire.scheduled_time, cmd.time_ms, manual=True)
         return C.ApplyResult(job=job, schedule=_copy(schedule))
@@ -215,7 +216,7 @@ def on_skip(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     skip = cmd.skip_fires
     schedule = m.schedules.get(skip.name)
     if schedule is None:
-        return _refuse(m, NOT_FOUND, f"no schedule named {skip.name!r}")
+        return _refuse(m, NOT_FOUND, f"no schedule named {quote(skip.name)}")
     if len(skip.fires) > MAX_SKIPS_PER_CMD:
         return _refuse(m, INVALID_ARGUMENT, f"fires: at most {MAX_SKIPS_PER_CMD} per command")
     for fire in skip.fires:

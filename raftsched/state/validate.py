@@ -11,7 +11,7 @@ it before proposing anything, and `apply` checks `executor_up` with it again. Ex
 follow the job label rules (a job's label must equal an executor's to match it), except that an
 executor's label value may be empty (`--label k=` has always been accepted; it matches no job).
 Handler names use the label alphabet too, up to MAX_HANDLER_CHARS, since they become valid job
-handlers. Error messages echo at most ECHO_CHARS of what was sent.
+handlers. Error messages quote at most ECHO_CHARS of what was sent (`raftsched.quoting.quote`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+from raftsched.quoting import quote
 from raftsched.v1 import jobs_pb2
 
 MAX_PAYLOAD_BYTES = 1 << 20
@@ -44,7 +45,6 @@ MAX_EXECUTOR_SLOTS = 1024  # as `raftsched executor --slots`
 MAX_EXECUTOR_LABELS = MAX_LABELS
 MAX_EXECUTOR_HANDLERS = 256
 MAX_HANDLER_CHARS = 128  # as raftsched.executor.handlers.MAX_HANDLER_NAME
-ECHO_CHARS = 100  # of a refused value, quoted back in the error
 # Letters, digits, '.', '_', '-'; not starting with '.' or '-' (no hidden files, no flags).
 EXECUTOR_ID_RE = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9._-]{{0,{MAX_EXECUTOR_ID_CHARS - 1}}}")
 
@@ -76,7 +76,7 @@ def _check_target(spec: jobs_pb2.JobSpec, known_handlers: set[str] | None) -> No
         raise ValidationError("handler", "exactly one of command and handler must be set")
     if spec.handler and known_handlers is not None and spec.handler not in known_handlers:
         known = ", ".join(sorted(known_handlers))
-        raise ValidationError("handler", f"unknown handler {spec.handler!r} (known: {known})")
+        raise ValidationError("handler", f"unknown handler {quote(spec.handler)} (known: {known})")
     if len(spec.command) > MAX_ARGV:
         raise ValidationError("command", f"at most {MAX_ARGV} arguments")
     for i, arg in enumerate(spec.command):
@@ -119,7 +119,7 @@ def _check_labels(spec: jobs_pb2.JobSpec) -> None:
             if not text or len(text) > MAX_LABEL_CHARS or not LABEL_RE.fullmatch(text):
                 raise ValidationError(
                     "labels",
-                    f"label {what} {text!r} must be 1..{MAX_LABEL_CHARS} characters of [A-Za-z0-9._/-]",
+                    f"label {what} {quote(text)} must be 1..{MAX_LABEL_CHARS} characters of [A-Za-z0-9._/-]",
                 )
 
 
@@ -128,17 +128,10 @@ def _check_depends_on(spec: jobs_pb2.JobSpec) -> None:
         raise ValidationError("depends_on", f"at most {MAX_DEPENDS_ON} dependencies")
     for dep in spec.depends_on:
         if not is_job_id(dep):
-            raise ValidationError("depends_on", f"{dep!r} is not a job id (like j42)")
+            raise ValidationError("depends_on", f"{quote(dep)} is not a job id (like j42)")
 
 
 # --- executors --------------------------------------------------------------------------------
-
-
-def echo(text: str) -> str:
-    """`text` quoted for an error message, cut to ECHO_CHARS (the rest is only counted)."""
-    if len(text) <= ECHO_CHARS:
-        return repr(text)
-    return f"{text[:ECHO_CHARS]!r}... ({len(text)} characters)"
 
 
 def is_executor_id(value: str) -> bool:
@@ -152,7 +145,7 @@ def validate_executor(executor_id: str, slots: int, labels: Mapping[str, str], h
     if not is_executor_id(executor_id):
         raise ValidationError(
             "executor_id",
-            f"{echo(executor_id)} must be 1..{MAX_EXECUTOR_ID_CHARS} characters of [A-Za-z0-9._-], "
+            f"{quote(executor_id)} must be 1..{MAX_EXECUTOR_ID_CHARS} characters of [A-Za-z0-9._-], "
             "not starting with '.' or '-'",
         )
     if not 1 <= slots <= MAX_EXECUTOR_SLOTS:
@@ -167,11 +160,11 @@ def _check_executor_labels(labels: Mapping[str, str]) -> None:
     for key, value in labels.items():
         if not _label_text_ok(key, empty=False):
             raise ValidationError(
-                "labels", f"label key {echo(key)} must be 1..{MAX_LABEL_CHARS} characters of [A-Za-z0-9._/-]")
+                "labels", f"label key {quote(key)} must be 1..{MAX_LABEL_CHARS} characters of [A-Za-z0-9._/-]")
         if not _label_text_ok(value, empty=True):
             raise ValidationError(
                 "labels",
-                f"label {key}: value {echo(value)} must be 0..{MAX_LABEL_CHARS} characters of [A-Za-z0-9._/-]",
+                f"label {key}: value {quote(value)} must be 0..{MAX_LABEL_CHARS} characters of [A-Za-z0-9._/-]",
             )
 
 
@@ -181,7 +174,7 @@ def _check_handler_names(handlers: Sequence[str]) -> None:
     for name in handlers:
         if not (0 < len(name) <= MAX_HANDLER_CHARS and LABEL_RE.fullmatch(name)):
             raise ValidationError(
-                "handlers", f"handler name {echo(name)} must be 1..{MAX_HANDLER_CHARS} characters of [A-Za-z0-9._/-]")
+                "handlers", f"handler name {quote(name)} must be 1..{MAX_HANDLER_CHARS} characters of [A-Za-z0-9._/-]")
 
 
 def _label_text_ok(text: str, *, empty: bool) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from raftsched.quoting import quote
 from raftsched.raft.messages import (
     AppendResponse,
     HeartbeatResponse,
@@ -109,11 +110,11 @@ class ReplyRouter:
         name, in the name of another node than the caller's certificate (`certified`: the node id
         the TLS client certificate names, None without one), or out of range (`check_message`)."""
         if msg.to != self.node_id:
-            return Reason.WRONG_RECIPIENT, f"addressed to {msg.to!r}: check the peer addresses"
+            return Reason.WRONG_RECIPIENT, f"addressed to {quote(msg.to)}: check the peer addresses"
         if msg.frm == self.node_id:
             return Reason.FROM_SELF, "a message in our own name"
         if certified is not None and msg.frm != certified:
-            return Reason.FROM_NOT_CERTIFICATE, f"the caller's certificate names node {certified!r}"
+            return Reason.FROM_NOT_CERTIFICATE, f"the caller's certificate names node {quote(certified)}"
         return check_message(msg)
 
     def refuse(self, msg: Message, problem: Problem) -> None:

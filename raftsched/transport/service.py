@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from google.protobuf.message import DecodeError
 
+from raftsched.quoting import quote
 from raftsched.raft.messages import Message
 from raftsched.raft.refusals import Reason, Refusal
 from raftsched.raft.validate import Problem
@@ -247,7 +248,7 @@ def _same_sender(msg: Message, route: ReplyRoute) -> Problem | None:
     """Replies go back by the stream's first sender: every message on it must name that sender."""
     if msg.frm == route.leader:
         return None
-    return Reason.SENDER_CHANGED, f"on the append stream of {route.leader!r}"
+    return Reason.SENDER_CHANGED, f"on the append stream of {quote(route.leader)}"
 
 
 def _unparsable(kind: str, frm: str, err: Exception) -> Refusal:
