@@ -152,7 +152,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                            f"id: {quote(request.id)} must be 1-64 characters of [A-Za-z0-9_-] (as `node --id`)")
         if not _valid_address(request.address):
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"address: {quote(request.address)} must be HOST:PORT (at most {MAX_ADDRESS_CHARS} characters)")
+                           f"address: {quote(request.address)} must be HOST:PORT "
+                           f"(at most {MAX_ADDRESS_CHARS} characters)")
         forwarded = await self._on_leader("AddMember", request, context)
         if forwarded is not None:
             return forwarded
