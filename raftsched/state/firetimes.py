@@ -19,6 +19,7 @@ the state machine then accepts at most one decision per (schedule, time), whoeve
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -35,6 +36,10 @@ DEFAULT_CATCHUP_MAX = 100
 ON_TIME_GRACE_MS = 1000  # a time fired within this of its due moment is on time, not caught up
 ENUMERATE_LIMIT = 100_000  # scheduled times looked at in one plan; the rest wait for the next one
 
+MAX_TZ_CHARS = 64  # the longest IANA name is 32 characters (America/Argentina/ComodRivadavia)
+# IANA names: parts of letters, digits, '_', '+', '-' (no '.', so no "..", "zone.tab" or "__init__.py").
+TZ_NAME_RE = re.compile(r"[A-Za-z0-9_+-]{1,30}(?:/[A-Za-z0-9_+-]{1,30}){0,3}")
+
 MISSED, OVERLAP, PAUSED, OUTSIDE_WINDOW = "missed", "overlap", "paused", "outside window"
 
 
@@ -47,11 +52,16 @@ class FireTimeError(ValueError):
 
 
 def zone(name: str) -> tzinfo:
+    """The IANA zone `name` ("" and "UTC": UTC). Its syntax is checked before any file is opened:
+    a 100 KB name used to reach the file system and fail with OSError (issue 14)."""
     if not name or name == "UTC":
         return UTC
+    if len(name) > MAX_TZ_CHARS or not TZ_NAME_RE.fullmatch(name):
+        raise FireTimeError("timezone", f"{quote(name)} is not an IANA time zone name (like Europe/Paris: at most "
+                            f"{MAX_TZ_CHARS} characters of [A-Za-z0-9_+-] in parts separated by '/')")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as err:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as err:  # OSError: a directory such as "America"
         raise FireTimeError("timezone", f"unknown IANA time zone {quote(name)}") from err
 
 

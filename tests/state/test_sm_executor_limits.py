@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sm_harness import Node
 
+from raftsched.quoting import ECHO_CHARS
 from raftsched.security.tokens import EXECUTOR_ID_RE as TOKENS_EXECUTOR_ID_RE
 from raftsched.state import commands as c
 from raftsched.state.validate import (
-    ECHO_CHARS,
     EXECUTOR_ID_RE,
     MAX_EXECUTOR_HANDLERS,
     MAX_EXECUTOR_LABELS,
