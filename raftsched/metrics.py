@@ -217,9 +217,8 @@ class NodeCollector(Collector):
 
     def _requests(self) -> Metric:
         refused = CounterMetricFamily("raftsched_requests_refused", "Requests refused before any servicer ran "
-                                      "(a body that is no message of the call's type) or before anything was "
-                                      "proposed (a batch over the entry limit), by method and reason",
-                                      labels=["method", "reason"])
+                                      "(unparsable: a body that is no message of the call's type), by method "
+                                      "and reason", labels=["method", "reason"])
         for (method, reason), count in sorted(self.node.request_refusals.counts.items()):
             refused.add_metric([method, reason], count)
         return refused

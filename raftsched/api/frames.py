@@ -34,7 +34,6 @@ log = logging.getLogger("raftsched.api")
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 LOG_INTERVAL_S = 10.0
 UNPARSABLE = "unparsable"  # the `reason` label of a body that is no message of the call's type
-ENTRY_TOO_LARGE = "entry-too-large"  # a request whose Raft entry would pass MAX_ENTRY_BYTES
 
 
 class MalformedFrame(Exception):

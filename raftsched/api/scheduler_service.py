@@ -91,6 +91,10 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
 
     @guarded
     async def SubmitJobs(self, request: scheduler_pb2.SubmitJobsRequest, context: Context) -> Any:
+        """Each spec is checked on its own (a bad one gets its error, the rest go on). The valid
+        ones are proposed in as few entries as MAX_ENTRY_BYTES allows, in order; a batch split in
+        several entries is not atomic: a failure after the first leaves the earlier ones applied
+        (retry with the same idempotency keys)."""
         if len(request.specs) > MAX_BATCH:
             raise ValidationError("specs", f"at most {MAX_BATCH} jobs per request, got {len(request.specs)}")
         forwarded = await self._leader_or_forward("SubmitJobs", request, context)
@@ -104,14 +108,16 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
                 valid.append(i)
             except ValidationError as err:
                 results[i] = scheduler_pb2.SubmitResult(error=str(err), code=grpc.StatusCode.INVALID_ARGUMENT.value[0])
-        if valid:
-            applied = await self.node.propose(cmds.submit(*(request.specs[i] for i in valid)))
-            for i, item in zip(valid, applied.submitted, strict=True):
+        groups = cmds.split_by_size([request.specs[i].ByteSize() for i in valid])
+        for group in ([valid[k] for k in g] for g in groups):
+            applied = await self.node.propose(cmds.submit(*(request.specs[i] for i in group)))
+            for i, item in zip(group, applied.submitted, strict=True):
                 results[i] = item
         return scheduler_pb2.SubmitJobsResponse(results=[r for r in results if r is not None])
 
     def _validate(self, spec: jobs_pb2.JobSpec) -> None:
         validate_spec(spec, self.node.sm.known_handlers())
+        _check_entry_size("spec", spec)
         for i, dep in enumerate(spec.depends_on):
             if self.node.sm.get_job(dep) is None:
                 raise ValidationError(f"depends_on[{i}]", f"unknown job id {quote(dep)}")
@@ -211,6 +217,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if forwarded is not None:
             return forwarded
         validate_schedule(request.spec, self.node.sm.known_handlers())
+        _check_entry_size("spec", request.spec)
         if self.node.sm.schedule(request.spec.name) is not None:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"name: a schedule named {quote(request.spec.name)} exists")
         result = await self.node.propose(cmds_create_schedule(request.spec))
@@ -282,6 +289,15 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
             raise ApiError(code_from_int(result.code), result.error)
         self.node.scheduler.schedules.kick()
         return schedule_view(result.schedule)
+
+
+def _check_entry_size(name: str, spec: Any) -> None:
+    """Refuse what alone would make a Raft entry over MAX_ENTRY_BYTES (a long argv can: 1,024
+    arguments of 8 KiB each pass every field limit)."""
+    size = cmds.ENTRY_OVERHEAD_BYTES + spec.ByteSize()
+    if size > cmds.MAX_ENTRY_BYTES:
+        raise ValidationError(name, f"{size} bytes encoded, over the limit of {cmds.MAX_ENTRY_BYTES >> 20} MiB "
+                              "for one job or schedule (one Raft entry)")
 
 
 def cmds_create_schedule(spec: scheduler_pb2.ScheduleSpec) -> commands_pb2.Command:

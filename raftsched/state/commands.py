@@ -13,6 +13,12 @@ from raftsched.v1 import commands_pb2, jobs_pb2
 
 VERSION = 1
 OUTPUT_TAIL_MAX_BYTES = 4096
+# One Raft entry holds at most this many bytes of specs (issue 14): a SubmitJobs of twelve 1 MiB
+# payloads used to become one 12.6 MB entry, held at once by the leader's log cache, every
+# follower's in-flight window and every node's RocksDB write batch. The API splits a bigger batch
+# into several entries and refuses a single spec that alone passes it.
+MAX_ENTRY_BYTES = 4 << 20
+ENTRY_OVERHEAD_BYTES = 64  # the command's version, time and framing around its specs
 
 Command = commands_pb2.Command
 
@@ -37,6 +43,28 @@ def decode(data: bytes) -> commands_pb2.Command:
 
 def submit(*specs: jobs_pb2.JobSpec) -> commands_pb2.Command:
     return commands_pb2.Command(submit=commands_pb2.SubmitJobsCmd(specs=specs))
+
+
+def split_by_size(sizes: Iterable[int], limit: int = MAX_ENTRY_BYTES) -> list[list[int]]:
+    """Positions of `sizes` in groups, in order, each group's sum (plus framing) at most `limit`.
+
+    A size that alone passes the limit gets a group of its own (the caller refuses it first)."""
+    groups: list[list[int]] = []
+    used = limit  # forces a new group for the first item
+    for i, size in enumerate(sizes):
+        cost = size + _framing(size)
+        if groups and used + cost <= limit:
+            groups[-1].append(i)
+            used += cost
+        else:
+            groups.append([i])
+            used = ENTRY_OVERHEAD_BYTES + cost
+    return groups
+
+
+def _framing(size: int) -> int:
+    """A repeated field's tag and length prefix (varint) around `size` bytes."""
+    return 1 + max(1, (size.bit_length() + 6) // 7)
 
 
 def cancel(job_id: str, reason: str = "") -> commands_pb2.Command:
