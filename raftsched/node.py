@@ -135,6 +135,7 @@ class Node:
         self.transport.snapshot_source = self._snapshot_for
         self.transport.router.snapshot_sink = self._stage_snapshot
         self.transport.router.snapshot_dir = self.snapshots.directory
+        self.transport.router.admission = lambda msg: self.driver.core.admission(msg)
         self.scheduler = LeaderScheduler(self)
         self.request_refusals = RequestRefusals(self.id)  # bodies that do not parse, oversized batches
         self.health = health.aio.HealthServicer()

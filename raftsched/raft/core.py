@@ -497,6 +497,11 @@ class RaftCore:
 
     # ==== admission: what a message may claim, given our state (issue 14) ==========================
 
+    def admission(self, msg: Message) -> Problem | None:
+        """Why `step` would refuse `msg` now (None: it would take it in). Changes nothing: the
+        transport asks before it writes a snapshot's chunks to disk."""
+        return self._problem(msg)
+
     def _problem(self, msg: Message) -> Problem | None:
         problem = check_message(msg)
         if problem is not None:

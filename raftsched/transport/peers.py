@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import grpc
 
+from raftsched.quoting import quote
 from raftsched.raft.messages import (
     AppendRequest,
     AppendResponse,
@@ -331,7 +332,7 @@ class RaftTransport:
             try:
                 self._dispatch[type(msg)](msg)
             except Exception:
-                log.exception("node=%s failed to send %s to %s", self.node_id, type(msg).__name__, msg.to)
+                log.exception("node=%s failed to send %s to %s", self.node_id, type(msg).__name__, quote(msg.to))
 
     def update_peers(self, addresses: Mapping[str, str]) -> None:
         """Follow a membership change: removed peers and peers whose address changed are closed
@@ -358,7 +359,7 @@ class RaftTransport:
         source = self.snapshot_source
         if peer is None or source is None or peer.sending_snapshot:
             if source is None:
-                log.warning("node=%s no snapshot source; cannot send a snapshot to %s", self.node_id, msg.to)
+                log.warning("node=%s no snapshot source; cannot send a snapshot to %s", self.node_id, quote(msg.to))
             status = SnapshotStatus(frm=msg.to, to=self.node_id, failed=True)
             asyncio.get_running_loop().call_soon(self.router.deliver, status)
             return
@@ -404,7 +405,7 @@ class RaftTransport:
             return
         self._warned_unknown.add(peer_id)
         reason = "is this node" if peer_id == self.node_id else "has no known address"
-        log.warning("node=%s cannot send to %s: it %s", self.node_id, peer_id, reason)
+        log.warning("node=%s cannot send to %s: it %s", self.node_id, quote(peer_id), reason)
         if peer_id != self.node_id:
             report = Unreachable(frm=peer_id, to=self.node_id)
             asyncio.get_running_loop().call_soon(self.router.deliver, report)

@@ -99,6 +99,9 @@ class ReplyRouter:
         # request (raises SnapshotTransferError to refuse it), and where such files are written.
         self.snapshot_sink: Callable[[Any], Awaitable[None]] | None = None
         self.snapshot_dir: Path | None = None
+        # Set by the node: why the core would refuse a message now (None: it would take it). Lets a
+        # snapshot from a stranger be refused on its first chunk, before anything is written.
+        self.admission: Callable[[Message], Problem | None] | None = None
         self._closed = False
         self.refusals = RefusalCounter()  # inbound messages refused at the boundary, by reason
         self._refusal_log = RefusalLog()
@@ -134,7 +137,7 @@ class ReplyRouter:
         try:
             self._deliver(msg)
         except Exception:
-            log.exception("node=%s deliver failed for %s from %s", self.node_id, type(msg).__name__, msg.frm)
+            log.exception("node=%s deliver failed for %s from %s", self.node_id, type(msg).__name__, quote(msg.frm))
 
     # --- votes ---------------------------------------------------------------------------------
 
@@ -158,7 +161,7 @@ class ReplyRouter:
     def route_vote(self, msg: VoteResponse) -> None:
         fut = self._votes.pop((msg.to, msg.pre_vote), None)
         if fut is None or fut.done():
-            log.debug("node=%s no pending vote call from %s; dropping %s", self.node_id, msg.to, msg)
+            log.debug("node=%s no pending vote call from %s; dropping a vote response", self.node_id, quote(msg.to))
             return
         fut.set_result(msg)
 
@@ -188,7 +191,7 @@ class ReplyRouter:
         route = self._routes.get(msg.to)
         if route is None:
             log.debug(
-                "node=%s no append stream from %s; dropping %s", self.node_id, msg.to, type(msg).__name__
+                "node=%s no append stream from %s; dropping %s", self.node_id, quote(msg.to), type(msg).__name__
             )
             return
         try:
@@ -196,7 +199,7 @@ class ReplyRouter:
         except asyncio.QueueFull:
             # Raft tolerates loss: the leader times out and resends what it did not hear about.
             log.warning(
-                "node=%s reply queue to %s full; dropping %s", self.node_id, msg.to, type(msg).__name__
+                "node=%s reply queue to %s full; dropping %s", self.node_id, quote(msg.to), type(msg).__name__
             )
 
     # --- snapshots -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from raftsched.quoting import quote
-from raftsched.raft.messages import Message
+from raftsched.raft.messages import Message, SnapshotRequest
 from raftsched.raft.refusals import Reason, Refusal
 from raftsched.raft.validate import Problem
 from raftsched.security.auth import certificate_node
@@ -34,7 +34,12 @@ from raftsched.transport.routes import (
     RouterClosed,
     VoteSuperseded,
 )
-from raftsched.transport.snapshots import SnapshotTransferError, receive_snapshot
+from raftsched.transport.snapshots import (
+    MalformedSnapshotError,
+    SnapshotRefusedError,
+    SnapshotTransferError,
+    receive_snapshot,
+)
 from raftsched.v1 import raft_pb2 as pb
 from raftsched.v1 import raft_pb2_grpc
 
@@ -135,19 +140,30 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
     async def InstallSnapshot(
         self, request_iterator: AsyncIterator[pb.InstallSnapshotChunk], context: grpc.aio.ServicerContext
     ) -> pb.InstallSnapshotResponse:
-        """Receive the whole snapshot, verified, then let the core decide; answer with its reply."""
+        """Receive the whole snapshot, verified, then let the core decide; answer with its reply.
+        The request in the first chunk is judged before anything is written (`admit`)."""
         router = self._router
         if router.snapshot_sink is None or router.snapshot_dir is None:
             await _abort(context, grpc.StatusCode.UNIMPLEMENTED, "this node cannot install snapshots")
+        certified = self._certified()
+
+        def admit(request: SnapshotRequest) -> Problem | None:
+            """Checked on the first chunk, before anything is written: the boundary's checks, then
+            the core's (a sender in no configuration we know is refused here, not after 64 GiB)."""
+            problem = router.inbound_problem(request, certified)
+            return problem if problem is not None or router.admission is None else router.admission(request)
+
         try:
-            received = await receive_snapshot(request_iterator, router.snapshot_dir)
+            received = await receive_snapshot(request_iterator, router.snapshot_dir, admit)
+        except SnapshotRefusedError as err:
+            router.refuse(err.request, err.problem)
+            code = _STATUS.get(err.problem[0], grpc.StatusCode.INVALID_ARGUMENT)
+            await _abort(context, code, _details(err.problem))
+        except MalformedSnapshotError as err:
+            router.note_refusal(_unparsable("InstallSnapshotChunk", "", err))
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"refused: {Reason.UNPARSABLE}: {err}")
         except SnapshotTransferError as err:
             await _abort(context, grpc.StatusCode.DATA_LOSS, f"snapshot refused: {err}")
-        problem = router.inbound_problem(received.request, self._certified())
-        if problem is not None:
-            received.path.unlink(missing_ok=True)
-            router.refuse(received.request, problem)
-            await _abort(context, _STATUS.get(problem[0], grpc.StatusCode.INVALID_ARGUMENT), _details(problem))
         fut = router.expect_snapshot(received.request.frm)
         try:
             await router.snapshot_sink(received)

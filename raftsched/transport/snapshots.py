@@ -14,21 +14,39 @@ import contextlib
 import itertools
 import os
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from google.protobuf.message import DecodeError
 
 from raftsched.raft.messages import SnapshotMeta, SnapshotRequest
+from raftsched.raft.validate import Problem
 from raftsched.transport import convert
 from raftsched.v1 import raft_pb2 as pb
 
 CHUNK_BYTES = 1 << 20
 MAX_SNAPSHOT_BYTES = 64 << 30
 _names = itertools.count(1)
+Admit = Callable[[SnapshotRequest], "Problem | None"]  # why a snapshot request is refused, or None
 
 
 class SnapshotTransferError(Exception):
     """The chunks do not form a whole, intact snapshot (or the node refused its content)."""
+
+
+class MalformedSnapshotError(SnapshotTransferError):
+    """The first chunk's request cannot be read (its configuration is no ConfigState)."""
+
+
+class SnapshotRefusedError(SnapshotTransferError):
+    """The request in the first chunk was refused (`problem`) before anything was written."""
+
+    def __init__(self, request: SnapshotRequest, problem: Problem) -> None:
+        super().__init__(f"{problem[0]}: {problem[1]}")
+        self.request = request
+        self.problem = problem
 
 
 class SnapshotUnavailableError(Exception):
@@ -81,49 +99,62 @@ def file_chunks(snapshot: SnapshotFile) -> Iterator[pb.InstallSnapshotChunk]:
                 return
 
 
-async def receive_snapshot(request_iterator: AsyncIterator[pb.InstallSnapshotChunk], directory: Path
-                           ) -> ReceivedSnapshot:
-    """Write the stream to a new file in `directory`; the file is removed unless it is whole."""
+async def receive_snapshot(request_iterator: AsyncIterator[pb.InstallSnapshotChunk], directory: Path,
+                           admit: Admit | None = None) -> ReceivedSnapshot:
+    """Write the stream to a new file in `directory`; the file is removed unless it is whole.
+
+    The first chunk carries the request (sender, term, metadata, configuration): `admit` judges it
+    before a byte is written, so a stranger's snapshot never reaches the disk (issue 14)."""
+    first = await anext(aiter(request_iterator), None)
+    if first is None:
+        raise SnapshotTransferError("stream ended before the first chunk")
+    request, addresses = request_of(first)
+    problem = admit(request) if admit is not None else None
+    if problem is not None:
+        raise SnapshotRefusedError(request, problem)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"incoming-{os.getpid()}-{next(_names)}.rss"
     try:
         with open(path, "wb") as out:
-            received = await _receive(request_iterator, out, path)
-        return received
+            await _receive(first, request_iterator, out)
+        return ReceivedSnapshot(request, path, addresses)
     except BaseException:
         with contextlib.suppress(OSError):
             path.unlink()
         raise
 
 
-async def _receive(request_iterator: AsyncIterator[pb.InstallSnapshotChunk], out: object, path: Path,
-                   ) -> ReceivedSnapshot:
-    first: pb.InstallSnapshotChunk | None = None
+async def _receive(first: pb.InstallSnapshotChunk, request_iterator: AsyncIterator[pb.InstallSnapshotChunk],
+                   out: BinaryIO) -> None:
     size = crc = 0
-    async for chunk in request_iterator:
-        if first is None:
-            first = chunk
-        elif (chunk.last_included_index, chunk.term) != (first.last_included_index, first.term):
+    chunk = first
+    while True:
+        if (chunk.last_included_index, chunk.term) != (first.last_included_index, first.term):
             raise SnapshotTransferError("chunks of two different snapshots in one stream")
         if chunk.offset != size:
             raise SnapshotTransferError(f"chunk at offset {chunk.offset}, expected {size}")
         size += len(chunk.data)
         if size > MAX_SNAPSHOT_BYTES:
             raise SnapshotTransferError(f"snapshot larger than {MAX_SNAPSHOT_BYTES} bytes")
-        out.write(chunk.data)  # type: ignore[attr-defined]
+        out.write(chunk.data)
         crc = zlib.crc32(chunk.data, crc)
         if chunk.done:
             if crc != chunk.crc32c:
                 raise SnapshotTransferError("checksum mismatch: the snapshot was damaged in transfer")
-            out.flush()  # type: ignore[attr-defined]
-            return _request_of(first, path)
-    raise SnapshotTransferError("stream ended before the last chunk")
+            out.flush()
+            return
+        following = await anext(request_iterator, None)
+        if following is None:
+            raise SnapshotTransferError("stream ended before the last chunk")
+        chunk = following
 
 
-def _request_of(first: pb.InstallSnapshotChunk, path: Path) -> ReceivedSnapshot:
-    conf_pb = pb.ConfigState()
-    conf_pb.ParseFromString(first.config)
-    config, addresses = convert.config_from_pb(conf_pb)
+def request_of(first: pb.InstallSnapshotChunk) -> tuple[SnapshotRequest, dict[str, str]]:
+    """The request the first chunk carries, and the member addresses of its configuration."""
+    try:
+        conf_pb = pb.ConfigState.FromString(first.config)
+        config, addresses = convert.config_from_pb(conf_pb)
+    except (DecodeError, convert.ConversionError) as err:
+        raise MalformedSnapshotError(f"config: not a configuration ({err})") from None
     meta = SnapshotMeta(first.last_included_index, first.last_included_term, config)
-    request = SnapshotRequest(getattr(first, "from"), first.to, first.term, meta)
-    return ReceivedSnapshot(request, path, addresses)
+    return SnapshotRequest(getattr(first, "from"), first.to, first.term, meta), addresses
