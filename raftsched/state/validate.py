@@ -37,6 +37,7 @@ MAX_DEPENDS_ON = 1000
 MAX_BACKOFF_MS = 24 * 3600 * 1000
 MAX_MULTIPLIER = 100.0
 
+KNOWN_SHOWN = 10  # known handler names listed in an "unknown handler" error (executors may bring 256 each)
 LABEL_RE = re.compile(r"[A-Za-z0-9._/-]+")
 JOB_ID_RE = re.compile(r"j[1-9][0-9]{0,18}")
 
@@ -75,7 +76,9 @@ def _check_target(spec: jobs_pb2.JobSpec, known_handlers: set[str] | None) -> No
     if bool(spec.command) == bool(spec.handler):
         raise ValidationError("handler", "exactly one of command and handler must be set")
     if spec.handler and known_handlers is not None and spec.handler not in known_handlers:
-        known = ", ".join(sorted(known_handlers))
+        names = sorted(known_handlers)
+        more = f" and {len(names) - KNOWN_SHOWN} more" if len(names) > KNOWN_SHOWN else ""
+        known = ", ".join(names[:KNOWN_SHOWN]) + more
         raise ValidationError("handler", f"unknown handler {quote(spec.handler)} (known: {known})")
     if len(spec.command) > MAX_ARGV:
         raise ValidationError("command", f"at most {MAX_ARGV} arguments")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from integration.cluster import FAST, Cluster
 
 CHECK_INTERVAL = ("--corrupt-check-interval", "3s")

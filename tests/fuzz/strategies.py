@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
-from raftsched.v1 import admin_pb2, executor_pb2, raft_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, executor_pb2, jobs_pb2, raft_pb2, scheduler_pb2
 
 MAX_DEPTH = 3
 F = FieldDescriptor
@@ -84,7 +84,7 @@ def _field(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
         key, value = field.message_type.fields_by_name["key"], field.message_type.fields_by_name["value"]
         return st.dictionaries(_scalar(key), _value(value, depth + 1), max_size=4)
     item = _value(field, depth + 1)
-    if field.label == F.LABEL_REPEATED:
+    if field.is_repeated:
         return st.lists(item, max_size=4)
     return item
 
@@ -101,14 +101,14 @@ def _build(cls: Callable[[], Message], descriptor: Descriptor, values: dict[str,
     msg = cls()
     for name, value in values.items():
         field = descriptor.fields_by_name[name]
-        target = getattr(msg, name) if field.label == F.LABEL_REPEATED or field.message_type else None
+        target = getattr(msg, name) if field.is_repeated or field.message_type else None
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             for k, v in value.items():
                 if isinstance(v, Message):
                     target[k].CopyFrom(v)  # type: ignore[index]
                 else:
                     target[k] = v  # type: ignore[index]
-        elif field.label == F.LABEL_REPEATED:
+        elif field.is_repeated:
             if field.message_type is not None:
                 for v in value:
                     target.add().CopyFrom(v)  # type: ignore[union-attr]
@@ -163,6 +163,33 @@ def _flip(data: bytes, at: int, bit: int) -> bytes:
     return bytes(out)
 
 
+def _seeds() -> dict[str, Message]:
+    """A valid request for the methods whose deeper code a random message rarely reaches; the
+    fuzzer merges random fields into a copy (scalars replaced, repeated fields and maps extended)."""
+    spec = jobs_pb2.JobSpec(handler="noop", name="fuzz", payload=b"p", labels={"k": "v"})
+    schedule = scheduler_pb2.ScheduleSpec(name="fuzz-s", cron="*/5 * * * *", timezone="Europe/Paris", template=spec)
+    S, A, R, E = scheduler_pb2, admin_pb2, raft_pb2, executor_pb2
+    return {
+        "SubmitJob": S.SubmitJobRequest(spec=spec),
+        "SubmitJobs": S.SubmitJobsRequest(specs=[spec, spec]),
+        "CreateSchedule": S.CreateScheduleRequest(spec=schedule),
+        "ListJobs": S.ListJobsRequest(page_size=5, newest_first=True),
+        "GetJob": S.GetJobRequest(id="j1"),
+        "CancelJob": S.CancelJobRequest(id="j2", reason="fuzz"),
+        "WatchJob": S.WatchJobRequest(id="j1"),
+        "CheckFence": S.CheckFenceRequest(job_id="j1", attempt=1),
+        "ReadLog": A.ReadLogRequest(from_index=1, limit=3),
+        "StateHash": A.StateHashRequest(),
+        "RequestVote": R.VoteRequest(**{"from": "n1"}, to="n2", term=1, pre_vote=True),
+        "TimeoutNow": R.TimeoutNowRequest(**{"from": "n1"}, to="n2", term=1),
+        "AppendEntries": R.AppendEntriesRequest(**{"from": "n4"}, to="n2", term=1, heartbeat=True),
+        "Connect": E.ExecutorMessage(register=E.Register(executor_id="fuzz-e", slots=1, handlers=["noop"])),
+    }
+
+
+SEEDS = _seeds()
+
+
 @st.composite
 def request(draw: st.DrawFn, methods: list[MethodDescriptor] | None = None) -> Request:
     """One call of any method (or one of `methods`) with fuzzed frames."""
@@ -170,7 +197,14 @@ def request(draw: st.DrawFn, methods: list[MethodDescriptor] | None = None) -> R
     count = draw(st.integers(1, 3)) if method.client_streaming else 1
     frames, hows = [], []
     for _ in range(count):
-        msg = defang(method, draw(message(method.input_type)))
+        msg = draw(message(method.input_type))
+        base = SEEDS.get(method.name)
+        if base is not None and draw(st.booleans()):
+            merged = type(base)()
+            merged.CopyFrom(base)
+            merged.MergeFrom(msg)
+            msg = merged
+        msg = defang(method, msg)
         frame, how = draw(_mutations(msg.SerializeToString()))
         frames.append(frame)
         hows.append(how)

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
-
 from integration.cluster import Cluster
 
 from .checks import check_cluster
