@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 
+from raftsched.quoting import quote
 from raftsched.raft.messages import ConfigState
 
 
@@ -34,7 +35,7 @@ def encode_change(change: ConfigChange) -> bytes:
 def decode_change(data: bytes) -> ConfigChange:
     raw = json.loads(data)
     if raw.get("v") != 1:
-        raise InvalidChangeError(f"unknown config change version {raw.get('v')!r}")
+        raise InvalidChangeError(f"unknown config change version {quote(raw.get('v'))}")
     return ConfigChange(ChangeKind(raw["kind"]), str(raw["node"]), str(raw.get("address", "")))
 
 
@@ -43,14 +44,14 @@ def apply_change(conf: ConfigState, change: ConfigChange) -> ConfigState:
     node = change.node
     if change.kind is ChangeKind.ADD_LEARNER:
         if node in conf.members():
-            raise InvalidChangeError(f"{node} is already a member")
+            raise InvalidChangeError(f"{quote(node)} is already a member")
         return ConfigState(conf.voters, conf.learners | {node})
     if change.kind is ChangeKind.PROMOTE:
         if node not in conf.learners:
-            raise InvalidChangeError(f"{node} is not a learner")
+            raise InvalidChangeError(f"{quote(node)} is not a learner")
         return ConfigState(conf.voters | {node}, conf.learners - {node})
     if node not in conf.members():
-        raise InvalidChangeError(f"{node} is not a member")
+        raise InvalidChangeError(f"{quote(node)} is not a member")
     if conf.voters == {node}:
-        raise InvalidChangeError(f"{node} is the last voter")
+        raise InvalidChangeError(f"{quote(node)} is the last voter")
     return ConfigState(conf.voters - {node}, conf.learners - {node})

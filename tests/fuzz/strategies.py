@@ -12,7 +12,6 @@ that a caller of an insecure cluster may legitimately use to take it apart (see 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
@@ -124,13 +123,14 @@ def _build(cls: Callable[[], Message], descriptor: Descriptor, values: dict[str,
 # --- frames ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Request:
-    """One fuzzed call: the method, its frames (one for a unary request), and how they were made."""
+    """One fuzzed call: the method, its frames (one for a unary request), and how they were made.
+    Not a dataclass: hypothesis would print its fields (1 MB bodies) for a failing example."""
 
-    method: MethodDescriptor
-    frames: tuple[bytes, ...]
-    how: str
+    def __init__(self, method: MethodDescriptor, frames: tuple[bytes, ...], how: str) -> None:
+        self.method = method
+        self.frames = frames
+        self.how = how
 
     @property
     def path(self) -> str:

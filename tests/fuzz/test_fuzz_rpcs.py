@@ -91,6 +91,8 @@ def run_batch(c: Cluster, caller: Caller, batch_seed: int, examples: int) -> dic
         outcomes[code.name] = outcomes.get(code.name, 0) + 1
         assert code not in BAD_CODES, f"{req!r} to {nid}: {code.name}: {details[:500]}"
         assert len(details) <= MAX_DETAILS, f"{req!r} to {nid}: {code.name} with {len(details)} characters of details"
+        # An error too large for the client's metadata limit shows as RESOURCE_EXHAUSTED on this side.
+        assert "metadata" not in details.lower(), f"{req!r} to {nid}: {code.name}: {details[:500]}"
 
     one()
     return outcomes
