@@ -197,7 +197,9 @@ def test_twelve_1mib_payloads_go_in_entries_of_at_most_4mib(live: MetricsCluster
     assert sum(len(decode(e.data).submit.specs) for e in batches) == 12, sizes
     assert len(batches) >= 3 and max(sizes) <= MAX_ENTRY_BYTES, sizes
     grown = _rss_bytes(live.nodes[leader].pid) - rss_before
-    assert grown < 96 << 20, f"the leader's RSS grew by {grown >> 20} MiB for 12 MiB of payloads"
+    # Measured on a 2-core machine: +146 MiB with one 12.6 MB entry, +76 MiB with 4 entries (then
+    # about +24 MiB once malloc_trim has run); the bound leaves room for noise, not for one entry.
+    assert grown < 112 << 20, f"the leader's RSS grew by {grown >> 20} MiB for 12 MiB of payloads"
 
 
 def test_one_spec_over_the_entry_limit_is_refused_naming_it(live: MetricsCluster) -> None:
