@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from raftsched import memtrim
 from raftsched.api.forward import Forwarder
-from raftsched.api.frames import FrameInterceptor, RequestRefusals
+from raftsched.api.frames import CheckedServer, RequestRefusals
 from raftsched.config import NodeConfig, is_loopback
 from raftsched.corruption import StateHasher
 from raftsched.loopwatch import LoopWatch
@@ -459,14 +459,15 @@ class Node:
         from raftsched.api.scheduler_service import SchedulerService
         from raftsched.v1 import admin_pb2_grpc, executor_pb2_grpc, scheduler_pb2_grpc
 
-        # Authentication first; then bodies that do not parse end INVALID_ARGUMENT (api/frames.py).
-        interceptors = [*auth_interceptors(self.config), FrameInterceptor(self.request_refusals)]
-        server = grpc.aio.server(options=server_options(self.config.max_message_bytes), interceptors=interceptors)
-        self.transport.servicer().add_to_server(server)
-        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self), server)
-        executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(self), server)
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        server = grpc.aio.server(options=server_options(self.config.max_message_bytes),
+                                 interceptors=auth_interceptors(self.config))
+        checked = CheckedServer(server, self.request_refusals)  # bodies that do not parse: INVALID_ARGUMENT
+        self.transport.servicer().add_to_server(checked)
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self), checked)
+        executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(self), checked)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self), checked)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, checked)
+        checked.finish()
         names = [
             d.services_by_name[s].full_name
             for d, s in (

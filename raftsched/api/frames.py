@@ -3,7 +3,9 @@
 grpc parses a request body with the handler's `request_deserializer` before (unary requests) or
 while (stream requests) the servicer runs; a `DecodeError` there used to end the call with UNKNOWN
 "Unexpected DecodeError" and an ERROR line with a traceback in the node log, for every frame.
-`FrameInterceptor` gives every handler a deserializer that does not raise `DecodeError`:
+Servicers are added to the node's server through `CheckedServer`, which registers every handler
+with a deserializer that does not raise `DecodeError` (not a server interceptor: an interceptor
+runs Python code on every call of every method, and a burst of small calls showed it):
 
     unary request   the body parses to an `Unparsable` marker; the handler is not called and the
                     call ends INVALID_ARGUMENT naming the message type
@@ -22,7 +24,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeAlias
 
@@ -79,21 +81,43 @@ class RequestRefusals:
         log.warning("node=%s refused %s from %s: %s: %s%s", self.node_id, method, peer or "?", reason, detail, tail)
 
 
-class FrameInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Gives every handler a deserializer that refuses bad bodies with INVALID_ARGUMENT (see above)."""
+class CheckedServer:
+    """Stands in for the node's `grpc.aio.Server` in the generated `add_*Servicer_to_server`
+    functions (and `RaftServicer.add_to_server`): registers the same handlers, checked.
+
+    Those functions call `add_generic_rpc_handlers` and then `add_registered_method_handlers` with
+    the same handlers; the second call registers both ways, and `finish` makes sure no service was
+    left with only the first."""
+
+    def __init__(self, server: grpc.aio.Server, refusals: RequestRefusals) -> None:
+        self._server = server
+        self._checker = FrameChecker(refusals)
+        self._pending: set[str] = set()
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._pending.update(h.service_name() for h in handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        checked = {name: self._checker.checked(h, f"/{service}/{name}") for name, h in handlers.items()}
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, checked),))
+        self._server.add_registered_method_handlers(service, checked)
+        self._pending.discard(service)
+
+    def finish(self) -> None:
+        if self._pending:
+            raise AssertionError(f"services registered without their method handlers: {sorted(self._pending)}")
+
+
+class FrameChecker:
+    """Wraps a method handler so that a body that does not parse is refused (see above)."""
 
     def __init__(self, refusals: RequestRefusals) -> None:
         self._refusals = refusals
 
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
-                                handler_call_details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        return self._checked(handler, handler_call_details.method)
-
-    def _checked(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def checked(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         parse = handler.request_deserializer
+        if parse is None:
+            return handler
         type_name = _type_name(parse, method)
         if handler.unary_unary is not None or handler.unary_stream is not None:
             lenient = _lenient(parse, type_name)
