@@ -4,8 +4,8 @@ grpc parses a request body with the handler's `request_deserializer` before (una
 while (stream requests) the servicer runs; a `DecodeError` there used to end the call with UNKNOWN
 "Unexpected DecodeError" and an ERROR line with a traceback in the node log, for every frame.
 Servicers are added to the node's server through `CheckedServer`, which registers every handler
-with a deserializer that does not raise `DecodeError` (not a server interceptor: an interceptor
-runs Python code on every call of every method, and a burst of small calls showed it):
+with a deserializer that does not raise `DecodeError` (not a server interceptor, which would run
+its Python code on every call of every method, well-formed or not):
 
     unary request   the body parses to an `Unparsable` marker; the handler is not called and the
                     call ends INVALID_ARGUMENT naming the message type
