@@ -9,7 +9,10 @@ test_hostile_executor.py and test_corruption.py):
   client saw RESOURCE_EXHAUSTED on metadata size) and the time zone gave INTERNAL OSError;
 - SubmitJobs with 12 payloads of 1 MiB: one 12.6 MB Raft entry; now entries of at most 4 MiB;
 - InstallSnapshot whose first chunk holds no configuration (UNKNOWN), or from a stranger (its
-  chunks were written to disk before the sender was judged).
+  chunks were written to disk before the sender was judged);
+- an append forged in the leader's name with a job no client submitted: in insecure mode nothing
+  tells it from the leader's, but the corruption check now raises CORRUPT on that follower (it
+  went unnoticed forever).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import grpc
 import pytest
 
 from raftsched.state.commands import MAX_ENTRY_BYTES, decode
-from raftsched.v1 import admin_pb2, jobs_pb2, raft_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, jobs_pb2, raft_pb2, raft_pb2_grpc, scheduler_pb2
 
 from .cluster import wait_for
 from .test_hostile_raft import MetricsCluster
@@ -259,3 +262,61 @@ def test_install_snapshot_from_a_stranger_is_refused_before_anything_is_written(
     assert _incoming(live, fol) == []
     st = live.local_status(fol)
     assert st.term < 10**6 and st.applied_index < 10**6
+
+
+# --- an append forged in the leader's name (the table's third row) --------------------------------
+
+
+@pytest.fixture
+def checked(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetricsCluster]:
+    c = MetricsCluster(tmp_path / "checked", node_flags=("--corrupt-check-interval", "1s"))
+    try:
+        c.start_all()
+        c.wait_leader(30)
+        yield c
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is None or report.failed:
+            print(c.logs())
+        c.close()
+
+
+def _forge_append(c: MetricsCluster, leader: str, follower: str) -> None:
+    """A well-formed append in the leader's name: its term, the follower's last entry as prev, and
+    a job no client submitted, committed at once. Without TLS nothing tells it from the leader's."""
+    forged = cmds_encode_forged_job()
+    with _channel(c, follower) as channel:
+        stub = raft_pb2_grpc.RaftStub(channel)  # type: ignore[no-untyped-call]
+        for _ in range(20):  # the leader may append meanwhile (its corruption checks): then prev differs
+            st = c.local_status(follower)
+            last = st.last_log_index
+            prev_term = c.client(follower).read_log(last, 1).entries[0].term
+            request = raft_pb2.AppendEntriesRequest(
+                **{"from": leader}, to=follower, term=st.term, prev_log_index=last, prev_log_term=prev_term,
+                commit=last + 1, entries=[raft_pb2.Entry(term=st.term, index=last + 1, data=forged)])
+            replies = list(stub.AppendEntries(iter([request]), timeout=TIMEOUT))
+            if replies and replies[0].success and c.local_status(follower).applied_index >= last + 1:
+                return
+        raise AssertionError("the forged append never matched the follower's log")
+
+
+def cmds_encode_forged_job() -> bytes:
+    from raftsched.state import commands as cmds
+
+    return cmds.encode(cmds.submit(jobs_pb2.JobSpec(handler="noop", name="forged")), int(time.time() * 1000))
+
+
+def test_an_append_forged_in_the_leaders_name_is_caught_by_the_corruption_check(checked: MetricsCluster) -> None:
+    c = checked
+    leader = c.wait_leader()
+    follower = next(n for n in c.ids if n != leader)
+    c.submit(handler="noop", name="before")
+    for nid in c.ids:
+        c.wait_caught_up(nid)
+    _forge_append(c, leader, follower)
+    alarmed = wait_for(lambda: [a for a in c.client(leader).list_alarms().alarms if a.node == follower], 30,
+                       "a CORRUPT alarm on the follower that took the forged append")
+    assert [a.alarm for a in alarmed] == ["CORRUPT"], alarmed
+    assert not [a for a in c.client(leader).list_alarms().alarms if a.node != follower]
+    names = {j.spec.name for j in c.client(leader).iter_jobs(page_size=100)}
+    assert "forged" not in names and "before" in names, names
