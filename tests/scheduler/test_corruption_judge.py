@@ -3,10 +3,17 @@ a member with another digest is corrupt; without a majority nothing is decided."
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from raftsched.scheduler.corruption import judge
+from raftsched.raft.errors import ProposalDroppedError
+from raftsched.scheduler.corruption import CorruptionChecker, judge
+from raftsched.v1 import commands_pb2
 
 A, B = b"a" * 16, b"b" * 16
 
@@ -34,3 +41,33 @@ def test_a_verdict_never_calls_a_majority_corrupt(digests: dict[str, bytes]) -> 
     v = judge(members, digests, 1)
     assert len(v.differ) < 3 and v.agree.isdisjoint(v.differ)
     assert v.agree | v.differ | v.silent == members or v.majority is None
+
+
+async def test_a_check_cut_off_by_a_leadership_transfer_is_skipped_without_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found by tests/fuzz: a TransferLeader while the leader proposed its check logged an ERROR
+    with a traceback, as if the check had failed."""
+
+    async def propose(cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+        raise ProposalDroppedError("leadership is being transferred to n2")
+
+    async def never(peer: str, check_id: int) -> None:
+        raise AssertionError("no digest is asked for a check that was never proposed")
+
+    checker = CorruptionChecker("n1", 0.01, propose, lambda _: None, never, lambda: frozenset({"n1", "n2", "n3"}),
+                                lambda: [])
+    caplog.set_level(logging.INFO, logger="raftsched.corruption")
+    task = asyncio.create_task(checker.run())
+    try:
+        await asyncio.wait_for(_until(lambda: checker.checks["incomplete"] >= 2), 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert checker.checks["failed"] == 0
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], caplog.text
+    assert "leadership is changing" in caplog.text
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)
