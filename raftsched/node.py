@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from raftsched import memtrim
 from raftsched.api.forward import Forwarder
@@ -467,7 +467,6 @@ class Node:
         executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(self), checked)
         admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self), checked)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, checked)
-        checked.finish()
         names = [
             d.services_by_name[s].full_name
             for d, s in (
@@ -477,7 +476,10 @@ class Node:
                 (admin_pb2.DESCRIPTOR, "Admin"),
             )
         ]
-        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        # As reflection.enable_server_reflection does for an aio server, through `checked` too.
+        servicer = reflection.aio.ReflectionServicer([*names, health.SERVICE_NAME, reflection.SERVICE_NAME])
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, checked)
+        checked.finish()
         return server
 
     # --- metrics (raftsched.metrics) ---

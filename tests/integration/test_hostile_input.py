@@ -90,6 +90,9 @@ CALLS = [  # (method path, kind, message type named in the error)
     ("/raftsched.v1.Admin/SaveSnapshot", "server-stream", "raftsched.v1.SaveSnapshotRequest"),
     ("/raftsched.v1.Executor/Connect", "bidi", "raftsched.v1.ExecutorMessage"),
     ("/raftsched.v1.Raft/InstallSnapshot", "client-stream", "raftsched.v1.InstallSnapshotChunk"),
+    ("/grpc.health.v1.Health/Check", "unary", "grpc.health.v1.HealthCheckRequest"),
+    ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "bidi",
+     "grpc.reflection.v1alpha.ServerReflectionRequest"),
 ]
 
 
