@@ -255,13 +255,12 @@ class LeaderScheduler:
 
     async def _read_loop(self, session: ExecutorSession, context: Context) -> None:
         closed = asyncio.create_task(session.closed.wait())
+        read: asyncio.Future[Any] | None = None
         try:
             while True:
                 read = asyncio.ensure_future(context.read())
                 done, _ = await asyncio.wait({read, closed}, return_when=asyncio.FIRST_COMPLETED)
                 if read not in done:
-                    read.cancel()
-                    read.add_done_callback(_retrieved)  # it may have failed meanwhile (a frame that does not parse)
                     return
                 msg = read.result()
                 if msg is grpc.aio.EOF:
@@ -271,6 +270,9 @@ class LeaderScheduler:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         finally:
             closed.cancel()
+            if read is not None:  # ended by the session closing or by the call's cancellation
+                read.cancel()
+                read.add_done_callback(_retrieved)  # it may fail meanwhile (a frame that does not parse)
 
     def _on_message(self, session: ExecutorSession, msg: executor_pb2.ExecutorMessage) -> str:
         """Take one message in; returns why the stream must end ("" when it goes on)."""
