@@ -21,7 +21,7 @@ test: $(STAMP)  ## the whole suite: unit, simulation, integration against real p
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not integration"
 
-fuzz: $(STAMP)  ## the fuzz suite (tests/fuzz) for FUZZ_SECONDS (default 300) instead of make test's 3 short batches
+fuzz: $(STAMP)  ## the fuzz suite (tests/fuzz) for FUZZ_SECONDS (default 300) instead of make test's 2 short batches
 	RAFTSCHED_FUZZ_SECONDS=$${FUZZ_SECONDS:-300} RAFTSCHED_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} \
 		$(PY) -m pytest -q -p no:cacheprovider -s tests/fuzz
 
