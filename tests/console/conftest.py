@@ -21,13 +21,6 @@ from integration.cluster import Cluster
 from .harness import Browser, ConsoleProcess, firefox_missing
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
-
-
 def failed(request: pytest.FixtureRequest) -> bool:
     return any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
 

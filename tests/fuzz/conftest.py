@@ -30,10 +30,3 @@ def cluster(request: pytest.FixtureRequest, fuzz_cluster: Cluster) -> Iterator[C
     report = getattr(request.node, "rep_call", None)
     if report is None or report.failed:
         print(fuzz_cluster.logs())
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report

@@ -11,13 +11,6 @@ import pytest
 from .harness import FAST, LeaseCluster, started_cluster
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
-
-
 @pytest.fixture
 def make_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., LeaseCluster]]:
     made: list[LeaseCluster] = []

@@ -1,4 +1,5 @@
-"""Remember each test's outcome so fixtures can print process logs when a test failed."""
+"""Shared by every test directory: each test's report of each phase is kept on its item
+(`item.rep_call`), so a fixture can print the cluster's logs only when the test failed."""
 
 from __future__ import annotations
 
