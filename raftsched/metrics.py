@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter as Counter_
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -36,6 +36,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from raftsched.raft.core import Status
 from raftsched.raft.messages import Role, SoftState
 from raftsched.v1 import jobs_pb2
 
@@ -52,6 +53,16 @@ SIZE_BUCKETS = tuple(float(1 << n) for n in range(10, 34, 2))  # 1 KiB .. 8 GiB
 ROLE_NAMES = {Role.FOLLOWER: "follower", Role.PRE_CANDIDATE: "pre_candidate", Role.CANDIDATE: "candidate",
               Role.LEADER: "leader"}
 SEEN_JOBS = 50_000  # jobs whose last counted attempt event is remembered (to count each once)
+# Label values set to 0 at start, so every series exists before its first event (alerts and
+# dashboards can divide by them, and a scrape of a fresh node shows every name).
+PROPOSAL_OUTCOMES = ("applied", "unknown", "error")
+SNAPSHOT_KINDS = ("taken", "installed")
+ATTEMPT_ENDS = tuple(name.removeprefix("ATTEMPT_END_").lower() for name, value in J.AttemptEnd.items() if value)
+FINAL_STATES = {J.JOB_STATE_SUCCEEDED: "succeeded", J.JOB_STATE_FAILED: "failed",
+                J.JOB_STATE_CANCELLED: "cancelled", J.JOB_STATE_SKIPPED: "skipped"}
+BACKUP_OUTCOMES = ("completed", "failed")
+EXECUTOR_STATES = tuple((value, name.removeprefix("EXECUTOR_STATE_").lower())
+                        for name, value in J.ExecutorState.items() if value)
 HTTP_REQUEST_LIMIT = 16 << 10
 HTTP_TIMEOUT_S = 5.0
 
@@ -91,10 +102,22 @@ class NodeMetrics:
                               "lapsed (ATTEMPT_END_FENCED)", registry=r)
         self.stale_cancelled = Counter("raftsched_stale_attempts_cancelled", "Non-current attempts an executor "
                                        "still ran, that the leader told it to kill", registry=r)
+        self.jobs_ended = Counter("raftsched_jobs_ended", "Jobs that reached a final state while this node led, "
+                                  "by state (succeeded, failed, cancelled, skipped)", ["state"], registry=r)
+        self.backups = Counter("raftsched_backups", "Backups (`raftsched snapshot save`) this node streamed, by "
+                               "outcome: completed (every byte sent) or failed", ["outcome"], registry=r)
+        self.last_backup = Gauge("raftsched_last_backup_timestamp_seconds", "Unix time at which this node last "
+                                 "finished streaming a backup; 0 since it started if none", registry=r)
+        _preset(self.proposals, PROPOSAL_OUTCOMES)
+        _preset(self.snapshots, SNAPSHOT_KINDS)
+        _preset(self.attempts_ended, ATTEMPT_ENDS)
+        _preset(self.jobs_ended, FINAL_STATES.values())
+        _preset(self.backups, BACKUP_OUTCOMES)
         r.register(NodeCollector(node))
         ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
         self._leader = ""
         self._seen: OrderedDict[str, tuple[int, bool]] = OrderedDict()  # job -> (attempt, ended) counted
+        self._ended: OrderedDict[str, None] = OrderedDict()  # jobs whose final state was counted
         self._listening = False
         self._server: asyncio.Server | None = None
 
@@ -133,8 +156,19 @@ class NodeMetrics:
         self.snapshot_make_seconds.set(seconds)
         self.snapshot_loop_stall.set(loop_stall)
 
+    def backup_finished(self, *, completed: bool) -> None:
+        self.backups.labels("completed" if completed else "failed").inc()
+        if completed:
+            self.last_backup.set(time.time())
+
     def job_changed(self, job: jobs_pb2.Job) -> None:
-        """A job listener on the leader: counts each dispatch and each attempt's end once."""
+        """A job listener on the leader: counts each dispatch, each attempt's end and each job's end once."""
+        final = FINAL_STATES.get(job.state)
+        if final is not None and job.id not in self._ended:
+            self._ended[job.id] = None
+            if len(self._ended) > SEEN_JOBS:
+                self._ended.popitem(last=False)
+            self.jobs_ended.labels(final).inc()
         if not job.attempts:
             return
         last = job.attempts[-1]
@@ -212,6 +246,7 @@ class NodeCollector(Collector):
         yield from self._raft()
         yield from self._driver()
         yield from self._jobs()
+        yield from self._schedules()
         yield from self._executors()
         yield self._requests()
 
@@ -251,6 +286,23 @@ class NodeCollector(Collector):
         members.add_metric(["voter"], len(st.config.voters))
         members.add_metric(["learner"], len(st.config.learners))
         yield members
+        contact = 0.0 if st.role is Role.LEADER else time.monotonic() - node.driver.last_leader_contact
+        yield _gauge("raftsched_leader_contact_age_seconds", "Seconds since this node last heard from a leader "
+                     "(0 on the leader)", contact)
+        yield from self._peers(st)
+
+    def _peers(self, st: Status) -> Iterator[Metric]:
+        """The leader's view of each other member's log (empty on other nodes)."""
+        match = GaugeMetricFamily("raftsched_peer_match_index", "On the leader: the highest log index each "
+                                  "other member is known to hold", labels=["peer"])
+        lag = GaugeMetricFamily("raftsched_peer_lag_entries", "On the leader: entries of its log each other "
+                                "member has not acknowledged yet", labels=["peer"])
+        for peer, (matched, _next, _state) in sorted(st.progress.items()):
+            if peer != self.node.id:
+                match.add_metric([peer], matched)
+                lag.add_metric([peer], max(0, st.last_index - matched))
+        yield match
+        yield lag
 
     def _driver(self) -> Iterator[Metric]:
         driver = self.node.driver
@@ -304,6 +356,22 @@ class NodeCollector(Collector):
             checks.add_metric([result], self.node.scheduler.corruption.checks.get(result, 0))
         yield checks
 
+    def _schedules(self) -> Iterator[Metric]:
+        """Per schedule, from the replicated records (the same on every node, kept across restarts)."""
+        fired = CounterMetricFamily("raftsched_schedule_fired_times", "Scheduled times a schedule fired "
+                                    "(replicated)", labels=["schedule"])
+        skipped = CounterMetricFamily("raftsched_schedule_skipped_times", "Scheduled times a schedule did not "
+                                      "fire, any reason: missed, overlap, paused, outside-window (replicated)",
+                                      labels=["schedule"])
+        paused = GaugeMetricFamily("raftsched_schedule_paused", "1 while a schedule is paused", labels=["schedule"])
+        for schedule in self.node.sm.schedules():
+            fired.add_metric([schedule.spec.name], schedule.fired_count)
+            skipped.add_metric([schedule.spec.name], schedule.skipped_count)
+            paused.add_metric([schedule.spec.name], 1.0 if schedule.paused else 0.0)
+        yield fired
+        yield skipped
+        yield paused
+
     def _executors(self) -> Iterator[Metric]:
         node = self.node
         connected = len(node.scheduler.sessions) if node.is_leader else 0
@@ -319,12 +387,22 @@ class NodeCollector(Collector):
             return
         by_state = GaugeMetricFamily("raftsched_executors", "Known executors by state (on the leader)",
                                      labels=["state"])
+        each = GaugeMetricFamily("raftsched_executor_state", "On the leader: 1 for each known executor's current "
+                                 "state (connected, disconnected, down, draining, quarantined), 0 for the others",
+                                 labels=["executor", "state"])
         views = node.scheduler.executor_view()
-        for name, value in J.ExecutorState.items():
-            if value:
-                by_state.add_metric([name.removeprefix("EXECUTOR_STATE_").lower()],
-                                    sum(1 for e in views if e.state == value))
+        for value, name in EXECUTOR_STATES:
+            by_state.add_metric([name], sum(1 for e in views if e.state == value))
+        for view in sorted(views, key=lambda e: e.id):
+            for value, name in EXECUTOR_STATES:
+                each.add_metric([view.id, name], 1.0 if view.state == value else 0.0)
         yield by_state
+        yield each
+
+
+def _preset(metric: Counter, values: Iterable[str]) -> None:
+    for value in values:
+        metric.labels(value)
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -498,6 +498,11 @@ class Node:
         if self.metrics is not None:
             await self.metrics.start(self.config.metrics_listen)
 
+    def backup_finished(self, *, completed: bool) -> None:
+        """A backup (`raftsched snapshot save`) this node streamed: every byte sent, or not."""
+        if self.metrics is not None:
+            self.metrics.backup_finished(completed=completed)
+
     def _deliver(self, msg: Any) -> None:
         self.driver.deliver(msg)
 

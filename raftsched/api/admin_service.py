@@ -235,6 +235,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             addresses=dict(node.addresses),
         )
         backup = node.snapshots.directory / f"backup-{snapshot.path.stem}-{id(context)}.rss"
+        completed = False
         try:
             # A copy with the backup's header: the snapshot itself may be streaming to a follower.
             await asyncio.to_thread(shutil.copyfile, snapshot.path, backup)
@@ -242,8 +243,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             with open(backup, "rb") as f:
                 while chunk := f.read(BACKUP_CHUNK):
                     yield admin_pb2.SnapshotChunk(data=chunk)
+            completed = True  # the last chunk was taken by gRPC (raftsched_last_backup_timestamp_seconds)
         finally:
             backup.unlink(missing_ok=True)
+            node.backup_finished(completed=completed)
 
     async def _save_from_leader(self, request: Any, context: Context) -> Any:
         leader = self.node.leader_address()
