@@ -108,7 +108,8 @@ class Run:
         self.args, self.run_dir = args, run_dir
         self.run_id = f"{run_dir.name}-{os.getpid()}"
         self.rng = random.Random(args.seed)
-        self.cluster = Cluster(run_dir, self.run_id, args.nodes, args.executors, args.slots)
+        self.cluster = Cluster(run_dir, self.run_id, args.nodes, args.executors, args.slots,
+                               faketime="clock" in args.kinds)
         self.info: dict[str, Any] = {
             "options": {k: v for k, v in vars(args).items() if k not in ("kinds", "notes")},
             "seed": args.seed, "nemesis_kinds": args.kinds, "notes": list(args.notes),

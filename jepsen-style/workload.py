@@ -37,9 +37,10 @@ from raftsched.v1 import jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 # The task: one ledger line "job attempt executor monotonic_ns" at start, every ~100 ms while it
 # runs and at its end, so a checker sees each execution's interval (duplicates included). Small
-# O_APPEND writes do not interleave between processes.
+# O_APPEND writes do not interleave between processes. It sleeps with select(), not time.sleep():
+# under the clock nemesis it inherits libfaketime, whose clock_nanosleep fails (cluster.FAKETIME_SHIM).
 TASK_SCRIPT = """\
-import os, sys, time
+import os, select, sys, time
 path, duration = sys.argv[1], float(sys.argv[2])
 env = os.environ
 tag = "%s %s %s " % (env.get("RAFTSCHED_JOB_ID", "?"), env.get("RAFTSCHED_ATTEMPT", "0"),
@@ -51,7 +52,7 @@ while True:
     left = end - time.monotonic()
     if left <= 0:
         break
-    time.sleep(min(0.1, left))
+    select.select([], [], [], min(0.1, left))
 """
 FAIL_CODES = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "ALREADY_EXISTS",
                         "OUT_OF_RANGE", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})
