@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -53,10 +54,24 @@ def faketime_env(offset_file: Path) -> dict[str, str]:
             "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+# Node ports come from below the kernel's ephemeral range (32768-60999 here): a port the kernel
+# hands out for bind(0) or connect() (a proxy listener, any client socket) was seen to take a node's
+# port between its choice and the node's bind.
+NODE_PORTS = (20000, 32000)
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A port nobody listens on now, outside the ephemeral range."""
+    rng = rng or random.Random()
+    for _ in range(200):
+        port = rng.randrange(*NODE_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {NODE_PORTS} after 200 tries")
 
 
 @dataclass

@@ -55,8 +55,9 @@ def truncate_wal(data_dir: Path, rng: random.Random) -> dict[str, Any] | None:
     return {"file": wal.name, "bytes_before": size, "bytes_cut": cut}
 
 
-def flip_bits(data_dir: Path, rng: random.Random) -> dict[str, Any] | None:
-    files = rocksdb_files(data_dir, (".sst", ".log"))
+def flip_bits(data_dir: Path, rng: random.Random, suffixes: tuple[str, ...] = (".sst", ".log"),
+              ) -> dict[str, Any] | None:
+    files = rocksdb_files(data_dir, suffixes)
     if not files:
         return None
     victim = rng.choice(files)
