@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 from faults_disk import delete_file, flip_bits, judge_refusal, refusal, rocksdb_files, truncate_wal
+from integration.cluster import FAST, free_ports
 
 from raftsched.client import Client
 from raftsched.v1 import jobs_pb2
-
-from integration.cluster import FAST, free_ports
 
 pytestmark = [pytest.mark.integration]
 RAFTSCHED = str(Path(sys.executable).with_name("raftsched"))
