@@ -63,6 +63,7 @@ SCHEDULES_PROCESS = "schedules"  # the history process of schedule creation and 
 # as missed, `once` folds them into one run and skips times whose previous job still runs.
 SCHEDULE_POLICIES = (("all", "allow"), ("skip", "allow"), ("once", "skip"))
 SCHEDULED_TASK_SECONDS = 0.2
+LONG_JOB_SECONDS = (4.0, 8.0)  # longer than the lease (3 s): still running when an executor freezes
 SCHEDULE_OP_DEADLINE = 30.0  # seconds to keep retrying one schedule's creation or pause
 
 
@@ -97,6 +98,7 @@ class WorkloadConfig:
     job_timeout: float = 10.0  # per attempt; 0: none (a lost assignment then hangs the job)
     schedules: int = 0  # recurring schedules created at the start (0: none)
     schedule_every: float = 1.0  # their interval in seconds
+    long_jobs: float = 0.0  # fraction of jobs that run LONG_JOB_SECONDS (running when cancelled or frozen)
 
 
 @dataclass
@@ -227,7 +229,10 @@ class Workload:
     def _new_key(self, process: int, rng: random.Random) -> str:
         self._seq += 1
         key = f"k{self._seq}"
-        sleep = rng.uniform(0.0, 1.0) ** 2  # 0-1 s, mostly short
+        if self.config.long_jobs and rng.random() < self.config.long_jobs:
+            sleep = rng.uniform(*LONG_JOB_SECONDS)
+        else:
+            sleep = rng.uniform(0.0, 1.0) ** 2  # 0-1 s, mostly short
         self.specs[key] = jobs_pb2.JobSpec(
             name=f"chaos-{key}",
             command=[sys.executable, "-I", "-S", "-c", TASK_SCRIPT, str(self.ledger), f"{sleep:.3f}"],
