@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import (
+    elections,
     fencing,
     figures,
     idempotency,
@@ -35,6 +36,7 @@ CHECKERS: dict[str, Checker] = {
     "fencing": fencing.check,
     "no_overlap": no_overlap.check,
     "log_prefix": log_prefix.check,
+    "elections": elections.check,
     "schedules": schedules.check,
     "liveness": liveness.check,
     "figures": figures.check,
