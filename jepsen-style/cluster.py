@@ -164,7 +164,7 @@ class Cluster:
     def __init__(self, run_dir: Path, run_id: str, n_nodes: int, n_executors: int, slots: int = 4,
                  faketime: bool = False) -> None:
         self.run_dir, self.run_id = run_dir, run_id
-        self.faketime = faketime  # every process's wall clock under its own offset file (clock nemesis)
+        self.faketime = faketime  # some processes' wall clocks under their own offset files (clock nemesis)
         self.node_ids = [f"n{i + 1}" for i in range(n_nodes)]
         self.executor_ids = [f"e{i + 1}" for i in range(n_executors)]
         self.slots = slots
@@ -183,12 +183,21 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAFTSCHED_", "FAKETIME"))}
         env.update(JEPSEN_RUN=self.run_id, PYTHONUNBUFFERED="1", **extra)
         path = [str(self.code_dir)] if self.code_dir is not None else []
-        if self.faketime and name:
+        if name in self.faked:
             env.update(faketime_env(self.clock_file(name)))
             path.append(str(FAKETIME_SHIM))
         if path:
             env["PYTHONPATH"] = os.pathsep.join(path)
         return env
+
+    @property
+    def faked(self) -> list[str]:
+        """The processes that run under libfaketime: n1, n2 (a minority of 5, 1 of 3) and e1.
+        Not all of them: under libfaketime 0.9.10 a node's operations were seen to take about a
+        second (not so for one process alone), so the clock nemesis works on a chosen few."""
+        if not self.faketime:
+            return []
+        return self.node_ids[: max(1, (len(self.node_ids) - 1) // 2)] + self.executor_ids[:1]
 
     def clock_file(self, name: str) -> Path:
         """The libfaketime offset file of process `name` (a node or an executor id)."""

@@ -88,13 +88,17 @@ class ClockFault(Fault):
                 **({"rate": self.rate} if self.action == "drift" else {})}
 
     async def _pick(self, c: Cluster, rng: random.Random) -> str | None:
-        if self.executor and c.executor_ids:
-            return rng.choice(c.executor_ids)
+        """A process under libfaketime (Cluster.faked): the leader when asked and it is one."""
+        faked = c.faked
+        executors = [e for e in faked if e in c.executor_ids]
+        nodes = [n for n in faked if n in c.node_ids]
+        if self.executor and executors:
+            return rng.choice(executors)
         if self.leader:
             lead = await c.find_leader()
-            if lead is not None:
+            if lead in nodes:
                 return lead
-        return rng.choice(c.node_ids) if c.node_ids else None
+        return rng.choice(nodes) if nodes else None
 
     async def _drift_loop(self, path: Path) -> None:
         loop = asyncio.get_running_loop()

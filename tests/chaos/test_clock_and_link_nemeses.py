@@ -50,7 +50,7 @@ class _Stub:
 @pytest.mark.skipif(not Path(LIBFAKETIME).exists(), reason="libfaketime missing: scripts/install-chaos-deps.sh")
 def test_clock_faults_move_the_wall_clock_only(tmp_path: Path) -> None:
     clock_dir = tmp_path / "clock"
-    cluster: Any = SimpleNamespace(faketime=True, node_ids=["n1"], executor_ids=[],
+    cluster: Any = SimpleNamespace(faketime=True, node_ids=["n1"], executor_ids=[], faked=["n1"],
                                    clock_file=lambda name: clock_dir / f"{name}.faketime")
     stub = _Stub(cluster.clock_file("n1"))
     try:
