@@ -60,9 +60,12 @@ RECENT = 24  # reads and cancels favour the most recently acknowledged jobs
 MAX_RETRY_KEYS = 1000
 SCHEDULES_PROCESS = "schedules"  # the history process of schedule creation and pausing
 # (catch-up, overlap) of schedule i, in turn: `all` must fire every time, `skip` records late times
-# as missed, `once` folds them into one run and skips times whose previous job still runs.
-SCHEDULE_POLICIES = (("all", "allow"), ("skip", "allow"), ("once", "skip"))
+# as missed, `once` folds them into one run and skips times whose previous job still runs;
+# `buffer-one` fires the newest waiting time when the running job ends, `cancel-other` cancels it.
+SCHEDULE_POLICIES = (("all", "allow"), ("skip", "allow"), ("once", "skip"), ("skip", "buffer-one"),
+                     ("all", "cancel-other"))
 SCHEDULED_TASK_SECONDS = 0.2
+OVERLAPPING_TASK_SECONDS = 1.5  # for buffer-one and cancel-other: longer than the interval, so they act
 LONG_JOB_SECONDS = (4.0, 8.0)  # longer than the lease (3 s): still running when an executor freezes
 SCHEDULE_OP_DEADLINE = 30.0  # seconds to keep retrying one schedule's creation or pause
 
@@ -99,6 +102,7 @@ class WorkloadConfig:
     schedules: int = 0  # recurring schedules created at the start (0: none)
     schedule_every: float = 1.0  # their interval in seconds
     long_jobs: float = 0.0  # fraction of jobs that run LONG_JOB_SECONDS (running when cancelled or frozen)
+    dependencies: float = 0.0  # fraction of new jobs that depend on 1-2 recently acknowledged jobs
 
 
 @dataclass
@@ -124,10 +128,11 @@ class Workload:
 
     def schedule_spec(self, i: int) -> scheduler_pb2.ScheduleSpec:
         catchup, overlap = SCHEDULE_POLICIES[i % len(SCHEDULE_POLICIES)]
-        name = f"chaos-s{i}-{catchup}"
+        name = f"chaos-s{i}-{catchup}" if i < 3 else f"chaos-s{i}-{overlap}"
+        seconds = OVERLAPPING_TASK_SECONDS if overlap in ("buffer-one", "cancel-other") else SCHEDULED_TASK_SECONDS
         template = jobs_pb2.JobSpec(
             name=f"sched-{name}",
-            command=[sys.executable, "-I", "-S", "-c", TASK_SCRIPT, str(self.ledger), f"{SCHEDULED_TASK_SECONDS:.3f}"],
+            command=[sys.executable, "-I", "-S", "-c", TASK_SCRIPT, str(self.ledger), f"{seconds:.3f}"],
             max_attempts=5,
             backoff=jobs_pb2.RetryBackoff(initial_ms=200, max_ms=2000, multiplier=2.0),
             timeout_ms=int(self.config.job_timeout * 1000),
@@ -242,6 +247,9 @@ class Workload:
             timeout_ms=int(self.config.job_timeout * 1000),
             idempotency_key=key,
         )
+        if self.config.dependencies and self.ids and rng.random() < self.config.dependencies:
+            recent = self.ids[-RECENT:]
+            self.specs[key].depends_on.extend(rng.sample(recent, min(len(recent), rng.randint(1, 2))))
         return key
 
     def _pick_id(self, rng: random.Random) -> str:

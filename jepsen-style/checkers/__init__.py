@@ -18,6 +18,7 @@ from . import (
     idempotency,
     linearizability,
     liveness,
+    load,
     log_prefix,
     lost_writes,
     monotonic_states,
@@ -40,6 +41,7 @@ CHECKERS: dict[str, Checker] = {
     "schedules": schedules.check,
     "liveness": liveness.check,
     "figures": figures.check,
+    "load": load.check,
 }
 
 __all__ = ["CHECKERS", "Run", "check_all", "check_run"]

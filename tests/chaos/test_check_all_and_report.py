@@ -36,7 +36,7 @@ def test_check_all_on_a_valid_run(tmp_path: Path) -> None:
     assert results["valid"], bad
     assert set(results["checkers"]) == {"lost_writes", "idempotency", "monotonic_states", "linearizability",
                                         "fencing", "no_overlap", "log_prefix", "elections", "schedules", "liveness",
-                                        "figures"}
+                                        "figures", "load"}
     json.dumps(results, allow_nan=False)  # results.json must be plain JSON
 
 
