@@ -101,7 +101,7 @@ def run_one(bug: Bug, seconds: float, seed: int, keep: Path | None) -> tuple[boo
     work = Path(tempfile.mkdtemp(prefix=f"teeth-{bug.name}-"))
     try:
         tree = make_tree(bug, work)
-        store = (keep or work) / "store"
+        store = Path(tempfile.mkdtemp(prefix=f"{bug.name}-", dir=keep)) if keep is not None else work / "store"
         cmd = [sys.executable, str(tree / "jepsen-style" / "run.py"), "--time", f"{seconds:g}", "--seed", str(seed),
                "--store", str(store), *bug.run_args]
         env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -120,7 +120,7 @@ def run_one(bug: Bug, seconds: float, seed: int, keep: Path | None) -> tuple[boo
 
 
 def _failing_checkers(store: Path) -> list[str]:
-    for results in store.glob("*/results.json"):
+    for results in sorted(store.glob("*/results.json"))[-1:]:  # the store is this run's alone
         data = json.loads(results.read_text())
         return sorted(k for k, v in data.get("checkers", {}).items() if not v.get("valid")) + (
             ["problems"] if data.get("problems") else [])
