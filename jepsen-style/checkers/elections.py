@@ -5,7 +5,9 @@ start, the hard state it loaded ("node n1: starting from stored term 7, vote n3,
 
 - two leaders in one term: two nodes logged LEADER in the same term (§5.2: at most one);
 - hard state lost: a node started from a term lower than one it had logged before that start,
-  though no disk fault (whose damage may legitimately lose it) hit that node in between.
+  though no disk fault (whose damage may legitimately lose it) hit that node in between;
+- vote lost: a node started in a term it had been CANDIDATE or LEADER in (so it had voted for
+  itself), with no vote or another vote stored.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .evidence import examples
 from .rundata import Run
 
 ROLE = re.compile(r"node (\S+): (LEADER|FOLLOWER|CANDIDATE|PRE_CANDIDATE) in term (\d+)")
-STORED = re.compile(r"node (\S+): starting from stored term (\d+)")
+STORED = re.compile(r"node (\S+): starting from stored term (\d+), vote (\S+)")
 START = "--- harness: start #"
 
 
@@ -33,6 +35,7 @@ def check(run: Run) -> dict[str, Any]:
     for node, lines in sorted(logs.items()):
         highest = 0
         generation = 0
+        self_votes: set[int] = set()  # terms in which this node campaigned (voted for itself)
         for line in lines:
             if line.startswith(START):
                 generation += 1
@@ -43,6 +46,8 @@ def check(run: Run) -> dict[str, Any]:
                 highest = max(highest, term)
                 if m.group(2) == "LEADER":
                     leaders[term].add(node)
+                if m.group(2) in ("LEADER", "CANDIDATE"):
+                    self_votes.add(term)
                 continue
             s = STORED.search(line)
             if s and s.group(1) == node:
@@ -51,8 +56,13 @@ def check(run: Run) -> dict[str, Any]:
                 if stored < highest and node not in disked:
                     violations.append({"kind": "hard state lost", "node": node, "start": generation,
                                        "stored_term": stored, "term_before": highest})
+                vote = s.group(3).rstrip(",")
+                if stored in self_votes and vote != node and node not in disked:
+                    violations.append({"kind": "vote lost", "node": node, "start": generation,
+                                       "stored_term": stored, "stored_vote": vote})
                 if node in disked:
-                    highest = stored  # after a disk fault only what it stores from now on counts
+                    highest = stored
+                    self_votes = set()  # after a disk fault only what it stores from now on counts
     for term, nodes in sorted(leaders.items()):
         if len(nodes) > 1:
             violations.append({"kind": "two leaders in one term", "term": term, "nodes": sorted(nodes)})

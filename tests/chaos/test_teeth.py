@@ -61,5 +61,5 @@ def test_a_patch_that_does_not_apply_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "broken.patch"
     bad.write_text("teeth-args: --nemesis kill\n\ndiff --git a/raftsched/nope.py b/raftsched/nope.py\n"
                    "--- a/raftsched/nope.py\n+++ b/raftsched/nope.py\n@@ -1 +1 @@\n-x\n+y\n")
-    with pytest.raises(teeth.TeethError, match="broken.patch does not apply"):
+    with pytest.raises(teeth.TeethError, match=r"broken\.patch does not apply"):
         teeth.make_tree(teeth.parse_bug(bad), tmp_path / "t")
