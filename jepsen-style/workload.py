@@ -56,6 +56,7 @@ while True:
 """
 FAIL_CODES = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "ALREADY_EXISTS",
                         "OUT_OF_RANGE", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})
+MAX_DEBT_S = 1.0  # how far a client's schedule may fall behind before it skips starts
 RECENT = 24  # reads and cancels favour the most recently acknowledged jobs
 MAX_RETRY_KEYS = 1000
 SCHEDULES_PROCESS = "schedules"  # the history process of schedule creation and pausing
@@ -204,13 +205,18 @@ class Workload:
         process = i
         per_client = self.config.rate / max(1, self.config.clients)
         client = ProxyAwareClient(self.cluster, self.cluster.addresses, timeout=self.config.op_timeout)
+        next_at = time.monotonic()
         try:
             while not self._stop.is_set():
-                started = time.monotonic()
                 outcome = await self._one_op(client, process, rng)
                 if outcome == "info":
                     process += self.config.clients
-                gap = rng.expovariate(per_client) - (time.monotonic() - started)
+                # Starts follow a Poisson schedule of their own, not the end of the last op, so the
+                # rate holds while ops take time; a client behind by more than MAX_DEBT_S forgets
+                # the rest (no burst after a partition).
+                now = time.monotonic()
+                next_at = max(next_at + rng.expovariate(per_client), now - MAX_DEBT_S)
+                gap = next_at - now
                 if gap > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), min(gap, 2.0))
