@@ -380,12 +380,21 @@ class Nemesis:
             await asyncio.Event().wait()
         await asyncio.sleep(self.rng.uniform(1.0, 3.0))
         while True:
-            kind = self._next_kind()
-            fault = make_fault(kind, self.rng, len(self.cluster.node_ids))
-            while not self._budget_ok(fault):
+            fault = self._draw_allowed()
+            while fault is None:  # every kind is blocked for now (a long disk rebuild, say)
                 await asyncio.sleep(0.5)
+                fault = self._draw_allowed()
             await self._start(fault)
             await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.interval)
+
+    def _draw_allowed(self) -> Fault | None:
+        """The next fault from the deck that the budget allows, trying each kind at most once:
+        one blocked kind (a membership change while a disk fault rebuilds) does not stall the rest."""
+        for _ in range(len(self.kinds)):
+            fault = make_fault(self._next_kind(), self.rng, len(self.cluster.node_ids))
+            if self._budget_ok(fault):
+                return fault
+        return None
 
     async def _start(self, fault: Fault) -> None:
         value = await fault.start(self.cluster, self.rng)

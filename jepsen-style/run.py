@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="fraction of jobs that run 4-8 s instead of 0-1 s (so faults and cancels meet running tasks)")
     p.add_argument("--dependencies", type=float, default=0.0,
                    help="fraction of new jobs that depend on 1-2 recently acknowledged jobs")
+    p.add_argument("--noop-jobs", type=float, default=0.0,
+                   help="fraction of jobs run by the executors' noop handler (no process, so no ledger line)")
     p.add_argument("--keep-data", action="store_true", help="keep the nodes' RocksDB dirs of a valid run")
     args = p.parse_args(argv)
     if args.seed is None:
@@ -83,8 +85,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.kinds, args.notes = parse_kinds(args.nemesis, args.nodes)
     if args.executors < 0 or args.clients < 1 or args.rate <= 0 or args.time <= 0:
         p.error("--executors >= 0, --clients >= 1, --rate > 0 and --time > 0 please")
-    if not (0.0 <= args.long_jobs <= 1.0 and 0.0 <= args.dependencies <= 1.0):
-        p.error("--long-jobs and --dependencies are fractions in [0, 1]")
+    if not all(0.0 <= f <= 1.0 for f in (args.long_jobs, args.dependencies, args.noop_jobs)):
+        p.error("--long-jobs, --dependencies and --noop-jobs are fractions in [0, 1]")
     if args.schedules < 0 or args.schedule_every < 1:
         p.error("--schedules >= 0 and --schedule-every >= 1 please")
     return args
@@ -162,7 +164,8 @@ class Run:
         cfg = WorkloadConfig(rate=self.args.rate, clients=self.args.clients, stale_reads=self.args.stale_reads,
                              job_timeout=self.args.job_timeout, op_timeout=self.args.op_timeout,
                              schedules=self.args.schedules, schedule_every=self.args.schedule_every,
-                             long_jobs=self.args.long_jobs, dependencies=self.args.dependencies)
+                             long_jobs=self.args.long_jobs, dependencies=self.args.dependencies,
+                             noop_jobs=self.args.noop_jobs)
         self.workload = Workload(self.cluster, self.history, cfg, random.Random(self.rng.random()),
                                  ledger=self.run_dir / "ledger.txt", watch_log=self.run_dir / "watches.jsonl",
                                  stale_targets=self._cut_off_nodes)
@@ -458,7 +461,9 @@ def summarize(run: Run, results: dict[str, Any], seconds: float) -> None:
             f"{' --stale-reads' if a.stale_reads else ''}"
             f"{f' --schedules {a.schedules} --schedule-every {a.schedule_every:g}' if a.schedules else ''}"
             f"{f' --long-jobs {a.long_jobs:g}' if a.long_jobs else ''}"
-            f"{f' --dependencies {a.dependencies:g}' if a.dependencies else ''}")
+            f"{f' --dependencies {a.dependencies:g}' if a.dependencies else ''}"
+            f"{f' --noop-jobs {a.noop_jobs:g}' if a.noop_jobs else ''}"
+            f"{' --slots ' + str(a.slots) if a.slots != 4 else ''}")
 
 
 def make_run_dir(store: Path, args: argparse.Namespace) -> Path:

@@ -104,6 +104,7 @@ class WorkloadConfig:
     schedule_every: float = 1.0  # their interval in seconds
     long_jobs: float = 0.0  # fraction of jobs that run LONG_JOB_SECONDS (running when cancelled or frozen)
     dependencies: float = 0.0  # fraction of new jobs that depend on 1-2 recently acknowledged jobs
+    noop_jobs: float = 0.0  # fraction of jobs run by the executors' built-in noop handler (no process, no ledger)
 
 
 @dataclass
@@ -253,6 +254,9 @@ class Workload:
             timeout_ms=int(self.config.job_timeout * 1000),
             idempotency_key=key,
         )
+        if self.config.noop_jobs and rng.random() < self.config.noop_jobs:
+            del self.specs[key].command[:]
+            self.specs[key].handler = "noop"  # cheap: lets a heavy run's executors keep up
         if self.config.dependencies and self.ids and rng.random() < self.config.dependencies:
             recent = self.ids[-RECENT:]
             self.specs[key].depends_on.extend(rng.sample(recent, min(len(recent), rng.randint(1, 2))))
