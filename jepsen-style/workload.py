@@ -56,7 +56,7 @@ while True:
 """
 FAIL_CODES = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "ALREADY_EXISTS",
                         "OUT_OF_RANGE", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})
-MAX_DEBT_S = 1.0  # how far a client's schedule may fall behind before it skips starts
+MAX_DEBT_S = 3.0  # how far a client's schedule may fall behind before it skips starts
 RECENT = 24  # reads and cancels favour the most recently acknowledged jobs
 MAX_RETRY_KEYS = 1000
 SCHEDULES_PROCESS = "schedules"  # the history process of schedule creation and pausing
