@@ -4,7 +4,7 @@ only when the harness finds the run INVALID (SPEC §8).
 
     python jepsen-style/teeth.py --bug vote-not-persisted [--time 90]
     python jepsen-style/teeth.py --all [--time 90]          # every bug in jepsen-style/bugs/
-    python jepsen-style/teeth.py --by-date                   # the bug of the day (CI)
+    python jepsen-style/teeth.py --by-date                   # the bug of the day (CI), known misses left out
     python jepsen-style/teeth.py --list
 
 A bug is `jepsen-style/bugs/NAME.patch`: free text, a `teeth-args:` line with the run.py options
@@ -35,6 +35,7 @@ ROOT = HERE.parent
 BUGS = HERE / "bugs"
 COPIED = ("raftsched", "jepsen-style")
 ARGS_PREFIX = "teeth-args:"
+MISS_PREFIX = "teeth-known-miss:"  # the harness does not catch this bug yet (the line says why)
 DEFAULT_TIME = 90.0
 DEFAULT_SEED = 11
 
@@ -44,6 +45,7 @@ class Bug:
     name: str
     path: Path
     run_args: list[str]
+    known_miss: str = ""
 
 
 class TeethError(Exception):
@@ -57,12 +59,15 @@ def load_bugs(directory: Path = BUGS) -> list[Bug]:
 
 def parse_bug(path: Path) -> Bug:
     run_args: list[str] = []
+    miss = ""
     for line in path.read_text().splitlines():
         if line.startswith("diff --git"):
             break
         if line.startswith(ARGS_PREFIX):
             run_args = shlex.split(line[len(ARGS_PREFIX):])
-    return Bug(path.stem, path, run_args)
+        if line.startswith(MISS_PREFIX):
+            miss = line[len(MISS_PREFIX):].strip()
+    return Bug(path.stem, path, run_args, miss)
 
 
 def select(bugs: list[Bug], name: str | None = None, every: bool = False,
@@ -78,8 +83,9 @@ def select(bugs: list[Bug], name: str | None = None, every: bool = False,
         if not found:
             raise TeethError(f"no bug named {name!r}; choose from {', '.join(b.name for b in bugs)}")
         return found
-    if day is not None:
-        return [bugs[day.toordinal() % len(bugs)]]
+    if day is not None:  # CI: among the bugs the harness is known to catch
+        caught = [b for b in bugs if not b.known_miss] or bugs
+        return [caught[day.toordinal() % len(caught)]]
     raise TeethError("say which bug: --bug NAME, --all or --by-date")
 
 
@@ -144,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         bugs = load_bugs()
         if args.list:
             for b in bugs:
-                print(f"{b.name:40} {' '.join(b.run_args)}")
+                miss = f"  (known miss: {b.known_miss})" if b.known_miss else ""
+                print(f"{b.name:40} {' '.join(b.run_args)}{miss}")
             return 0
         chosen = select(bugs, args.bug, args.all, datetime.date.today() if args.by_date else None)
         missed = 0
