@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterable
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from rocksdict import (
