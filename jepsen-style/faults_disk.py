@@ -35,6 +35,7 @@ MAX_TRUNCATE = 64 * 1024
 REFUSE_WAIT_S = 15.0  # a node that is still up and answering after this started
 REJOIN_DEADLINE_S = 120.0  # how long stop() waits for a rebuilt node to be a voter again
 RUNBOOK = "docs/operations.md"
+REBUILD_TRIES = 3
 
 
 def rocksdb_files(data_dir: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -147,24 +148,30 @@ class DiskFault(Fault):
 
     async def _rebuild(self, c: Cluster) -> dict[str, Any]:
         """`raftsched node --rebuild-from-peers` with the node's own arguments, then wait until
-        the leader lists it as a voter again."""
+        the leader lists it as a voter again. A rebuild that exits is started again (up to
+        REBUILD_TRIES): its --join can reach a peer that has not applied the re-add yet ("does
+        not list n4 as a member"), seen in a run."""
         proc = c.nodes[self.target].proc
         argv = list(proc.argv)
-        proc.argv = [*argv, "--rebuild-from-peers"]
-        try:
-            proc.start()
-        finally:
-            proc.argv = argv
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        while loop.time() - t0 < REJOIN_DEADLINE_S:
-            if not proc.alive():
-                return {"outcome": "exited", "exit_code": proc.popen.returncode if proc.popen else None,
-                        "seconds": round(loop.time() - t0, 1)}
-            if await _is_voter(c, self.target):
-                return {"outcome": "voter", "seconds": round(loop.time() - t0, 1)}
-            await asyncio.sleep(0.5)
-        return {"outcome": "timeout", "seconds": REJOIN_DEADLINE_S}
+        exits: list[int | None] = []
+        while True:
+            proc.argv = [*argv, "--rebuild-from-peers"]
+            try:
+                proc.start()
+            finally:
+                proc.argv = argv
+            while proc.alive() and loop.time() - t0 < REJOIN_DEADLINE_S:
+                if await _is_voter(c, self.target):
+                    return {"outcome": "voter", "seconds": round(loop.time() - t0, 1), "exits": exits}
+                await asyncio.sleep(0.5)
+            if proc.alive():
+                return {"outcome": "timeout", "seconds": REJOIN_DEADLINE_S, "exits": exits}
+            exits.append(proc.popen.returncode if proc.popen is not None else None)
+            if len(exits) >= REBUILD_TRIES:
+                return {"outcome": "exited", "exits": exits, "seconds": round(loop.time() - t0, 1)}
+            await asyncio.sleep(2.0)
 
 
 async def _is_voter(c: Cluster, nid: str) -> bool:
