@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,12 +32,46 @@ from raftsched.v1 import admin_pb2, admin_pb2_grpc
 HOST = "127.0.0.1"
 RAFTSCHED = str(Path(sys.executable).with_name("raftsched"))
 STATUS_TIMEOUT = 1.0
+# Debian's libfaketime (scripts/install-chaos-deps.sh). The multi-threaded variant: nodes run
+# RocksDB and gRPC threads.
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+# On PYTHONPATH of every faked process: libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC=1
+# fails clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) with EINVAL, which is time.sleep().
+FAKETIME_SHIM = Path(__file__).resolve().parent / "faketime"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+def faketime_env(offset_file: Path) -> dict[str, str]:
+    """The environment that puts a process's wall clock under `offset_file` (libfaketime's
+    timestamp file, read on every call: "+0", "+600", "-30", "+0 x1.2"). CLOCK_MONOTONIC is
+    left alone, as an NTP step leaves it."""
+    if not Path(LIBFAKETIME).exists():
+        raise FileNotFoundError(f"{LIBFAKETIME} is missing: the clock nemesis needs Debian's libfaketime "
+                                "(run scripts/install-chaos-deps.sh as root)")
+    offset_file.parent.mkdir(parents=True, exist_ok=True)
+    if not offset_file.exists():
+        offset_file.write_text("+0\n")
+    return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(offset_file), "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+# Node ports come from below the kernel's ephemeral range (32768-60999 here): a port the kernel
+# hands out for bind(0) or connect() (a proxy listener, any client socket) was seen to take a node's
+# port between its choice and the node's bind.
+NODE_PORTS = (20000, 32000)
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A port nobody listens on now, outside the ephemeral range."""
+    rng = rng or random.Random()
+    for _ in range(200):
+        port = rng.randrange(*NODE_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {NODE_PORTS} after 200 tries")
 
 
 @dataclass
@@ -126,8 +161,10 @@ class Executor:
 class Cluster:
     """Nodes n1..nN and executors e1..eM on 127.0.0.1, every link through a proxy."""
 
-    def __init__(self, run_dir: Path, run_id: str, n_nodes: int, n_executors: int, slots: int = 4) -> None:
+    def __init__(self, run_dir: Path, run_id: str, n_nodes: int, n_executors: int, slots: int = 4,
+                 faketime: bool = False) -> None:
         self.run_dir, self.run_id = run_dir, run_id
+        self.faketime = faketime  # some processes' wall clocks under their own offset files (clock nemesis)
         self.node_ids = [f"n{i + 1}" for i in range(n_nodes)]
         self.executor_ids = [f"e{i + 1}" for i in range(n_executors)]
         self.slots = slots
@@ -142,12 +179,29 @@ class Cluster:
 
     # --- start -----------------------------------------------------------------------------
 
-    def _env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTSCHED_")}
+    def _env(self, name: str = "", **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAFTSCHED_", "FAKETIME"))}
         env.update(JEPSEN_RUN=self.run_id, PYTHONUNBUFFERED="1", **extra)
-        if self.code_dir is not None:
-            env["PYTHONPATH"] = str(self.code_dir)
+        path = [str(self.code_dir)] if self.code_dir is not None else []
+        if name in self.faked:
+            env.update(faketime_env(self.clock_file(name)))
+            path.append(str(FAKETIME_SHIM))
+        if path:
+            env["PYTHONPATH"] = os.pathsep.join(path)
         return env
+
+    @property
+    def faked(self) -> list[str]:
+        """The processes that run under libfaketime: n1, n2 (a minority of 5, 1 of 3) and e1.
+        Not all of them: under libfaketime 0.9.10 a node's operations were seen to take about a
+        second (not so for one process alone), so the clock nemesis works on a chosen few."""
+        if not self.faketime:
+            return []
+        return self.node_ids[: max(1, (len(self.node_ids) - 1) // 2)] + self.executor_ids[:1]
+
+    def clock_file(self, name: str) -> Path:
+        """The libfaketime offset file of process `name` (a node or an executor id)."""
+        return self.run_dir / "clock" / f"{name}.faketime"
 
     def snapshot_code(self) -> Path:
         """Copy the raftsched package into the run, and run every process from that copy: a
@@ -194,12 +248,12 @@ class Cluster:
         data.parent.mkdir(parents=True, exist_ok=True)
         argv = [RAFTSCHED, "node", "--id", node.id, "--listen", node.address, "--data-dir", str(data),
                 "--peers", peers]
-        return Proc(node.id, argv, self._env(), self.run_dir / "logs" / f"{node.id}.log")
+        return Proc(node.id, argv, self._env(node.id), self.run_dir / "logs" / f"{node.id}.log")
 
     def _executor_proc(self, ex: Executor) -> Proc:
         argv = [RAFTSCHED, "executor", "--cluster", ",".join(ex.cluster), "--id", ex.id,
                 "--slots", str(self.slots)]
-        return Proc(ex.id, argv, self._env(JEPSEN_EXECUTOR_ID=ex.id), self.run_dir / "logs" / f"{ex.id}.log")
+        return Proc(ex.id, argv, self._env(ex.id, JEPSEN_EXECUTOR_ID=ex.id), self.run_dir / "logs" / f"{ex.id}.log")
 
     async def start_executor(self, eid: str) -> None:
         """(Re)start an executor and tell the proxies which process it is."""
@@ -217,6 +271,9 @@ class Cluster:
     @property
     def addresses(self) -> list[str]:
         return [self.nodes[n].address for n in self.node_ids]
+
+    def data_dir(self, nid: str) -> Path:
+        return self.run_dir / "data" / nid
 
     def node_of_address(self, address: str) -> str | None:
         real = self.real_address(address)
