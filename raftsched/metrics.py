@@ -37,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from raftsched.raft.messages import Role, SoftState
+from raftsched.state.notify import EVENT_TYPES
 from raftsched.v1 import jobs_pb2
 
 if TYPE_CHECKING:
@@ -213,6 +214,7 @@ class NodeCollector(Collector):
         yield from self._driver()
         yield from self._jobs()
         yield from self._executors()
+        yield from self._notify()
 
     def _raft(self) -> Iterator[Metric]:
         node = self.node
@@ -316,6 +318,30 @@ class NodeCollector(Collector):
                 by_state.add_metric([name.removeprefix("EXECUTOR_STATE_").lower()],
                                     sum(1 for e in views if e.state == value))
         yield by_state
+
+
+    def _notify(self) -> Iterator[Metric]:
+        """Notification events and deliveries (SPEC §10); replicated, the same on every node."""
+        sm = self.node.sm
+        events = CounterMetricFamily("raftsched_notify_events", "Notification events made, by type "
+                                     "(replicated; made once whatever the number of sinks)", labels=["type"])
+        counts = sm.event_counts()
+        for kind in EVENT_TYPES:
+            events.add_metric([kind], counts.get(kind, 0))
+        yield events
+        sinks = sm.notify_sinks()
+        results = CounterMetricFamily("raftsched_notify_deliveries", "Webhook deliveries by result, over every "
+                                      "sink: delivered (2xx), failed (an attempt, retried), expired (given up "
+                                      "after the retry horizon), dropped (a full outbox)", labels=["result"])
+        for result, field in (("delivered", "delivered"), ("failed", "failed_attempts"), ("expired", "expired"),
+                              ("dropped", "dropped")):
+            results.add_metric([result], sum(getattr(s, field) for s in sinks))
+        yield results
+        depth = GaugeMetricFamily("raftsched_notify_queue_depth", "Events waiting for delivery, by sink",
+                                  labels=["sink"])
+        for sink in sinks:
+            depth.add_metric([sink.name], sink.pending)
+        yield depth
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -238,7 +238,7 @@ class SchedulerState:
             m.alarms[(alarm.node, alarm.alarm)] = alarm
         for key, value in self._db.cf(keys.SINKS).items():
             m.sinks[bytes(key).decode()] = notify_pb2.NotifySink.FromString(value)
-        for key in self._db.cf(keys.OUTBOX).keys():  # in key order: each outbox oldest first
+        for key in self._db.cf(keys.OUTBOX).keys():  # noqa: SIM118 (a rocksdict view); oldest first
             name, event_key = keys.outbox_key_parts(bytes(key))
             m.outbox.setdefault(name, {})[event_key] = None
         m.event_counts = {kind: meta[_event_count_key(kind)] for kind in notify.EVENT_TYPES
