@@ -35,6 +35,8 @@ from raftsched.notify.webhook import RetryPolicy
 from raftsched.v1 import commands_pb2, notify_pb2
 
 log = logging.getLogger("raftsched.notify")
+# httpx logs every request with its URL at INFO; a sink's URL may be a secret (many are).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 ROUND_S = 0.1
 REPORT_S = 0.2
 REPORT_MAX = 500  # ids waiting for an acknowledgement before one is proposed at once

@@ -6,12 +6,8 @@ they are pending, and when the receiver is back every event arrives, repeats wit
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,55 +15,12 @@ import pytest
 from raftsched.v1 import jobs_pb2
 
 from .cluster import Cluster, free_ports, run_cli, wait_for
+from .hooks import Receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SECRET = b"integration-secret-1"
 DOWN_S = 30.0  # the issue's outage
 NODE_FLAGS = ("--notify-retry-initial", "200ms", "--notify-retry-max", "2s", "--cluster-name", "itest")
-
-
-class Receiver:
-    """A webhook receiver on a fixed port that can go down (the port refuses) and come back."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}/hook"
-        self.deliveries: list[tuple[str, bytes, bool]] = []  # (X-Raftsched-Event-Id, body, signature ok)
-        self.lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
-
-    def up(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                expected = "sha256=" + hmac.new(SECRET, raw, hashlib.sha256).hexdigest()
-                good = hmac.compare_digest(self.headers.get("X-Raftsched-Signature", ""), expected)
-                with receiver.lock:
-                    receiver.deliveries.append((self.headers.get("X-Raftsched-Event-Id", ""), raw, good))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def down(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-
-    def events(self) -> list[tuple[str, dict[str, object], bool]]:
-        with self.lock:
-            return [(event_id, json.loads(raw), good) for event_id, raw, good in self.deliveries]
-
-    def failed_ids(self, job_id: str) -> set[str]:
-        return {i for i, body, _ in self.events()
-                if body["type"] == "job.failed" and body["data"]["job_id"] == job_id}  # type: ignore[index]
 
 
 def sinks(c: Cluster) -> list[dict[str, object]]:
@@ -81,7 +34,7 @@ def failing_job(c: Cluster) -> str:
 
 
 def test_webhooks_arrive_once_per_event_across_a_leader_kill_and_a_30_s_outage(tmp_path: Path) -> None:
-    receiver = Receiver(free_ports(1)[0])
+    receiver = Receiver(free_ports(1)[0], SECRET)
     receiver.up()
     secret_file = tmp_path / "hook.secret"
     secret_file.write_bytes(SECRET + b"\n")  # as `echo SECRET > FILE` writes it
