@@ -121,9 +121,11 @@ def emit(m: Model, kind: str, time_ms: int, data: dict[str, Any], *, only: str =
         sinks = [m.sinks[only]]
     else:
         sinks = sorted((s for s in m.sinks.values() if not s.events or kind in s.events), key=lambda s: s.name)
+    if not sinks:
+        return event_id(index, n)
     event = N.NotifyEvent(id=event_id(index, n), type=kind, time_ms=clamp_u64(time_ms),
                           data_json=json.dumps(data, sort_keys=True, separators=(",", ":")))
-    raw = event.SerializeToString(deterministic=True) if sinks else b""
+    raw = event.SerializeToString(deterministic=True)
     for sink in sinks:
         _enqueue(m, sink, event_key(index, n), raw)
     return event.id
