@@ -16,6 +16,7 @@ from raftsched.v1 import jobs_pb2
 
 from .cluster import Cluster, free_ports, run_cli, wait_for
 from .hooks import Receiver
+from .test_operations import scrape
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SECRET = b"integration-secret-1"
@@ -38,9 +39,12 @@ def test_webhooks_arrive_once_per_event_across_a_leader_kill_and_a_30_s_outage(t
     receiver.up()
     secret_file = tmp_path / "hook.secret"
     secret_file.write_bytes(SECRET + b"\n")  # as `echo SECRET > FILE` writes it
-    c = Cluster(tmp_path / "cluster", node_flags=NODE_FLAGS)
+    c = Cluster(tmp_path / "cluster")
+    metrics = dict(zip(c.ids, free_ports(3, 40000, 50000), strict=True))
     try:
-        c.start_all()
+        for nid, port in metrics.items():
+            c.node_flags = (*NODE_FLAGS, "--metrics-listen", f"127.0.0.1:{port}")
+            c.start(nid)
         c.wait_leader(30)
         c.start_executor("e1", 4)
         c.wait_executors("e1")
@@ -80,6 +84,7 @@ def test_webhooks_arrive_once_per_event_across_a_leader_kill_and_a_30_s_outage(t
                              for _, body, _ in receiver.events()), 10, "leader.changed of the new leader")
         final = wait_for(lambda: _if_pending(sinks(c)[0], 0, exact=True), 10, "an empty outbox", 0.3)
         _check_deliveries(receiver, wanted, final)
+        _check_metrics(scrape(metrics[new]), final)
     finally:
         receiver.down()
         c.close()
@@ -114,3 +119,12 @@ def _check_deliveries(receiver: Receiver, jobs: list[str], sink: dict[str, objec
         assert len(receiver.failed_ids(job_id)) == 1, f"{job_id}: {receiver.failed_ids(job_id)}"
     assert int(str(sink["delivered"])) == len(bodies)
     assert int(str(sink["failedAttempts"])) > 0
+
+
+def _check_metrics(m: dict[str, float], sink: dict[str, object]) -> None:
+    assert m['raftsched_notify_events_total{type="job.failed"}'] == 5
+    assert m['raftsched_notify_events_total{type="test"}'] == 1
+    assert m['raftsched_notify_events_total{type="leader.changed"}'] >= 2
+    assert m['raftsched_notify_deliveries_total{result="delivered"}'] == int(str(sink["delivered"]))
+    assert m['raftsched_notify_deliveries_total{result="failed"}'] == int(str(sink["failedAttempts"]))
+    assert m['raftsched_notify_queue_depth{sink="hook"}'] == 0
