@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sm_harness import T0, Node, temp_node
 
 from raftsched.state import commands as c
@@ -203,3 +205,35 @@ def test_the_secret_never_leaves_through_public() -> None:
     sink = N.NotifySink(name="a", url="https://h/", secret=b"top")
     shown = notify.public(sink)
     assert shown.secret == b"" and shown.has_secret and sink.secret == b"top"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.one_of(st.tuples(st.just("event"), st.integers(1, 4)),
+                                st.tuples(st.just("ack"), st.integers(0, 2**16)),
+                                st.tuples(st.just("expire"), st.integers(0, 2**16))), max_size=25))
+def test_outbox_counters_always_add_up_and_survive_a_restart(steps: list[tuple[str, int]],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """queued = pending + delivered + expired + dropped, pending = what the outbox holds, after any
+    mix of events, acknowledgements and expiries, in memory and after a reopen (against a plain
+    list as the model of the outbox)."""
+    monkeypatch.setattr(notify, "MAX_PENDING", 5)
+    with temp_node() as node:
+        node.run(add())
+        model: list[str] = []
+        for kind, n in steps:
+            if kind == "event":
+                for _ in range(n):
+                    model.append(node.run(commands_pb2.Command(
+                        notify_test=commands_pb2.NotifyTestCmd(name="hook"))).event_id)
+                    del model[: max(0, len(model) - 5)]
+            else:
+                chosen = [i for bit, i in enumerate(model) if n >> bit & 1]
+                node.run(ack("hook", delivered=chosen) if kind == "ack" else ack("hook", expired=chosen))
+                model = [i for i in model if i not in chosen]
+            sink = node.state.notify_sinks()[0]
+            assert [e.id for e in pending(node)] == model
+            assert sink.pending == len(model)
+            assert sink.queued == sink.pending + sink.delivered + sink.expired + sink.dropped
+        before = node.state.fingerprint()
+        node.reopen()
+        assert [e.id for e in pending(node)] == model and node.state.fingerprint() == before
