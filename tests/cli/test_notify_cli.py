@@ -38,7 +38,7 @@ def test_a_secret_file_loses_one_trailing_newline_and_must_hold_1_to_1024_bytes(
 def test_events_are_checked_and_deduplicated() -> None:
     assert parse_events("job.failed, executor.down,job.failed") == ["job.failed", "executor.down"]
     assert parse_events(None) == [] and parse_events("") == []
-    with pytest.raises(UsageError, match="job.exploded"):
+    with pytest.raises(UsageError, match=r"job\.exploded"):
         parse_events("job.failed,job.exploded")
 
 
