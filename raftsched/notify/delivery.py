@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ class Notifier:
 
     def __init__(self, events: EventSource, propose: Propose, *, policy: RetryPolicy, cluster: str,
                  leader: Callable[[], tuple[str, int]], concurrency: int = 4,
-                 clock: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+                 clock: Callable[[], int] = lambda: int(time.time() * 1000),
+                 tls: ssl.SSLContext | None = None) -> None:
         self._events = events
         self._propose = propose
         self.policy = policy
@@ -106,6 +108,9 @@ class Notifier:
         self._requests: set[asyncio.Task[None]] = set()
         self._last_report = 0.0
         self.stats = DeliveryStats()
+        # https receivers are verified against the system's CA store (so an internal CA added
+        # there with update-ca-certificates works); made once, at start, off the hot path.
+        self._tls = tls or ssl.create_default_context()
 
     # --- lifecycle ---
 
@@ -134,7 +139,8 @@ class Notifier:
         await self._announce()
         timeout = httpx.Timeout(self.policy.timeout_ms / 1000)
         # trust_env=False: no proxy or netrc from the environment decides where events go.
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False,
+                                     verify=self._tls) as client:
             while True:
                 try:
                     self._round(client)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,6 +18,7 @@ import pytest
 from raftsched.notify import webhook
 from raftsched.notify.delivery import Notifier
 from raftsched.notify.webhook import RetryPolicy
+from raftsched.security.certs import init_dir
 from raftsched.state import commands as c
 from raftsched.state.machine import COLUMN_FAMILIES, SchedulerState
 from raftsched.storage.db import NodeDB
@@ -28,7 +30,7 @@ SECRET = b"test-secret"
 class Receiver:
     """A webhook receiver: records what arrives; `answers` (status codes) are used up first."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.answers: list[int] = []
         self.delay = delay
@@ -57,7 +59,10 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -123,9 +128,9 @@ def receiver() -> Iterator[Receiver]:
 
 @contextlib.asynccontextmanager
 async def delivering(log: OneNodeLog, policy: RetryPolicy | None = None, concurrency: int = 4,
-                     ) -> AsyncIterator[Notifier]:
+                     tls: ssl.SSLContext | None = None) -> AsyncIterator[Notifier]:
     notifier = Notifier(log.sm, log.propose, policy=policy or RetryPolicy(initial_ms=50, max_ms=200),
-                        cluster="test", leader=lambda: ("n1", 3), concurrency=concurrency)
+                        cluster="test", leader=lambda: ("n1", 3), concurrency=concurrency, tls=tls)
     notifier.start()
     try:
         yield notifier
@@ -206,3 +211,24 @@ async def test_a_new_leader_resumes_with_what_is_left(log: OneNodeLog, receiver:
         await until(lambda: log.sink().delivered == 7, 10, "the second leader's")
     ids = receiver.ids()
     assert set(first + second) <= set(ids) and len(ids) == len(set(ids)) == 7
+
+
+async def test_https_receivers_are_verified(log: OneNodeLog, tmp_path: Path) -> None:
+    """Over https the receiver's certificate must chain to a trusted CA: an unknown one fails (and
+    is retried), a trusted one delivers."""
+    init_dir(tmp_path / "tls")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(tmp_path / "tls" / "node.crt", tmp_path / "tls" / "node.key")
+    secure = Receiver(tls=server_tls)
+    try:
+        log.add_sink(secure.url)
+        [made] = log.test_events(1)
+        async with delivering(log):  # the system's CA store: the development CA is not in it
+            await until(lambda: log.sink().failed_attempts >= 1, 10, "a failed attempt")
+        assert "SSL" in log.sink().last_error or "certificate" in log.sink().last_error.lower()
+        assert secure.ids() == []
+        trusting = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
+        async with delivering(log, tls=trusting):
+            await until(lambda: made in secure.ids() and log.sink().pending == 0, 10, "delivery over https")
+    finally:
+        secure.close()
