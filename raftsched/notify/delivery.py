@@ -1,8 +1,9 @@
 """The leader's webhook delivery (SPEC §10, promise 13): a task of its own, never in the Raft loop.
 
 While this node leads, `Notifier` announces the new leader (a LeaderChangedCmd, whose apply makes
-the leader.changed event), then every ROUND_S looks at each sink's outbox in the state machine
-and POSTs what is due, at most `concurrency` requests per sink at once. Answers are not awaited by
+the leader.changed event), then looks at each sink's outbox in the state machine every ROUND_S,
+and at once whenever a request ends, and POSTs what is due, at most `concurrency` requests per
+sink at once (so a backlog drains at the receiver's speed). Answers are not awaited by
 anything else: dispatch, apply and the Raft loop go on while a receiver is slow or down.
 
 Progress goes back through the log: delivered and expired ids, failed attempts and the last
@@ -21,6 +22,7 @@ at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -106,6 +108,7 @@ class Notifier:
         self._sinks: dict[str, _SinkState] = {}
         self._task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()  # a request ended: a slot is free, go again without waiting a round
         self._last_report = 0.0
         self.stats = DeliveryStats()
         # https receivers are verified against the system's CA store (so an internal CA added
@@ -151,7 +154,10 @@ class Notifier:
                     self.stats.loop_failures += 1
                     log.exception("notification round failed; trying again in 1 s")
                     await asyncio.sleep(1.0)
-                await asyncio.sleep(ROUND_S)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(ROUND_S):
+                        await self._wake.wait()
+                self._wake.clear()
 
     async def _announce(self) -> None:
         """Record the leader.changed event (retried until it applies: this node still leads)."""
@@ -212,6 +218,7 @@ class Notifier:
             error = await _post(client, sink.url, payload, webhook.headers(event, sink.secret, payload))
         finally:
             state.inflight.discard(event.id)
+            self._wake.set()
         if not error:
             state.done.add(event.id)
             state.retry.pop(event.id, None)

@@ -232,3 +232,14 @@ async def test_https_receivers_are_verified(log: OneNodeLog, tmp_path: Path) -> 
             await until(lambda: made in secure.ids() and log.sink().pending == 0, 10, "delivery over https")
     finally:
         secure.close()
+
+
+async def test_a_backlog_drains_at_the_receivers_speed_not_one_round_at_a_time(log: OneNodeLog,
+                                                                               receiver: Receiver) -> None:
+    log.add_sink(receiver.url)
+    log.test_events(300)
+    started = time.monotonic()
+    async with delivering(log, concurrency=4):
+        await until(lambda: log.sink().delivered == 301, 20, "the backlog")
+    # 4 per 100 ms round would take 7.5 s; each request takes a few ms on loopback
+    assert time.monotonic() - started < 5.0
