@@ -4,7 +4,9 @@
 
     .venv/bin/python scripts/notify_failover.py --kills 3
 
-One failing job (handler `fail`, 1 attempt) is submitted every --interval; every --every seconds
+Default Raft timings (heartbeat 100 ms, election 1-2 s; --fast for 50/500 ms), retries after
+200 ms doubling up to 2 s. One failing job (handler `fail`, 1 attempt) is submitted every
+--interval; every --every seconds
 the leader is killed, a new leader awaited, and the dead node restarted. After the last kill the
 load stops and the run waits until the sink's outbox is empty. It prints:
 
@@ -12,7 +14,8 @@ load stops and the run waits until the sink's outbox is empty. It prints:
   delivered   distinct event ids the receiver got (and the sink's `delivered` counter)
   lost        emitted but never received (ids of failed jobs without their job.failed, and
               emitted - distinct received)
-  duplicates  deliveries beyond the first of an id, and whether every repeat had the same body
+  duplicates  deliveries beyond the first of an id, whether every repeat had the same body, and
+              the longest time between the first and the last delivery of one id
   delay       arrival - the event's time_ms (the leader's stamp when it was made): p50, p99, max,
               and the largest one's event type
 """
@@ -33,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from integration.cluster import Cluster, free_ports, run_cli, wait_for  # noqa: E402
+from integration.cluster import DEFAULT, FAST, Cluster, free_ports, run_cli, wait_for  # noqa: E402
 from integration.hooks import Receiver  # noqa: E402
 
 from raftsched.client import ClientError  # noqa: E402
@@ -77,11 +80,11 @@ def sink(c: Cluster) -> dict[str, object]:
     return json.loads(r.stdout.splitlines()[0])
 
 
-def run(work: Path, kills: int, every: float, interval: float) -> dict[str, object]:
+def run(work: Path, kills: int, every: float, interval: float, fast: bool) -> dict[str, object]:
     receiver = Receiver(free_ports(1)[0], SECRET)
     receiver.up()
     (work / "secret").write_bytes(SECRET)
-    c = Cluster(work / "cluster", node_flags=FLAGS)
+    c = Cluster(work / "cluster", node_flags=FLAGS, timing=FAST if fast else DEFAULT)
     try:
         c.start_all()
         c.wait_leader(30)
@@ -128,6 +131,10 @@ def figures(receiver: Receiver, load: Load, final: dict[str, object]) -> dict[st
             first_arrival[event_id] = (arrived, json.loads(raw))
     failed_jobs = {body["data"]["job_id"] for _, body in first_arrival.values()  # type: ignore[index]
                    if body["type"] == "job.failed"}
+    arrivals: dict[str, list[int]] = {}
+    for (event_id, _, _), arrived in rows:
+        arrivals.setdefault(event_id, []).append(arrived)
+    gaps = [max(a) - min(a) for a in arrivals.values() if len(a) > 1]
     delays = sorted((arrived - int(body["time_ms"]), str(body["type"]))  # type: ignore[call-overload]
                     for arrived, body in first_arrival.values())
     emitted = int(str(final["queued"]))
@@ -140,6 +147,7 @@ def figures(receiver: Receiver, load: Load, final: dict[str, object]) -> dict[st
         "deliveries_total": len(rows),
         "duplicates": sum(n - 1 for n in per_id.values()),
         "duplicate_ids": sum(1 for n in per_id.values() if n > 1),
+        "repeat_gap_ms_max": max(gaps) if gaps else None,
         "repeats_with_another_body": sum(1 for b in bodies.values() if len(b) > 1),
         "bad_signatures": sum(1 for (_, _, good), _ in rows if not good),
         "lost": emitted - len(per_id),
@@ -158,11 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--every", type=float, default=8.0, help="seconds between leader kills")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between failing jobs")
+    parser.add_argument("--fast", action="store_true", help="short Raft timers (election 500 ms) instead of "
+                        "the defaults (heartbeat 100 ms, election 1000-2000 ms)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="notify-failover-"))
     try:
-        result = run(work, args.kills, args.every, args.interval)
+        result = run(work, args.kills, args.every, args.interval, args.fast)
     finally:
         if args.keep:
             print(f"run directory: {work}", file=sys.stderr)
