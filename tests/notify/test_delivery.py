@@ -243,3 +243,4 @@ async def test_a_backlog_drains_at_the_receivers_speed_not_one_round_at_a_time(l
         await until(lambda: log.sink().delivered == 301, 20, "the backlog")
     # 4 per 100 ms round would take 7.5 s; each request takes a few ms on loopback
     assert time.monotonic() - started < 5.0
+    assert len(receiver.ids()) == len(set(receiver.ids())) == 301  # one leader sends each event once
