@@ -93,8 +93,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     add = sub.add_parser("add", parents=[client], help="add a webhook sink")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--url", required=True, help="http:// or https:// URL the leader POSTs events to")
-    add.add_argument("--secret-file", help="file holding the HMAC-SHA256 key of X-Raftsched-Signature")
-    add.add_argument("--events", help=f"comma-separated event types (default: all of {', '.join(EVENT_TYPES)})")
+    add.add_argument("--secret-file", metavar="FILE", help="file holding the HMAC-SHA256 key of X-Raftsched-Signature")
+    add.add_argument("--events", metavar="E1,E2,...",
+                     help=f"comma-separated event types (default: all of {', '.join(EVENT_TYPES)})")
     add.set_defaults(handler_fn=cmd_add)
     listing = sub.add_parser("list", parents=[client], help="sinks with pending/delivered/failed counts")
     listing.add_argument("--stale", action="store_true", help="read from the node asked (may lag)")
