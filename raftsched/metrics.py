@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from raftsched.raft.core import Status
 from raftsched.raft.messages import Role, SoftState
+from raftsched.state.notify import EVENT_TYPES
 from raftsched.v1 import jobs_pb2
 
 if TYPE_CHECKING:
@@ -248,6 +249,7 @@ class NodeCollector(Collector):
         yield from self._jobs()
         yield from self._schedules()
         yield from self._executors()
+        yield from self._notify()
         yield self._requests()
 
     def _requests(self) -> Metric:
@@ -398,6 +400,30 @@ class NodeCollector(Collector):
                 each.add_metric([view.id, name], 1.0 if view.state == value else 0.0)
         yield by_state
         yield each
+
+
+    def _notify(self) -> Iterator[Metric]:
+        """Notification events and deliveries (SPEC §10); replicated, the same on every node."""
+        sm = self.node.sm
+        events = CounterMetricFamily("raftsched_notify_events", "Notification events made, by type "
+                                     "(replicated; made once whatever the number of sinks)", labels=["type"])
+        counts = sm.event_counts()
+        for kind in EVENT_TYPES:
+            events.add_metric([kind], counts.get(kind, 0))
+        yield events
+        sinks = sm.notify_sinks()
+        results = CounterMetricFamily("raftsched_notify_deliveries", "Webhook deliveries by result, over every "
+                                      "sink: delivered (2xx), failed (an attempt, retried), expired (given up "
+                                      "after the retry horizon), dropped (a full outbox)", labels=["result"])
+        for result, field in (("delivered", "delivered"), ("failed", "failed_attempts"), ("expired", "expired"),
+                              ("dropped", "dropped")):
+            results.add_metric([result], sum(getattr(s, field) for s in sinks))
+        yield results
+        depth = GaugeMetricFamily("raftsched_notify_queue_depth", "Events waiting for delivery, by sink",
+                                  labels=["sink"])
+        for sink in sinks:
+            depth.add_metric([sink.name], sink.pending)
+        yield depth
 
 
 def _preset(metric: Counter, values: Iterable[str]) -> None:

@@ -29,6 +29,8 @@ from raftsched.api.frames import CheckedServer, RequestRefusals
 from raftsched.config import NodeConfig, is_loopback
 from raftsched.corruption import StateHasher
 from raftsched.loopwatch import LoopWatch
+from raftsched.notify.delivery import Notifier
+from raftsched.notify.webhook import RetryPolicy
 from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
 from raftsched.raft.messages import (
@@ -138,6 +140,8 @@ class Node:
         self.transport.router.admission = lambda msg: self.driver.core.admission(msg)
         self.scheduler = LeaderScheduler(self)
         self.request_refusals = RequestRefusals(self.id)  # bodies that do not parse, oversized batches
+        self.notifier = Notifier(self.sm, self.propose_internal, policy=notify_policy(config),
+                                 cluster=config.cluster_name, leader=lambda: (self.id, self.driver.core.term))
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.started_at = time.monotonic()
@@ -445,6 +449,7 @@ class Node:
         if self.metrics is not None:
             await self.metrics.stop()
         await self.scheduler.stop()
+        await self.notifier.stop()
         if self.server is not None:
             await self.server.stop(grace=1.0)
         await self.driver.stop()
@@ -513,8 +518,17 @@ class Node:
             self.metrics.soft_state(soft)
         if soft.role is Role.LEADER:
             self.scheduler.start()
+            self.notifier.start()
         else:
             asyncio.get_running_loop().create_task(self.scheduler.stop())
+            halted = self.notifier.halt()  # at once: a new term may start it again before a task runs
+            if halted:
+                asyncio.get_running_loop().create_task(_settle(halted))
+
+
+def notify_policy(config: NodeConfig) -> RetryPolicy:
+    return RetryPolicy(initial_ms=config.notify_retry_initial, max_ms=config.notify_retry_max,
+                       horizon_ms=config.notify_retry_horizon, timeout_ms=config.notify_timeout)
 
 
 def _most_caught_up(status: Any, me: str) -> str:
@@ -680,6 +694,10 @@ __all__ = ["Node", "jobs_pb2", "now_ms", "run_node"]
 async def _or_empty(outcome: Awaitable[commands_pb2.ApplyResult | None]) -> commands_pb2.ApplyResult:
     result = await outcome
     return result if result is not None else commands_pb2.ApplyResult()
+
+
+async def _settle(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _observed(task: asyncio.Task[Any]) -> None:

@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from raftsched.api.errors import ApiError, guarded, status_of
+from raftsched.api.errors import ApiError, code_from_int, guarded, status_of
 from raftsched.api.forward import call_leader, forwarded_metadata, was_forwarded
 from raftsched.quoting import quote
 from raftsched.raft.config import ChangeKind, ConfigChange, InvalidChangeError, apply_change
 from raftsched.raft.messages import Role
+from raftsched.state import notify
 from raftsched.storage import bundle
 from raftsched.storage.backup import BackupHeader, header_info
 from raftsched.transport import convert
-from raftsched.v1 import admin_pb2, admin_pb2_grpc, raft_pb2
+from raftsched.v1 import admin_pb2, admin_pb2_grpc, commands_pb2, notify_pb2, raft_pb2
 
 if TYPE_CHECKING:
     from raftsched.node import Node
@@ -134,6 +135,64 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         if found is None or found.digest is None:
             return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=self.node.sm.applied_index)
         return admin_pb2.StateHashResponse(ready=True, index=found.index, digest=found.digest, node=self.node.id)
+
+    # --- notification sinks (SPEC §10) ---
+
+    @guarded
+    async def AddNotifySink(self, request: admin_pb2.AddNotifySinkRequest, context: Context) -> Any:
+        sink = notify_pb2.NotifySink(name=request.name, url=request.url, secret=request.secret, events=request.events)
+        notify.validate_sink(sink)
+        forwarded = await self._on_leader("AddNotifySink", request, context)
+        if forwarded is not None:
+            return forwarded
+        if self.node.sm.notify_sink(request.name) is not None:
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS,
+                           f"name: a sink named {request.name!r} exists (remove it first)")
+        cmd = commands_pb2.Command(notify_add=commands_pb2.NotifyAddCmd(sink=sink))
+        self._check_applied(await self.node.propose(cmd))
+        added = self.node.sm.notify_sink(request.name)
+        if added is None:
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, "the sink was removed meanwhile; retry")
+        return notify.public(added)
+
+    @guarded
+    async def ListNotifySinks(self, request: admin_pb2.ListNotifySinksRequest, context: Context) -> Any:
+        if not request.stale:
+            forwarded = await self._on_leader("ListNotifySinks", request, context)
+            if forwarded is not None:
+                return forwarded
+            await self.node.driver.read_barrier()
+        return admin_pb2.ListNotifySinksResponse(sinks=[notify.public(s) for s in self.node.sm.notify_sinks()])
+
+    @guarded
+    async def RemoveNotifySink(self, request: admin_pb2.RemoveNotifySinkRequest, context: Context) -> Any:
+        forwarded = await self._on_leader("RemoveNotifySink", request, context)
+        if forwarded is not None:
+            return forwarded
+        self._existing_sink(request.name)
+        cmd = commands_pb2.Command(notify_remove=commands_pb2.NotifyRemoveCmd(name=request.name))
+        self._check_applied(await self.node.propose(cmd))
+        return admin_pb2.RemoveNotifySinkResponse()
+
+    @guarded
+    async def TestNotifySink(self, request: admin_pb2.TestNotifySinkRequest, context: Context) -> Any:
+        forwarded = await self._on_leader("TestNotifySink", request, context)
+        if forwarded is not None:
+            return forwarded
+        self._existing_sink(request.name)
+        cmd = commands_pb2.Command(notify_test=commands_pb2.NotifyTestCmd(name=request.name))
+        result = await self.node.propose(cmd)
+        self._check_applied(result)
+        return admin_pb2.TestNotifySinkResponse(event_id=result.event_id)
+
+    def _existing_sink(self, name: str) -> None:
+        if self.node.sm.notify_sink(name) is None:
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"no sink named {name[:64]!r}")
+
+    @staticmethod
+    def _check_applied(result: commands_pb2.ApplyResult) -> None:
+        if result.error:
+            raise ApiError(code_from_int(result.code), result.error)
 
     # --- membership (single-server changes, thesis §4.1) ---
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, cast
 
 from raftsched.cli import dev
-from raftsched.cli.commands import cluster, console, jobs, processes, schedules
+from raftsched.cli.commands import cluster, console, jobs, notify, processes, schedules
 from raftsched.cli.common import client_options
 from raftsched.cli.errors import CommandFailed, UsageError
 from raftsched.cli.parsing import hoist_trailing_json
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.register(commands, client)
     jobs.register(commands, client, client_no_timeout)
     schedules.register(commands, client, client_no_timeout)
+    notify.register(commands, client)
     return parser
 
 

@@ -16,7 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 OUTPUT_TAIL_LINES = 20
 
@@ -117,6 +117,21 @@ def alarms_table(alarms: Iterable[admin_pb2.Alarm]) -> Table:
     for alarm in alarms:
         table.add_row(plain(alarm.node), Text(alarm.alarm, style="bold red"), format_time(alarm.raised_ms),
                       plain(alarm.reason))
+    return table
+
+
+def notify_sinks_table(sinks: Iterable[notify_pb2.NotifySink], now: int | None = None) -> Table:
+    now = now_ms() if now is None else now
+    table = Table(title="notification sinks", title_justify="left")
+    for column in ("name", "url", "events", "signed", "pending", "delivered", "failed", "expired", "dropped",
+                   "last delivery", "last error"):
+        table.add_column(column)
+    for sink in sinks:
+        error = f"{format_age(sink.last_error_ms, now)}: {sink.last_error}" if sink.last_error else "-"
+        table.add_row(plain(sink.name), plain(sink.url), plain(",".join(sink.events) or "all"),
+                      "yes" if sink.has_secret else "no", str(sink.pending), str(sink.delivered),
+                      str(sink.failed_attempts), str(sink.expired), str(sink.dropped),
+                      format_age(sink.last_delivered_ms, now), plain(error))
     return table
 
 

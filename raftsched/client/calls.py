@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
-from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 R = TypeVar("R")
 Service = Literal["scheduler", "admin"]
@@ -161,3 +161,21 @@ def save_snapshot() -> Call[admin_pb2.SnapshotChunk]:
 
 def read_log(from_index: int = 0, limit: int = 0) -> Call[admin_pb2.ReadLogResponse]:
     return Call("admin", "ReadLog", admin_pb2.ReadLogRequest(from_index=from_index, limit=limit), True)
+
+
+def add_notify_sink(name: str, url: str, secret: bytes = b"", events: Iterable[str] = (),
+                    ) -> Call[notify_pb2.NotifySink]:
+    request = admin_pb2.AddNotifySinkRequest(name=name, url=url, secret=secret, events=list(events))
+    return Call("admin", "AddNotifySink", request, False)
+
+
+def list_notify_sinks(stale: bool = False) -> Call[admin_pb2.ListNotifySinksResponse]:
+    return Call("admin", "ListNotifySinks", admin_pb2.ListNotifySinksRequest(stale=stale), True)
+
+
+def remove_notify_sink(name: str) -> Call[admin_pb2.RemoveNotifySinkResponse]:
+    return Call("admin", "RemoveNotifySink", admin_pb2.RemoveNotifySinkRequest(name=name), False)
+
+
+def test_notify_sink(name: str) -> Call[admin_pb2.TestNotifySinkResponse]:
+    return Call("admin", "TestNotifySink", admin_pb2.TestNotifySinkRequest(name=name), False)

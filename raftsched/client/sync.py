@@ -23,6 +23,7 @@ from raftsched.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     jobs_pb2,
+    notify_pb2,
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
@@ -253,6 +254,20 @@ class Client(ClientBase):
     def read_log(self, from_index: int = 0, limit: int = 0, *, timeout: float | None = None,
                  ) -> admin_pb2.ReadLogResponse:
         return self._unary(calls.read_log(from_index, limit), timeout)
+
+    def add_notify_sink(self, name: str, url: str, secret: bytes = b"", events: Iterable[str] = (), *,
+                        timeout: float | None = None) -> notify_pb2.NotifySink:
+        return self._unary(calls.add_notify_sink(name, url, secret, events), timeout)
+
+    def list_notify_sinks(self, stale: bool = False, *, timeout: float | None = None,
+                          ) -> admin_pb2.ListNotifySinksResponse:
+        return self._unary(calls.list_notify_sinks(stale), timeout)
+
+    def remove_notify_sink(self, name: str, *, timeout: float | None = None) -> admin_pb2.RemoveNotifySinkResponse:
+        return self._unary(calls.remove_notify_sink(name), timeout)
+
+    def test_notify_sink(self, name: str, *, timeout: float | None = None) -> admin_pb2.TestNotifySinkResponse:
+        return self._unary(calls.test_notify_sink(name), timeout)
 
     def save_snapshot(self, path: str, *, timeout: float | None = None) -> int:
         """Stream a snapshot of the leader's state into path; returns its size in bytes.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from google.protobuf.message import DecodeError
 
 from raftsched.quoting import quote
-from raftsched.state import lifecycle, schedules
+from raftsched.state import lifecycle, notify, schedules
 from raftsched.state.commands import VERSION, decode
 from raftsched.state.lifecycle import end_name, state_name
 from raftsched.state.model import TERMINAL, Model, current_attempt, job_slots, last_attempt_number
@@ -221,6 +221,8 @@ def _finish_one(m: Model, item: commands_pb2.FinishedItem, executor: str, now: i
     m.touch(job)
     lifecycle.record_outcome(attempt, item.exit_code, item.error, item.output_tail)
     m.end_attempt(job, attempt, item.end, now)
+    if item.end == J.ATTEMPT_END_FENCED:
+        notify.emit(m, notify.ATTEMPT_FENCED, now, lifecycle.attempt_event(job, attempt))
     if item.end == J.ATTEMPT_END_SUCCEEDED:
         lifecycle.succeed(m, job, now)
     else:
@@ -254,6 +256,7 @@ def on_timed_out(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResul
             m.touch(job)
             attempt.error = f"timed out after {job.spec.timeout_ms} ms"
             m.end_attempt(job, attempt, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
+            notify.emit(m, notify.ATTEMPT_TIMED_OUT, cmd.time_ms, lifecycle.attempt_event(job, attempt))
             lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
     return refusals.result()
 
@@ -293,6 +296,10 @@ def on_executor_down(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyR
     if executor is None:
         return refuse(m, NOT_FOUND, f"executor {quote(down.executor_id)} not found")
     lost = sorted(m.on_executor.get(executor.id, {}), key=lambda job_id: m.active[job_id].seq)
+    if executor.state != J.EXECUTOR_STATE_DOWN:
+        notify.emit(m, notify.EXECUTOR_DOWN, cmd.time_ms, {
+            "executor": executor.id, "reason": notify.text(down.reason), "lost_attempts": len(lost),
+            "lost_jobs": lost[:MAX_REASONS]})
     for job_id in lost:
         job = m.active[job_id]
         attempt = current_attempt(job)
@@ -402,4 +409,9 @@ HANDLERS: dict[str, Handler] = {
     "purge": on_purge,
     "check_hash": on_check_hash,
     "alarm": on_alarm,
+    "notify_add": notify.on_add,
+    "notify_remove": notify.on_remove,
+    "notify_test": notify.on_test,
+    "notify_ack": notify.on_ack,
+    "leader_changed": notify.on_leader_changed,
 }

@@ -18,14 +18,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from raftsched.state import keys
+from raftsched.state import keys, notify
 from raftsched.state import snapshot as snap
 from raftsched.state.handlers import apply_command, job_copy
 from raftsched.state.lifecycle import state_name
 from raftsched.state.listing import JobQuery, cut_page
 from raftsched.state.migrate import STATE_FORMAT, check_format, migrate
 from raftsched.state.model import LIVE, TERMINAL, Before, Model, current_attempt
-from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)
 J = jobs_pb2
@@ -91,6 +91,7 @@ class SchedulerState:
                 continue
             # Invariant: committed entries are applied in order without gaps (Raft's log matching).
             assert index == last + 1, f"apply gap: entry {index} after applied {last}"
+            self._m.begin_entry(index)
             results.append(None if data is None else apply_command(self._m, data))
             last = index
             if self._m.hash_points:
@@ -134,6 +135,7 @@ class SchedulerState:
                 batch.delete(keys.alarm_key(node, name), handle)
             else:
                 batch.put(keys.alarm_key(node, name), alarm.SerializeToString(deterministic=True), handle)
+        self._stage_notify(batch)
         handle = self._db.handle(keys.META)
         for meta_key, value in _meta(m).items():
             batch.put(meta_key, keys.u64(value), handle)
@@ -164,6 +166,22 @@ class SchedulerState:
                 for family, key in _index_entries(job, on_disk):
                     batch.delete(key, self._db.handle(family))
         return changed
+
+    def _stage_notify(self, batch: Any) -> None:
+        m = self._m
+        handle = self._db.handle(keys.SINKS)
+        for name in m.dirty_sinks:
+            sink = m.sinks.get(name)
+            if sink is None:
+                batch.delete(name.encode(), handle)
+            else:
+                batch.put(name.encode(), sink.SerializeToString(deterministic=True), handle)
+        handle = self._db.handle(keys.OUTBOX)
+        for (name, key), raw in m.outbox_writes.items():
+            if raw is None:
+                batch.delete(keys.outbox_key(name, key), handle)
+            else:
+                batch.put(keys.outbox_key(name, key), raw, handle)
 
     def _stage_keys(self, batch: Any) -> None:
         m = self._m
@@ -218,6 +236,13 @@ class SchedulerState:
         for _key, value in self._db.cf(keys.ALARMS).items():
             alarm = admin_pb2.Alarm.FromString(value)
             m.alarms[(alarm.node, alarm.alarm)] = alarm
+        for key, value in self._db.cf(keys.SINKS).items():
+            m.sinks[bytes(key).decode()] = notify_pb2.NotifySink.FromString(value)
+        for key in self._db.cf(keys.OUTBOX).keys():  # noqa: SIM118 (a rocksdict view); oldest first
+            name, event_key = keys.outbox_key_parts(bytes(key))
+            m.outbox.setdefault(name, {})[event_key] = None
+        m.event_counts = {kind: meta[_event_count_key(kind)] for kind in notify.EVENT_TYPES
+                          if _event_count_key(kind) in meta}
         live = sorted(self._live_jobs(), key=lambda job: job.seq)  # ordered indexes as before the restart
         for job in live:
             m.index_live(job)
@@ -407,6 +432,42 @@ class SchedulerState:
             out.append(idem_key)
         return out
 
+    # --- notification sinks (SPEC §10) ---------------------------------------------------------
+
+    def notify_sinks(self) -> list[notify_pb2.NotifySink]:
+        """Every sink by name, with its secret (for the leader's delivery; the API strips it)."""
+        return [_copy(s) for _, s in sorted(self._m.sinks.items())]
+
+    def notify_sink(self, name: str) -> notify_pb2.NotifySink | None:
+        found = self._m.sinks.get(name)
+        return _copy(found) if found is not None else None
+
+    def pending_events(self, sink: str, *, skip: Callable[[str], bool], limit: int,
+                       scan: int) -> list[notify_pb2.NotifyEvent]:
+        """Up to `limit` events of a sink's outbox, oldest first, stepping over those `skip` names
+        (in flight, backing off) and looking at `scan` ids at most."""
+        outbox = self._m.outbox.get(sink, {})
+        view = self._db.cf(keys.OUTBOX)
+        out: list[notify_pb2.NotifyEvent] = []
+        for key in itertools.islice(outbox, scan):
+            if len(out) >= limit:
+                break
+            index, n = keys.read_u64(key[:8]), int.from_bytes(key[8:], "big")
+            if skip(notify.event_id(index, n)):
+                continue
+            raw = view.get(keys.outbox_key(sink, key))
+            assert raw is not None, f"outbox of {sink} lists {index}.{n} that {keys.OUTBOX} lacks"
+            out.append(notify_pb2.NotifyEvent.FromString(raw))
+        return out
+
+    def is_pending(self, sink: str, event_id: str) -> bool:
+        key = notify.key_of(event_id)
+        return key is not None and key in self._m.outbox.get(sink, {})
+
+    def event_counts(self) -> dict[str, int]:
+        """Events made since the cluster began, by type (replicated)."""
+        return dict(self._m.event_counts)
+
     # --- schedules ------------------------------------------------------------------------------
 
     def schedules(self) -> list[scheduler_pb2.Schedule]:
@@ -530,7 +591,12 @@ def _meta(m: Model) -> dict[bytes, int]:
         b"keys_forgotten": m.counters.keys_forgotten,
     }
     out.update({_count_key(state): n for state, n in m.counts.items()})
+    out.update({_event_count_key(kind): n for kind, n in m.event_counts.items()})
     return out
+
+
+def _event_count_key(kind: str) -> bytes:
+    return b"notify_events_" + kind.encode()
 
 
 def _copy(message: Any) -> Any:
