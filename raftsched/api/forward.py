@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from raftsched.api.errors import ApiError
+from raftsched.seams import ChannelSource
 from raftsched.security.auth import caller_role
 
 FORWARDED_KEY = "raftsched-forwarded"
@@ -48,7 +49,7 @@ def no_leader(leader_address: str) -> ApiError:
     return ApiError(grpc.StatusCode.UNAVAILABLE, f"this node cannot reach the leader{where}; retry")
 
 
-async def call_leader(forwarder: Forwarder, leader_address: str, stub_cls: type, method: str,
+async def call_leader(forwarder: ChannelSource, leader_address: str, stub_cls: type, method: str,
                       request: object, timeout: float, context: grpc.aio.ServicerContext | None = None) -> object:
     """Send `request` to the leader's `method`; map its failure to the same status here. The
     answer to `context` names the leader (trailing metadata `raftsched-leader`), so a client that

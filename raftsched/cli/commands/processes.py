@@ -43,7 +43,7 @@ def cmd_snapshot_restore(args: argparse.Namespace) -> int:
     peers = parse_peers(args.peers, "--peers")
     if args.id not in peers:
         raise ConfigError(f"--peers must include this node's id {args.id!r}")
-    restore = lazy_attr("raftsched.storage.restore", "restore_snapshot", "snapshot restore")
+    restore = lazy_attr("raftsched.restore", "restore_snapshot", "snapshot restore")
     try:
         restore(args.file, args.data_dir, args.id, peers)
     except (ValueError, OSError) as e:
