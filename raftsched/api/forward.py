@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from raftsched.api.errors import ApiError
+from raftsched.api.errors import OUTCOME_KEY, ApiError
 from raftsched.seams import ChannelSource
 from raftsched.security.auth import caller_role
 
@@ -60,7 +60,8 @@ async def call_leader(forwarder: ChannelSource, leader_address: str, stub_cls: t
     try:
         answer = await getattr(stub, method)(request, timeout=timeout, metadata=forwarded_metadata())
     except grpc.aio.AioRpcError as err:
-        raise ApiError(err.code(), err.details() or str(err.code())) from None
+        unknown = any(k == OUTCOME_KEY for k, _ in err.trailing_metadata() or ())
+        raise ApiError(err.code(), err.details() or str(err.code()), outcome_unknown=unknown) from None
     if context is not None:
         context.set_trailing_metadata(((LEADER_KEY, leader_address),))
     return answer
