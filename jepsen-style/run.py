@@ -37,10 +37,9 @@ from nemesis import KINDS, Nemesis
 from workload import ProxyAwareClient, Workload, WorkloadConfig
 
 from raftsched.client import ClientError
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2
 
-TERMINAL = {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED,
-            jobs_pb2.JOB_STATE_SKIPPED}
 READ_LOG_PAGE = 2000
 START_TIMEOUT = 30.0
 CONVERGE_TIMEOUT = 20.0
