@@ -310,7 +310,7 @@ class Node:
             if core.role is Role.LEADER:
                 target = _most_caught_up(core.status(), self.id)
                 if target:
-                    core.transfer_leader(target)
+                    self.driver.transfer_leader(target)
         elif not corrupt and not core.may_campaign:
             log.warning("node %s: the CORRUPT alarm on this node was cleared", self.id)
         core.set_may_campaign(not corrupt)
