@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,9 +24,9 @@ from google.protobuf.json_format import MessageToDict
 from proxy import ProxyControl
 
 from raftsched.procmark import kill_marked
+from raftsched.testing.procs import HOST, Proc, free_port_range
 from raftsched.v1 import admin_pb2, admin_pb2_grpc
 
-HOST = "127.0.0.1"
 RAFTSCHED = str(Path(sys.executable).with_name("raftsched"))
 STATUS_TIMEOUT = 1.0
 # Debian's libfaketime (scripts/install-chaos-deps.sh). The multi-threaded variant: nodes run
@@ -52,91 +49,6 @@ def faketime_env(offset_file: Path) -> dict[str, str]:
         offset_file.write_text("+0\n")
     return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(offset_file), "FAKETIME_NO_CACHE": "1",
             "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-
-
-# Node ports come from below the kernel's ephemeral range (32768-60999 here): a port the kernel
-# hands out for bind(0) or connect() (a proxy listener, any client socket) was seen to take a node's
-# port between its choice and the node's bind.
-NODE_PORTS = (20000, 32000)
-
-
-def free_port(rng: random.Random | None = None) -> int:
-    """A port nobody listens on now, outside the ephemeral range."""
-    rng = rng or random.Random()
-    for _ in range(200):
-        port = rng.randrange(*NODE_PORTS)
-        with socket.socket() as s:
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {NODE_PORTS} after 200 tries")
-
-
-@dataclass
-class Proc:
-    """One long-running process: start, kill -9, pause, resume, restart with the same argv."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    popen: subprocess.Popen[bytes] | None = None
-    paused: bool = False
-    starts: int = 0
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid if self.popen is not None else 0
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def start(self) -> None:
-        assert not self.alive(), f"{self.name} is already running"
-        with self.log_path.open("ab") as log:
-            log.write(f"--- harness: start #{self.starts + 1} at {time.time():.3f}: "
-                      f"{' '.join(self.argv)}\n".encode())
-            log.flush()
-            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                          cwd=self.log_path.parent)
-        self.starts += 1
-        self.paused = False
-
-    def kill9(self) -> None:
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
-        self.paused = False
-
-    def pause(self) -> None:
-        """SIGSTOP the process itself (not its group: an executor's task guards must stay awake)."""
-        if self.alive():
-            os.kill(self.pid, signal.SIGSTOP)
-            self.paused = True
-
-    def resume(self) -> None:
-        if self.popen is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGCONT)
-        self.paused = False
-
-    def stop(self, grace: float = 3.0) -> None:
-        """SIGTERM, then SIGKILL of the whole group after `grace` seconds."""
-        if self.popen is None:
-            return
-        self.resume()
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace)
-        self.kill9()
 
 
 @dataclass
@@ -216,7 +128,8 @@ class Cluster:
 
     async def start(self) -> None:
         self.proxy = await ProxyControl.spawn(str(self.run_dir / "logs" / "proxy.log"))
-        ports = {n: free_port() for n in self.node_ids}
+        # below the ephemeral range: a proxy's or client's socket must not take a node's port first
+        ports = dict(zip(self.node_ids, free_port_range(len(self.node_ids)), strict=True))
         for nid in self.node_ids:
             self.nodes[nid] = Node(nid, ports[nid], proc=None)  # type: ignore[arg-type]
         for src in self.node_ids:
@@ -248,12 +161,14 @@ class Cluster:
         data.parent.mkdir(parents=True, exist_ok=True)
         argv = [RAFTSCHED, "node", "--id", node.id, "--listen", node.address, "--data-dir", str(data),
                 "--peers", peers]
-        return Proc(node.id, argv, self._env(node.id), self.run_dir / "logs" / f"{node.id}.log")
+        log = self.run_dir / "logs" / f"{node.id}.log"
+        return Proc(node.id, argv, log, env=self._env(node.id), cwd=log.parent)
 
     def _executor_proc(self, ex: Executor) -> Proc:
         argv = [RAFTSCHED, "executor", "--cluster", ",".join(ex.cluster), "--id", ex.id,
                 "--slots", str(self.slots)]
-        return Proc(ex.id, argv, self._env(ex.id, JEPSEN_EXECUTOR_ID=ex.id), self.run_dir / "logs" / f"{ex.id}.log")
+        log = self.run_dir / "logs" / f"{ex.id}.log"
+        return Proc(ex.id, argv, log, env=self._env(ex.id, JEPSEN_EXECUTOR_ID=ex.id), cwd=log.parent)
 
     async def start_executor(self, eid: str) -> None:
         """(Re)start an executor and tell the proxies which process it is."""

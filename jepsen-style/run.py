@@ -36,11 +36,11 @@ from history import History
 from nemesis import KINDS, Nemesis
 from workload import ProxyAwareClient, Workload, WorkloadConfig
 
+from raftsched.cli import progress
 from raftsched.client import ClientError
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2
 
-TERMINAL = {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED,
-            jobs_pb2.JOB_STATE_SKIPPED}
 READ_LOG_PAGE = 2000
 START_TIMEOUT = 30.0
 CONVERGE_TIMEOUT = 20.0
@@ -181,7 +181,7 @@ class Run:
         wl = asyncio.create_task(self.workload.run())
         nem = asyncio.create_task(self.nemesis.run())
         try:
-            await asyncio.sleep(self.args.time)
+            await self._run_for(self.args.time)
         finally:
             nem.cancel()
             await asyncio.gather(nem, return_exceptions=True)
@@ -190,6 +190,18 @@ class Run:
             await asyncio.wait_for(asyncio.gather(wl, return_exceptions=True), 15.0)
         for line in self.nemesis.log:
             say(f"  nemesis {line}")
+
+    async def _run_for(self, seconds: float) -> None:
+        """Let the workload and the nemesis run; on a terminal, a progress bar shows how long is left,
+        the writes acknowledged so far and the faults in force (raftsched.cli.progress)."""
+        t0 = time.monotonic()
+        with progress.timed("chaos", seconds) as bar:
+            while (elapsed := time.monotonic() - t0) < seconds:
+                assert self.workload is not None and self.nemesis is not None
+                faults = ", ".join(f.f for f in self.nemesis.active) or "no fault"
+                bar.update(elapsed, f"{len(self.workload.acked)} acked, {faults}")
+                await asyncio.sleep(min(1.0, seconds - elapsed))
+            bar.update(seconds, "done")
 
     def _cut_off_nodes(self) -> list[str]:
         """Nodes on the small side of an active partition (for --stale-reads)."""

@@ -42,7 +42,7 @@ from raftsched.state.notify import EVENT_TYPES
 from raftsched.v1 import jobs_pb2
 
 if TYPE_CHECKING:
-    from raftsched.node import Node
+    from raftsched.seams import MetricsSource
 
 log = logging.getLogger("raftsched.metrics")
 J = jobs_pb2
@@ -71,7 +71,7 @@ HTTP_TIMEOUT_S = 5.0
 class NodeMetrics:
     """The event metrics of one node, its scrape-time collector, and the HTTP endpoint."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: MetricsSource) -> None:
         self.node = node
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
@@ -240,7 +240,7 @@ def _http(status: int, content_type: str, body: bytes, length: int | None = None
 class NodeCollector(Collector):
     """Levels read from the node at scrape time (on the event loop: see NodeMetrics._serve)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: MetricsSource) -> None:
         self.node = node
 
     def collect(self) -> Iterator[Metric]:
@@ -262,7 +262,7 @@ class NodeCollector(Collector):
 
     def _raft(self) -> Iterator[Metric]:
         node = self.node
-        st = node.driver.core.status()
+        st = node.driver.status()
         yield _gauge("raftsched_term", "Current Raft term", st.term)
         role = "learner" if node.id not in st.config.voters else ROLE_NAMES[st.role]
         roles = GaugeMetricFamily("raftsched_role", "1 for this node's current role", labels=["role"])
@@ -308,27 +308,33 @@ class NodeCollector(Collector):
 
     def _driver(self) -> Iterator[Metric]:
         driver = self.node.driver
-        stats = driver.stats
+        counters = driver.counters
         yield _gauge("raftsched_pending_proposals", "Proposals waiting for commit on this node",
                      driver.pending_proposals)
         yield _gauge("raftsched_max_pending_proposals", "The limit above which proposals are refused",
                      driver.max_pending_proposals)
         yield _counter("raftsched_proposals_refused", "Proposals refused with RESOURCE_EXHAUSTED (overload)",
-                       stats["proposals_refused"])
+                       counters.proposals_refused)
         refused = CounterMetricFamily("raftsched_raft_messages_refused", "Raft messages refused, by reason (at "
                                       "the transport or by the core); they changed nothing", labels=["reason"])
         for reason, count in driver.refused_counts().items():
             refused.add_metric([reason.value], count)
         yield refused
-        yield _counter("raftsched_readies", "Raft readies processed", stats["readies"])
+        yield _counter("raftsched_readies", "Raft readies processed", counters.readies)
         writes = CounterMetricFamily("raftsched_log_writes", "Persisted readies, by whether they were synced",
                                      labels=["synced"])
-        writes.add_metric(["true"], stats["synced_writes"])
-        writes.add_metric(["false"], stats["unsynced_writes"])
+        writes.add_metric(["true"], counters.synced_writes)
+        writes.add_metric(["false"], counters.unsynced_writes)
         yield writes
-        yield _counter("raftsched_entries_persisted", "Log entries written", stats["entries_persisted"])
+        yield _counter("raftsched_entries_persisted", "Log entries written", counters.entries_persisted)
         yield _gauge("raftsched_log_bytes_since_compaction", "Log bytes written since the last compaction",
                      driver.bytes_since_compaction)
+        failures = CounterMetricFamily("raftsched_loop_failures", "Background loops and tasks of this node that "
+                                       "raised (each logged with its traceback; loops restart with backoff)",
+                                       labels=["loop"])
+        for name, count in sorted(self.node.loop_failures.items()):
+            failures.add_metric([name], count)
+        yield failures
 
     def _jobs(self) -> Iterator[Metric]:
         counts = self.node.sm.counters()

@@ -19,7 +19,7 @@ from raftsched.cli.commands import cluster, console, jobs, notify, processes, sc
 from raftsched.cli.common import client_options
 from raftsched.cli.errors import CommandFailed, UsageError
 from raftsched.cli.parsing import hoist_trailing_json
-from raftsched.client import ClientError
+from raftsched.client import ClientError, OutcomeUnknownError
 from raftsched.config import ConfigError
 
 PROG = "raftsched"
@@ -55,6 +55,8 @@ def _error(message: str) -> None:
 
 
 def _describe(error: ClientError) -> str:
+    if isinstance(error, OutcomeUnknownError):
+        return f"outcome unknown: {error.message} ({error.code}; it may or may not have taken effect: check first)"
     if error.code == "UNAVAILABLE":
         return f"cluster unavailable: {error.message}"
     if error.code == "NOT_FOUND":

@@ -16,6 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from raftsched.clock import now_ms
 from raftsched.v1 import admin_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 OUTPUT_TAIL_LINES = 20
@@ -35,10 +36,6 @@ def to_json(message: Message) -> str:
 
 
 # --- small formatters ------------------------------------------------------------------------
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def short_enum(name: str, prefix: str) -> str:

@@ -8,15 +8,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import admin_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 R = TypeVar("R")
 Service = Literal["scheduler", "admin"]
 
-TERMINAL_STATES = frozenset({
-    jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED,
-    jobs_pb2.JOB_STATE_SKIPPED,
-})
+TERMINAL_STATES = TERMINAL  # the name callers of the client know
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
+from raftsched.jobstates import TERMINAL
 from raftsched.quoting import quote
 from raftsched.state import lifecycle, notify, schedules
 from raftsched.state.commands import VERSION, decode
 from raftsched.state.lifecycle import end_name, state_name
-from raftsched.state.model import TERMINAL, Model, current_attempt, job_slots, last_attempt_number
+from raftsched.state.model import Model, current_attempt, job_slots, last_attempt_number
 from raftsched.state.validate import ValidationError, validate_executor, validate_spec
 from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, scheduler_pb2
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 
+from raftsched.jobstates import TERMINAL
 from raftsched.state import notify
-from raftsched.state.model import DEFAULT_MAX_ATTEMPTS, TERMINAL, Model, clamp_u64, current_attempt
+from raftsched.state.model import DEFAULT_MAX_ATTEMPTS, Model, clamp_u64, current_attempt
 from raftsched.v1 import jobs_pb2
 
 J = jobs_pb2

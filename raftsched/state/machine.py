@@ -18,13 +18,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+from raftsched.jobstates import TERMINAL
 from raftsched.state import keys, notify
 from raftsched.state import snapshot as snap
 from raftsched.state.handlers import apply_command, job_copy
 from raftsched.state.lifecycle import state_name
 from raftsched.state.listing import JobQuery, cut_page
 from raftsched.state.migrate import STATE_FORMAT, check_format, migrate
-from raftsched.state.model import LIVE, TERMINAL, Before, Model, current_attempt
+from raftsched.state.model import LIVE, Before, Model, current_attempt
 from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)

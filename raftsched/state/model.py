@@ -24,12 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from raftsched.jobstates import TERMINAL
 from raftsched.state import keys
 from raftsched.state.indexes import SortedKeys
 from raftsched.v1 import admin_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 J = jobs_pb2
-TERMINAL = frozenset({J.JOB_STATE_SUCCEEDED, J.JOB_STATE_FAILED, J.JOB_STATE_CANCELLED, J.JOB_STATE_SKIPPED})
 ACTIVE = frozenset({J.JOB_STATE_ASSIGNED, J.JOB_STATE_RUNNING})  # an attempt is in flight
 LIVE = frozenset({J.JOB_STATE_PENDING, J.JOB_STATE_QUEUED, *ACTIVE})
 DEFAULT_MAX_ATTEMPTS = 3

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 
+from raftsched.jobstates import TERMINAL
 from raftsched.quoting import quote
 from raftsched.state import firetimes, lifecycle, notify
 from raftsched.state.firetimes import OVERLAP, PAUSED, FireTimeError
-from raftsched.state.model import TERMINAL, Model, clamp_u64
+from raftsched.state.model import Model, clamp_u64
 from raftsched.state.validate import ValidationError, validate_spec
 from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
 

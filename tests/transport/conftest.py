@@ -8,7 +8,6 @@ the real reply routes (vote futures and inbound append streams).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +27,6 @@ from raftsched.raft.messages import (
 from raftsched.transport import RaftTransport, server_options
 
 WAIT = 20.0  # generous deadline for conditions; tests never assert on speed
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Inbox:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from raftsched.cli import progress
 from raftsched.cli.commands import cluster, executors
 from raftsched.cli.common import lazy_attr
 from raftsched.cli.errors import CommandFailed
@@ -43,9 +44,10 @@ def cmd_snapshot_restore(args: argparse.Namespace) -> int:
     peers = parse_peers(args.peers, "--peers")
     if args.id not in peers:
         raise ConfigError(f"--peers must include this node's id {args.id!r}")
-    restore = lazy_attr("raftsched.storage.restore", "restore_snapshot", "snapshot restore")
+    restore = lazy_attr("raftsched.restore", "restore_snapshot", "snapshot restore")
     try:
-        restore(args.file, args.data_dir, args.id, peers)
+        with progress.steps(f"restoring {args.file}") as step:
+            restore(args.file, args.data_dir, args.id, peers, step)
     except (ValueError, OSError) as e:
         raise CommandFailed(f"cannot restore {args.file}: {e}") from e
     print(f"restored {args.file} into {args.data_dir}; start it with: raftsched node --id {args.id} "
