@@ -336,6 +336,11 @@ class Node:
         conf = self.driver.core.conf
         return frozenset(conf.voters | conf.learners)
 
+    # --- schedcore (issue 15): the scheduler's LeaderNode port (raftsched.scheduler.ports) ---
+    async def read_barrier(self) -> None:
+        await self.driver.read_barrier()
+    # --- end schedcore ---
+
     # --- facts the servicers need ---
 
     @property
