@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast proto lint chaos bench browser clean
+.PHONY: run test test-fast proto lint chaos bench browser clean sim
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)  ## the whole suite: unit, simulation, integration against real p
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not integration"
+
+SEEDS ?= 300
+sim: $(STAMP)  ## SEEDS seeds of the Raft and of the scheduler simulation, one summary line each
+	$(PY) scripts/sim.py --seeds $(SEEDS)
 
 proto: $(STAMP)  ## regenerate the committed stubs in raftsched/v1 from proto/
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/raftsched/v1/*.proto

@@ -76,6 +76,7 @@ class SimExecutor:
         self.next_heartbeat = 0
         self.hint = ""
         self.lease = self._new_lease()
+        self.held: list[E.ExecutorMessage] = []  # what a frozen agent will send when it runs again
         self.outages: list[tuple[int, int]] = []  # (from, to) ticks the agent was cut or frozen
 
     def _new_lease(self) -> Lease:
@@ -88,8 +89,9 @@ class SimExecutor:
         if self.crashed_until is not None:
             return
         self.crashed_until = self.world.now + down_ticks
-        self.stream = None  # the process died: its connection closes (the leader sees it below)
+        self._close_stream("crashed")  # the process died: its connection resets
         self.unacked.clear()
+        self.held.clear()
         self.world.log(f"{self.id} crashes for {down_ticks} ticks ({len(self.tasks)} task processes live on)")
 
     def freeze(self, ticks: int) -> None:
@@ -157,6 +159,9 @@ class SimExecutor:
         self._guard()
         if not self.agent_up:
             return
+        held, self.held = self.held, []
+        for msg in held:
+            self._push(msg)
         self._deliver()
         stream = self.stream
         if stream is None:
@@ -212,7 +217,10 @@ class SimExecutor:
 
     def _push(self, msg: E.ExecutorMessage) -> None:
         stream = self.stream
-        if stream is None or not self.agent_up:
+        if self.crashed_until is None and not self.agent_up:
+            self.held.append(msg)  # a frozen agent does this when it runs again
+            return
+        if stream is None:
             return  # results wait in `unacked` for the next registration
         due = self.world.now + 1 + self.latency
         if stream.up:
