@@ -738,7 +738,7 @@ class SchedulerCore:
                 view.state = J.EXECUTOR_STATE_DISCONNECTED
             if seen is not None:
                 view.last_seen_ms = now.wall - (now.mono - seen)
-            if session is not None and session.lease_granted_at:
+            if session is not None and session.lease_granted_at is not None:
                 view.lease_remaining_ms = max(0, session.lease_granted_at + self.config.lease_ms - now.mono)
             view.running.extend(self.view.attempts_on(info.id))
             view.free_slots = max(0, info.slots - self.view.slots_in_use(info.id))

@@ -21,7 +21,7 @@ class Session:
     draining: bool
     last_heard: int  # of its last message (the register, at first)
     open: bool = True
-    lease_granted_at: int = 0  # of the last heartbeat ack (0: never)
+    lease_granted_at: int | None = None  # of the last heartbeat ack (None: never)
     # Attempts we told it to kill that may still hold their slots: (job, attempt) -> slots.
     # Counted as busy until a heartbeat no longer lists them, so we never over-assign.
     dying: dict[Key, int] = field(default_factory=dict)
@@ -40,7 +40,7 @@ class Session:
         return cls(reg.executor_id, gen, reg.slots, dict(reg.labels), set(reg.handlers), reg.draining, now)
 
     def can_take_work(self) -> bool:
-        return self.open and not self.draining and self.lease_granted_at > 0 and not self.registering
+        return self.open and not self.draining and self.lease_granted_at is not None and not self.registering
 
     def accepts(self, spec: jobs_pb2.JobSpec) -> bool:
         """The executor carries every label the job asks for, and its handler if it names one."""

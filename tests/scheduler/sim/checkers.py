@@ -55,6 +55,16 @@ class Checker:
     def reported(self, executor: str, result: executor_pb2.TaskFinished) -> None:
         self.finished += 1
 
+    def result_acked(self, node_id: str, executor: str, key: Key) -> None:
+        """The leader acknowledged a result (the executor forgets it): it must be in the log and
+        applied there already, or that attempt must no longer be the executor's to report."""
+        node = self.world.nodes[node_id]
+        if node.sm is None:
+            return
+        job = node.sm.get_job(key[0])
+        assert job is None or not _is_current(job, key[1], executor), (
+            f"{node_id} acknowledged the result of {key} from {executor} before recording it: {job.state_reason}")
+
     # --- acknowledged submits ---
 
     def client_proposed(self, node: str, index: int, term: int, command: commands_pb2.Command) -> None:

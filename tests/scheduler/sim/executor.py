@@ -85,14 +85,20 @@ class SimExecutor:
 
     # --- faults ---
 
-    def crash(self, down_ticks: int) -> None:
+    def crash(self, down_ticks: int, *, host: bool = False) -> None:
+        """The agent dies: its connection resets (the leader sees the stream end), or, when the
+        whole `host` goes, the leader hears nothing and finds out by silence."""
         if self.crashed_until is not None:
             return
         self.crashed_until = self.world.now + down_ticks
-        self._close_stream("crashed")  # the process died: its connection resets
+        if host:
+            self.stream = None
+        else:
+            self._close_stream("crashed")
         self.unacked.clear()
         self.held.clear()
-        self.world.log(f"{self.id} crashes for {down_ticks} ticks ({len(self.tasks)} task processes live on)")
+        self.world.log(f"{self.id} {'host' if host else 'agent'} crashes for {down_ticks} ticks "
+                       f"({len(self.tasks)} task processes live on)")
 
     def freeze(self, ticks: int) -> None:
         self.frozen_until = max(self.frozen_until, self.world.now + ticks)
@@ -267,7 +273,8 @@ class SimExecutor:
         if msg.HasField("heartbeat_ack"):
             self.lease.maybe_extend(msg.heartbeat_ack.seq, msg.heartbeat_ack.lease_ms)
         for ref in msg.acked:
-            self.unacked.pop((ref.job_id, ref.attempt), None)
+            if self.unacked.pop((ref.job_id, ref.attempt), None) is not None and self.stream is not None:
+                self.world.check.result_acked(self.stream.node, self.id, (ref.job_id, ref.attempt))
         for ref in msg.cancel:
             task = self.tasks.get((ref.job_id, ref.attempt))
             if task is not None and task.dies_at is None:
