@@ -21,10 +21,6 @@ import os
 import random
 import time
 
-import pytest
-
-pytest.importorskip("raftsched.raft.core")
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
