@@ -130,6 +130,7 @@ class SchedulerCore:
         self._schedule_wake: int | None = 0  # wall ms to plan again (None: only when kicked)
         self._schedules_kicked = True
         self._last_plan = 0
+        self._downing: set[str] = set()  # executors whose executor_down is in flight
         self._pushed: dict[str, dict[Key, int]] = {}  # only for Bug.RESEND_UNCHECKED
 
     # --- the ready ---------------------------------------------------------------------------------
@@ -172,6 +173,7 @@ class SchedulerCore:
         self.last_seen.clear()
         self._assigning.clear()
         self._rounds = self._watch_in_flight = self._schedules_in_flight = 0
+        self._downing.clear()
         self._waiting.clear()
         self._schedule_wake, self._schedules_kicked = 0, True
         self._pushed.clear()
@@ -236,6 +238,9 @@ class SchedulerCore:
             or info.slots != session.slots
             or dict(info.labels) != session.labels
             or set(info.handlers) != session.handlers
+            # Declared down by a proposal still in flight: it applies before this one, so the
+            # executor must be recorded up again after it (found by the simulation, seed 33).
+            or session.id in self._downing
         )
         if changed:
             cmd = cmds.executor_up(session.id, session.slots, session.labels, session.handlers)
@@ -650,6 +655,12 @@ class SchedulerCore:
         if not ok:
             log.info("watchdog proposal lost; the next round decides again")
 
+    def _down_done(self, executor_id: str) -> Outcome:
+        def then(ok: bool, result: commands_pb2.ApplyResult | None) -> None:
+            self._downing.discard(executor_id)
+            self._watched(ok, result)
+        return then
+
     def _expire_attempts(self) -> None:
         refs = self.view.timed_out(self.now.wall)
         if not refs:
@@ -679,7 +690,9 @@ class SchedulerCore:
                 if session is not None:
                     self._close(session)
                 self._watch_in_flight += 1
-                self._propose(cmds.executor_down(info.id, f"no heartbeat for {silent / 1000:.1f} s"), self._watched)
+                self._downing.add(info.id)
+                self._propose(cmds.executor_down(info.id, f"no heartbeat for {silent / 1000:.1f} s"),
+                              self._down_done(info.id))
 
     # --- schedules ---------------------------------------------------------------------------------
 

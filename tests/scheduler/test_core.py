@@ -185,3 +185,18 @@ def test_due_fire_times_are_proposed_once_per_plan() -> None:
     h.commit()
     schedule = h.sm.schedule("s")
     assert schedule is not None and schedule.last_fired_time == T0 + 1000
+
+
+def test_registering_while_declared_down_records_the_executor_up_again() -> None:
+    """Found by the simulation (seed 33): a registration that raced the executor_down proposal
+    left the executor DOWN with a live stream, so it never got work again."""
+    h = Harness()
+    h.register()
+    h.commit()
+    h.advance(5200)  # silent past the timeout: executor_down is proposed, not yet applied
+    assert h.proposed() == ["executor_down"]
+    h.register(seq=7)  # it comes back meanwhile (its old stream was closed)
+    assert h.proposed() == ["executor_down", "executor_up"]
+    h.commit()
+    info = h.sm.executor("e1")
+    assert info is not None and info.state == J.EXECUTOR_STATE_CONNECTED
