@@ -84,10 +84,17 @@ class Checker:
                 self._skips = [(schedule.id, f.scheduled_time) for f in cmd.skip_fires.fires
                                if f.scheduled_time > watermark]
         elif cmd.HasField("finished"):
+            current: set[str] = set()  # jobs one item of this command may change legitimately
             for item in cmd.finished.items:
                 job = node.sm.get_job(item.job_id)
-                if job is not None and not _is_current(job, item.attempt, cmd.finished.executor):
+                if job is None:
+                    continue
+                if _is_current(job, item.attempt, cmd.finished.executor):
+                    current.add(item.job_id)
+                else:
                     self._before[item.job_id] = _fate(job)
+            for job_id in current:
+                self._before.pop(job_id, None)
 
     def after_apply(self, node: SimNode, index: int, data: bytes | None,
                     result: commands_pb2.ApplyResult | None) -> None:

@@ -196,7 +196,10 @@ def inject(world: World, mix: Mix) -> None:
         world.log("heal partition")
     if leader is not None and mix.clock_jump and rng.random() < mix.clock_jump:
         jump = rng.choice((-60_000, -5000, 5000, 20_000, 120_000))
+        if abs(leader.clock_offset + jump) > 180_000:
+            jump = -jump  # offsets stay within 3 minutes of true time
         leader.clock_offset += jump
+        world.max_ahead = max(world.max_ahead, leader.clock_offset)
         world.log(f"{leader.id} wall clock jumps {jump:+d} ms")
     for node_id in [n for n in world.ids if world.nodes[n].core is None]:
         if rng.random() < mix.node_restart:
@@ -217,8 +220,8 @@ def run_liveness(world: World, workload: Workload, ticks: int) -> None:
     world.log("liveness phase: healed")
     # A leader whose clock ran ahead stamped retry backoffs in its future: after a failover they
     # wait that much longer (a finding of this simulation; see docs). Allow for it.
-    ahead = max((n.clock_offset for n in world.nodes.values()), default=0)
-    for _ in range(ticks + max(0, ahead) // TICK_MS):
+    behind = min(n.clock_offset for n in world.nodes.values())
+    for _ in range(ticks + (world.max_ahead - behind) // TICK_MS):
         world.step()
         if converged(world) == "":
             return

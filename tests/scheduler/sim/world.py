@@ -78,6 +78,7 @@ class World:
         self.verbose = verbose
         self.trace: deque[str] = deque(maxlen=TRACE_LINES)
         self.now = 0  # ticks
+        self.max_ahead = 0  # ms: the furthest any node's wall clock ran ahead (backoffs wait for it)
         self.ids = tuple(f"n{i}" for i in range(1, size + 1))
         voters = frozenset(self.ids)
         self.nodes = {n: SimNode(n, MemoryStorage.bootstrap(voters)) for n in self.ids}
