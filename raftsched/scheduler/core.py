@@ -131,6 +131,10 @@ class SchedulerCore:
         self._schedules_kicked = True
         self._last_plan = 0
         self._downing: set[str] = set()  # executors whose executor_down is in flight
+        # Timed-out attempts whose process may still run: job -> (attempt, executor, mono ms until
+        # which its next attempt waits). See `_held_back`.
+        self._timed_out: dict[str, tuple[int, str, int]] = {}
+        self.elected_wall = 0
         self._pushed: dict[str, dict[Key, int]] = {}  # only for Bug.RESEND_UNCHECKED
 
     # --- the ready ---------------------------------------------------------------------------------
@@ -174,6 +178,8 @@ class SchedulerCore:
         self._assigning.clear()
         self._rounds = self._watch_in_flight = self._schedules_in_flight = 0
         self._downing.clear()
+        self._timed_out.clear()
+        self.elected_wall = now.wall
         self._waiting.clear()
         self._schedule_wake, self._schedules_kicked = 0, True
         self._pushed.clear()
@@ -343,6 +349,9 @@ class SchedulerCore:
         self._send(session, executor_pb2.LeaderMessage(heartbeat_ack=ack))
         session.lease_granted_at = self.now.mono
         running = {(r.job_id, r.attempt) for r in hb.running}
+        if self._timed_out:
+            self._confirm_gone(session.id, [(j, h[0]) for j, h in self._timed_out.items()
+                                            if h[1] == session.id and (j, h[0]) not in running])
         session.forget_dead(running)
         self._cancel_stale(session, hb.running)
         self._resend_lost_assignments(session, running)
@@ -440,6 +449,8 @@ class SchedulerCore:
     # --- reports -----------------------------------------------------------------------------------
 
     def _queue_report(self, session: Session, msg: executor_pb2.ExecutorMessage) -> None:
+        if self._timed_out and msg.finished:
+            self._confirm_gone(session.id, [(f.job_id, f.attempt) for f in msg.finished])
         if len(session.reports) >= self.config.report_backlog:
             log.warning("executor %s: too many unreported results, closing its stream", session.id)
             self._close(session)
@@ -585,7 +596,8 @@ class SchedulerCore:
                 - assigning.get(s.id, 0) for s in sessions}
         if max(free.values()) <= 0:
             return
-        queued = (job for job in self.view.iter_queued(self.now.wall) if job.id not in self._assigning)
+        queued = (job for job in self.view.iter_queued(self.now.wall)
+                  if job.id not in self._assigning and not self._held_back(job))
         matched = self._match(queued, sessions, free)
         if not matched:
             return
@@ -603,6 +615,30 @@ class SchedulerCore:
             self._kick()  # more may be waiting
 
         self._propose(cmds.assign(items), then)
+
+    def _held_back(self, job: jobs_pb2.Job) -> bool:
+        """Promise 9 after a timeout: the timed-out process is told to die, but an executor that is
+        cut off or dead does not hear it, and one that hears it takes up to the kill grace. The
+        next attempt waits until that executor confirms the process gone (a heartbeat without it,
+        or its result), or until its lease and kill grace are over. A timeout proposed before
+        this leader was elected is judged by its stamped time. (Found by the simulation, seed 133.)"""
+        held = self._timed_out.get(job.id)
+        if held is not None:
+            if self.now.mono < held[2]:
+                return True
+            del self._timed_out[job.id]
+            return False
+        last = job.attempts[-1] if job.attempts else None
+        return (last is not None and last.end == J.ATTEMPT_END_TIMED_OUT and last.finished_ms < self.elected_wall
+                and self.now.wall - last.finished_ms < self.config.takeover_ms)
+
+    def _confirm_gone(self, executor_id: str, gone: Iterable[Key]) -> None:
+        """The executor says these attempts no longer run: their jobs need not wait."""
+        for job_id, attempt in gone:
+            held = self._timed_out.get(job_id)
+            if held is not None and held[0] == attempt and held[1] == executor_id:
+                del self._timed_out[job_id]
+                self._kick()
 
     def _finishing_slots(self, session: Session) -> int:
         """Slots of attempts the executor reported ended whose results have not applied yet."""
@@ -665,9 +701,12 @@ class SchedulerCore:
         refs = self.view.timed_out(self.now.wall)
         if not refs:
             return
+        until = self.now.mono + self.config.takeover_ms
         for ref in refs:
             job = self.view.get_job(ref.job_id)
-            session = self.sessions.get(job.attempts[-1].executor) if job and job.attempts else None
+            executor = job.attempts[-1].executor if job and job.attempts else ""
+            self._timed_out[ref.job_id] = (ref.attempt, executor, until)
+            session = self.sessions.get(executor)
             if session is not None:
                 self._cancel(session, [ref])
         self._watch_in_flight += 1

@@ -200,3 +200,24 @@ def test_registering_while_declared_down_records_the_executor_up_again() -> None
     h.commit()
     info = h.sm.executor("e1")
     assert info is not None and info.state == J.EXECUTOR_STATE_CONNECTED
+
+
+def test_a_timed_out_attempt_is_retried_only_once_its_process_is_gone() -> None:
+    """Found by the simulation (seed 133): the retry of a timed-out attempt ran beside it while its
+    executor, cut off, had not heard the cancel (promise 9)."""
+    h = Harness()
+    gen = h.register()
+    h.commit()
+    job = submit(h, timeout_ms=1000, backoff=J.RetryBackoff(initial_ms=100))
+    h.advance(100)
+    h.commit()
+    h.advance(500)
+    h.heartbeat(gen, 2, [(job, 1)])
+    h.advance(600)  # timed out: cancelled and recorded, its executor silent since
+    assert h.proposed() == ["timed_out"]
+    h.commit()
+    h.advance(1000)
+    assert "assign" not in h.proposed(), "retried while the timed-out process may still run"
+    h.heartbeat(gen, 3, [])  # gone
+    h.advance(100)
+    assert h.proposed() == ["assign"]

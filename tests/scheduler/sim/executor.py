@@ -46,7 +46,7 @@ class Task:
     dies_at: int | None = None  # tick a kill takes effect
     kill_end: int = 0
     kill_error: str = ""
-    started_reported: bool = False
+    orphan: bool = False  # its agent crashed: a restarted agent does not know it
 
 
 @dataclass(slots=True)
@@ -91,6 +91,8 @@ class SimExecutor:
         if self.crashed_until is not None:
             return
         self.crashed_until = self.world.now + down_ticks
+        for task in self.tasks.values():
+            task.orphan = True
         if host:
             self.stream = None
         else:
@@ -185,7 +187,11 @@ class SimExecutor:
     def _heartbeat(self) -> E.Heartbeat:
         self.seq += 1
         self.lease.heartbeat_sent(self.seq)
-        return E.Heartbeat(seq=self.seq, running=[self._ref(k) for k, t in self.tasks.items() if t.dies_at is None])
+        return E.Heartbeat(seq=self.seq, running=self._running())
+
+    def _running(self) -> list[J.AttemptRef]:
+        """What the agent reports running: its tasks until they exit (dying ones too)."""
+        return [self._ref(k) for k, t in self.tasks.items() if not t.orphan]
 
     @staticmethod
     def _ref(key: Key) -> J.AttemptRef:
@@ -201,7 +207,7 @@ class SimExecutor:
             self.hint = ""
             return
         register = E.Register(executor_id=self.id, slots=self.slots, handlers=["sleep"],
-                              running=[self._ref(k) for k, t in self.tasks.items() if t.dies_at is None],
+                              running=self._running(),
                               unacked=list(self.unacked.values()))
         refused, gen = world.register(target, E.ExecutorMessage(register=register, heartbeat=self._heartbeat()))
         if refused:
@@ -284,7 +290,7 @@ class SimExecutor:
 
     def _accept(self, a: E.Assignment) -> None:
         key = (a.job_id, a.attempt)
-        if key in self.tasks or key in self.unacked:
+        if (key in self.tasks and not self.tasks[key].orphan) or key in self.unacked:
             return
         need = a.spec.slots or 1
         if not self.lease.held():
