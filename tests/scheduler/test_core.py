@@ -5,7 +5,7 @@ they replicate."""
 
 from __future__ import annotations
 
-from raftsched.scheduler.bugs import Bug, Bugs
+from raftsched.scheduler.bugs import NO_BUGS, Bug, Bugs
 from raftsched.scheduler.core import CoreConfig, Proposal, Ready, SchedulerCore
 from raftsched.scheduler.screening import Refusals
 from raftsched.scheduler.view import Now
@@ -21,7 +21,7 @@ CONFIG = CoreConfig(lease_ms=3000, kill_grace_ms=1000, executor_timeout_ms=5000,
 
 
 class Harness:
-    def __init__(self, bugs: Bugs = Bugs()) -> None:
+    def __init__(self, bugs: Bugs = NO_BUGS) -> None:
         self.sm = SchedulerState(MemoryDB())
         self.core = SchedulerCore("n1", CONFIG, self.sm, refusals=Refusals(clock=lambda: self.mono / 1000), bugs=bugs)
         self.sm.add_listener(self.core.job_changed)
@@ -128,7 +128,7 @@ def test_a_new_leader_waits_one_timeout_before_declaring_anyone_down() -> None:
 
 def test_reregistering_without_an_attempt_fences_it_before_reading_the_heartbeat() -> None:
     """The bug a chaos run found: the heartbeat read before the fencing re-sent the lost attempt."""
-    for bugs, resent in ((Bugs(), False), (Bugs(frozenset({Bug.FENCE_AFTER_HEARTBEAT})), True)):
+    for bugs, resent in ((NO_BUGS, False), (Bugs(frozenset({Bug.FENCE_AFTER_HEARTBEAT})), True)):
         h = Harness(bugs)
         gen = h.register()
         h.commit()
