@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .world import SimNode, World
 
 Key = tuple[str, int]
+LOST_CHECK_TICKS = 20  # every node's state is checked for acknowledged jobs this often
 
 
 class Checker:
@@ -137,6 +138,11 @@ class Checker:
     def after_step(self) -> None:
         for job_id, running in self.alive.items():
             assert len({a for _, a in running}) <= 1, f"two attempts of job {job_id} run at once: {sorted(running)}"
+        if self.world.now % LOST_CHECK_TICKS == 0:
+            for node in self.world.nodes.values():
+                if node.sm is not None:
+                    lost = self.lost_jobs(node)
+                    assert not lost, f"{node.id} lost acknowledged jobs {lost[:5]} (promise 1)"
 
     def lost_jobs(self, node: SimNode) -> list[str]:
         """Acknowledged jobs the node's state (applied past their submit) does not hold."""

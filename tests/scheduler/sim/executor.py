@@ -209,12 +209,15 @@ class SimExecutor:
         register = E.Register(executor_id=self.id, slots=self.slots, handlers=["sleep"],
                               running=self._running(),
                               unacked=list(self.unacked.values()))
+        # The stream exists before the leader answers: what it sends while registering arrives.
+        self.stream = stream = Stream(target, 0, last_heard=world.now)
         refused, gen = world.register(target, E.ExecutorMessage(register=register, heartbeat=self._heartbeat()))
         if refused:
+            self.stream = None
             leader = world.nodes[target].core
             self.hint = leader.leader if leader is not None and leader.leader else ""
             return
-        self.stream = Stream(target, gen, last_heard=world.now)
+        stream.gen = gen
         self.hint = target
         self.next_heartbeat = world.now + world.timing.heartbeat_ms // 100
         world.log(f"{self.id} registered at {target} (stream {gen})")
@@ -259,7 +262,7 @@ class SimExecutor:
 
     def from_leader(self, node: str, gen: int, msg: E.LeaderMessage) -> None:
         stream = self.stream
-        if stream is None or stream.node != node or stream.gen != gen:
+        if stream is None or stream.node != node or stream.gen not in (gen, 0):
             return  # that stream is gone (a cut link holds what is in flight, like TCP)
         due = self.world.now + 1 + self.latency
         if stream.down:
@@ -268,7 +271,7 @@ class SimExecutor:
 
     def closed_by_leader(self, node: str, gen: int) -> None:
         stream = self.stream
-        if stream is not None and stream.node == node and stream.gen == gen and self.linked():
+        if stream is not None and stream.node == node and stream.gen in (gen, 0) and self.linked():
             self.stream = None
 
     def node_gone(self, node: str) -> None:

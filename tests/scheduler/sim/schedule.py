@@ -177,7 +177,13 @@ def inject(world: World, mix: Mix) -> None:
     if mix.gentle:
         return
     if mix.executor_crash and rng.random() < mix.executor_crash:
-        rng.choice(executors).crash(rng.randint(1, 60), host=rng.random() < 0.5)
+        # Down for less than the resend delay, between it and the executor timeout (the executor
+        # comes back to attempts it lost in flight), or past the timeout.
+        timing = world.timing
+        ticks = rng.choice(((1, timing.resend_after_ms // TICK_MS),
+                            (timing.resend_after_ms // TICK_MS, timing.executor_timeout_ms // TICK_MS),
+                            (timing.executor_timeout_ms // TICK_MS, 60)))
+        rng.choice(executors).crash(rng.randint(*ticks), host=rng.random() < 0.5)
     if mix.executor_freeze and rng.random() < mix.executor_freeze:
         rng.choice(executors).freeze(rng.randint(1, 60))
     if mix.slow_link and rng.random() < mix.slow_link:
