@@ -271,7 +271,7 @@ class SimExecutor:
 
     def closed_by_leader(self, node: str, gen: int) -> None:
         stream = self.stream
-        if stream is not None and stream.node == node and stream.gen in (gen, 0) and self.linked():
+        if stream is not None and stream.node == node and stream.gen == gen and self.linked():
             self.stream = None
 
     def node_gone(self, node: str) -> None:
