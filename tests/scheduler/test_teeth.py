@@ -22,8 +22,8 @@ from .sim.schedule import SimulationFailure, run_schedule
 BOUND = 300
 FOUND_AT = {
     Bug.FENCE_AFTER_HEARTBEAT: 9,
-    Bug.LEASE_FROM_RECEIVE: 0,
-    Bug.DOWN_BEFORE_TIMEOUT: 0,
+    Bug.LEASE_FROM_RECEIVE: 154,
+    Bug.DOWN_BEFORE_TIMEOUT: 68,
     Bug.RESEND_UNCHECKED: 0,
     Bug.FIRE_WITHOUT_DEDUP: 0,
     Bug.CATCHUP_IGNORES_WINDOW: 0,

@@ -14,7 +14,7 @@ from raftsched.state import firetimes
 from raftsched.state.schedules import decided_until
 from raftsched.v1 import jobs_pb2, scheduler_pb2
 
-from ...raft.sim.network import NO_FAULTS, Faults
+from .net import NO_FAULTS, Faults
 from .world import TICK_MS, Timing, World
 
 SAFETY_TICKS = 200

@@ -26,10 +26,10 @@ from raftsched.state import commands as cmds
 from raftsched.state.machine import SchedulerState
 from raftsched.v1 import commands_pb2, executor_pb2
 
-from ...raft.sim.network import Faults, Network
 from .checkers import Checker
 from .executor import SimExecutor
 from .memdb import MemoryDB
+from .net import Faults, Network
 
 TICK_MS = 100
 T0 = 1_700_000_000_000
