@@ -126,7 +126,7 @@ class LeaderScheduler:
         self.core.became_leader(clock_now())
         self._caught_up = asyncio.Event()
         self.sm.add_listener(self._on_job_change)
-        self.tasks.spawn(self._catch_up(), "catch-up")
+        self.tasks.supervise("catch-up", self._catch_up)
         self.tasks.supervise("dispatch", self._tick_loop)
         self.tasks.supervise("retention", self.purger.run)
         if self.node.config.corrupt_check_interval:
