@@ -608,11 +608,13 @@ class SchedulerCore:
 
         def then(ok: bool, _result: commands_pb2.ApplyResult | None) -> None:
             self._rounds -= 1
-            if ok:
-                self._push_assignments(items)
             for job_id, _, _ in items:
                 self._assigning.pop(job_id, None)
-            self._kick()  # more may be waiting
+            if ok:
+                self._push_assignments(items)
+                self._kick()  # more may be waiting
+            # Refused or lost: the next regular tick tries again (never at once: a proposal refused
+            # before it was appended, during a leadership transfer, would be refused in a loop).
 
         self._propose(cmds.assign(items), then)
 

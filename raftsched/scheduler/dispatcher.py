@@ -163,6 +163,7 @@ class LeaderScheduler:
 
     async def _tick_loop(self) -> None:
         while True:
+            await asyncio.sleep(0)  # Why: an Event already set is awaited without yielding the loop
             try:
                 async with asyncio.timeout(DISPATCH_INTERVAL):
                     await self._kick.wait()

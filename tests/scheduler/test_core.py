@@ -221,3 +221,21 @@ def test_a_timed_out_attempt_is_retried_only_once_its_process_is_gone() -> None:
     h.heartbeat(gen, 3, [])  # gone
     h.advance(100)
     assert h.proposed() == ["assign"]
+
+
+def test_a_refused_round_waits_for_the_next_tick() -> None:
+    """A proposal refused before it was appended (a leadership transfer) must not make the shell
+    tick again at once: it would be refused again, in a loop that never yields (seen in a test
+    run: the event loop held for 5 s)."""
+    h = Harness()
+    h.register()
+    h.commit()
+    submit(h)
+    h.advance(100)
+    (proposal,) = h.held
+    h.held.clear()
+    h.core.proposal_done(proposal.id, False)
+    rd = h.collect()
+    assert not rd.kick and not rd.proposals
+    h.advance(100)
+    assert h.proposed() == ["assign"]
