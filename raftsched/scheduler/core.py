@@ -27,145 +27,28 @@ was committed before its term).
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from raftsched.scheduler.bugs import NO_BUGS, Bug, Bugs
-from raftsched.scheduler.firing import plan_commands
-from raftsched.scheduler.screening import (
-    Holding,
-    Kind,
-    Reason,
-    Refusal,
-    Refusals,
-    check_message,
-    describe,
-    holding,
-    result_end_ok,
-)
+from raftsched.scheduler.bugs import Bug
+from raftsched.scheduler.corebase import TERMINAL, CoreBase, CoreConfig, Outcome, Proposal, Ready, log
+from raftsched.scheduler.dispatch import Dispatch
+from raftsched.scheduler.firer import ScheduleFirer
+from raftsched.scheduler.reports import Reports
+from raftsched.scheduler.screening import Kind, Reason, Refusal, check_message
 from raftsched.scheduler.session import Key, Session
-from raftsched.scheduler.view import Now, StateView
+from raftsched.scheduler.view import Now
+from raftsched.scheduler.watchdog import Watchdog
 from raftsched.state import commands as cmds
-from raftsched.state.lifecycle import ERROR_MAX_CHARS
 from raftsched.state.validate import ValidationError
 from raftsched.v1 import commands_pb2, executor_pb2, jobs_pb2
 
-log = logging.getLogger("raftsched.scheduler")
 J = jobs_pb2
-TERMINAL = frozenset({J.JOB_STATE_SUCCEEDED, J.JOB_STATE_FAILED, J.JOB_STATE_CANCELLED, J.JOB_STATE_SKIPPED})
-
-Outcome = Callable[[bool, commands_pb2.ApplyResult | None], None]
+__all__ = ["TERMINAL", "CoreBase", "CoreConfig", "Outcome", "Proposal", "Ready", "SchedulerCore"]
 
 
-@dataclass(frozen=True, slots=True)
-class CoreConfig:
-    lease_ms: int = 3000
-    kill_grace_ms: int = 1000
-    executor_timeout_ms: int = 5000
-    resend_after_ms: int = 2000  # an unstarted assignment missing from heartbeats this long was lost
-    queued_per_round: int = 2048  # queued jobs one dispatch round looks at, at most
-    rounds_in_flight: int = 4  # assignment batches being replicated at once
-    reports_in_flight: int = 8  # report batches of one executor being replicated at once
-    report_backlog: int = 4096  # report messages of one executor waiting, before its stream closes
-    watchdog_ms: int = 100  # between failure-detector and attempt-timeout rounds
-    schedule_sleep_ms: int = 1000  # schedules are planned again at least this often
-    schedule_retry_ms: int = 200  # after a schedule proposal failed
-
-    def __post_init__(self) -> None:
-        for name in ("rounds_in_flight", "reports_in_flight", "watchdog_ms"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"CoreConfig.{name} must be positive, got {getattr(self, name)}")
-
-    @property
-    def takeover_ms(self) -> int:
-        return self.lease_ms + self.kill_grace_ms
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    id: int
-    command: commands_pb2.Command
-
-
-@dataclass(slots=True)
-class Ready:
-    """What the world must do: propose `proposals` in order, send `sends` ((executor, stream gen,
-    message)), close `closes` ((executor, gen)), and tick again soon when `kick`."""
-
-    proposals: list[Proposal] = field(default_factory=list)
-    sends: list[tuple[str, int, executor_pb2.LeaderMessage]] = field(default_factory=list)
-    closes: list[tuple[str, int]] = field(default_factory=list)
-    kick: bool = False
-
-    def __bool__(self) -> bool:
-        return bool(self.proposals or self.sends or self.closes or self.kick)
-
-
-class SchedulerCore:
-    def __init__(self, node_id: str, config: CoreConfig, view: StateView, *, refusals: Refusals,
-                 bugs: Bugs = NO_BUGS) -> None:
-        self.node_id = node_id
-        self.config = config
-        self.view = view
-        self.refusals = refusals  # what executors sent that was refused, for the node's life
-        self.bugs = bugs
-        self.sessions: dict[str, Session] = {}
-        self.last_seen: dict[str, int] = {}  # executor -> monotonic ms of its last message
-        self.elected_at = 0
-        self.leading = False
-        self.caught_up = False  # this leader applied what was committed before its term
-        self.now = Now(0, 0)  # of the last event
-        self._ready = Ready()
-        self._next_id = 0
-        self._gens = 0
-        self._waiting: dict[int, Outcome] = {}  # proposal id -> what to do with its outcome
-        # Jobs in an assignment batch in the log but not applied yet: job -> (executor, slots).
-        self._assigning: dict[str, tuple[str, int]] = {}
-        self._rounds = 0  # assignment batches in flight
-        self._watch_in_flight = 0  # failure-detector and timeout proposals in flight
-        self._last_watch = 0
-        self._schedules_in_flight = 0
-        self._schedule_wake: int | None = 0  # wall ms to plan again (None: only when kicked)
-        self._schedules_kicked = True
-        self._last_plan = 0
-        self._downing: set[str] = set()  # executors whose executor_down is in flight
-        # Timed-out attempts whose process may still run: job -> (attempt, executor, mono ms until
-        # which its next attempt waits). See `_held_back`.
-        self._timed_out: dict[str, tuple[int, str, int]] = {}
-        self.elected_wall = 0
-        self._pushed: dict[str, dict[Key, int]] = {}  # only for Bug.RESEND_UNCHECKED
-
-    # --- the ready ---------------------------------------------------------------------------------
-
-    def take_ready(self) -> Ready:
-        rd, self._ready = self._ready, Ready()
-        return rd
-
-    def proposal_done(self, proposal_id: int, ok: bool, result: commands_pb2.ApplyResult | None = None) -> None:
-        """The outcome of a proposal: applied (`ok`, with its result), or lost/refused."""
-        then = self._waiting.pop(proposal_id, None)
-        if then is not None:
-            then(ok, result)
-
-    def _propose(self, command: commands_pb2.Command, then: Outcome | None = None) -> int:
-        self._next_id += 1
-        self._ready.proposals.append(Proposal(self._next_id, command))
-        self._waiting[self._next_id] = then or _ignore
-        return self._next_id
-
-    def _send(self, session: Session, msg: executor_pb2.LeaderMessage) -> None:
-        if session.open:
-            self._ready.sends.append((session.id, session.gen, msg))
-
-    def _close(self, session: Session) -> None:
-        if session.open:
-            session.open = False
-            self._ready.closes.append((session.id, session.gen))
-
-    def _kick(self) -> None:
-        self._ready.kick = True
+class SchedulerCore(Reports, Dispatch, Watchdog, ScheduleFirer):
+    """The scheduling core: the events and the tick (the parts are in their own modules)."""
 
     # --- leadership --------------------------------------------------------------------------------
 
@@ -378,41 +261,6 @@ class SchedulerCore:
             log.info("executor %s: cancelling %d stale attempts", session.id, len(stale))
             self._cancel(session, stale)
 
-    def _cancel(self, session: Session, refs: list[Any]) -> None:
-        """Tell the executor to kill `refs`; their slots stay busy until they are gone."""
-        if not refs:
-            return
-        slots = self._slots_of(refs)
-        for ref in refs:
-            session.dying[(ref.job_id, ref.attempt)] = slots.get(ref.job_id, 1)
-        out = [J.AttemptRef(job_id=ref.job_id, attempt=ref.attempt) for ref in refs]
-        self._send(session, executor_pb2.LeaderMessage(cancel=out))
-
-    def _current_on(self, executor_id: str) -> set[Key]:
-        """The attempts `executor_id` holds now (current, given to it), as (job, attempt)."""
-        return {(r.job_id, r.attempt) for r in self.view.attempts_on(executor_id)}
-
-    def _judge(self, session: Session, kind: Kind, job_id: str, attempt: int) -> Holding:
-        """Whether the executor holds an attempt it reports on; refusals are counted here."""
-        job = self.view.get_job(job_id)
-        held = holding(job, attempt, session.id)
-        if held is Holding.NEVER:
-            reason = Reason.UNKNOWN_JOB if job is None else Reason.NOT_HELD
-            self.refusals.add(Refusal(kind, reason, session.id, describe(job_id, attempt, job)))
-        return held
-
-    def _slots_of(self, refs: Iterable[Any]) -> dict[str, int]:
-        """job id -> its slots, for anything with a job_id (attempt refs, results)."""
-        jobs = (self.view.get_job(r.job_id) for r in refs)
-        return {job.id: job.spec.slots or 1 for job in jobs if job is not None}
-
-    def _is_current(self, job_id: str, attempt: int, executor_id: str) -> bool:
-        job = self.view.get_job(job_id)
-        if job is None or job.state in TERMINAL or not job.attempts:
-            return False
-        last = job.attempts[-1]
-        return last.number == attempt and last.executor == executor_id and last.end == J.ATTEMPT_END_UNSPECIFIED
-
     def _resend_lost_assignments(self, session: Session, running: set[Key]) -> None:
         """An assignment not yet started and missing from the heartbeat a while after it was made
         was lost on the way (a stream cut at the wrong moment): send it again. Executors ignore
@@ -446,105 +294,6 @@ class SchedulerCore:
         if resend:
             self._send(session, executor_pb2.LeaderMessage(assign=resend))
 
-    # --- reports -----------------------------------------------------------------------------------
-
-    def _queue_report(self, session: Session, msg: executor_pb2.ExecutorMessage) -> None:
-        if self._timed_out and msg.finished:
-            self._confirm_gone(session.id, [(f.job_id, f.attempt) for f in msg.finished])
-        if len(session.reports) >= self.config.report_backlog:
-            log.warning("executor %s: too many unreported results, closing its stream", session.id)
-            self._close(session)
-            return
-        session.reports.append(msg)
-        self._pump_reports(session)
-
-    def _pump_reports(self, session: Session) -> None:
-        """Replicate started/finished reports in batches, up to `reports_in_flight` at once. Each
-        batch is appended to the log at once, in arrival order (so an attempt's start always
-        precedes its end in the log); its results are acknowledged once they applied."""
-        while session.open and session.reports and session.reports_in_flight < self.config.reports_in_flight:
-            batch, session.reports = session.reports, []
-            started, finished = self._screen_reports(
-                session, [ref for m in batch for ref in m.started], [item for m in batch for item in m.finished])
-            if started or finished:
-                self._propose_report(session, started, finished)
-
-    def _propose_report(self, session: Session, started: list[Any], finished: list[Any]) -> None:
-        commands = []
-        if started:
-            commands.append(cmds.started(session.id, [(s.job_id, s.attempt) for s in started]))
-        if finished:
-            items = [
-                cmds.finished_item(f.job_id, f.attempt, f.end, exit_code=f.exit_code,
-                                   error=f.error[:ERROR_MAX_CHARS], output_tail=f.output_tail)
-                for f in finished
-            ]
-            commands.append(cmds.finished(session.id, items))
-            # The executor has freed these slots already: dispatch may refill them while the
-            # results commit.
-            slots = self._slots_of(finished)
-            session.finishing.update({(f.job_id, f.attempt): slots.get(f.job_id, 1) for f in finished})
-            self._kick()
-        session.reports_in_flight += 1
-        pending = {"left": len(commands), "ok": True}
-
-        def then(ok: bool, _result: commands_pb2.ApplyResult | None) -> None:
-            pending["left"] -= 1
-            pending["ok"] = pending["ok"] and ok
-            if pending["left"]:
-                return
-            self._report_done(session, finished, bool(pending["ok"]))
-
-        for command in commands:
-            self._propose(command, then)
-        if finished and Bug.ACK_BEFORE_COMMIT in self.bugs:
-            self._send(session, executor_pb2.LeaderMessage(
-                acked=[J.AttemptRef(job_id=f.job_id, attempt=f.attempt) for f in finished]))
-
-    def _report_done(self, session: Session, finished: list[Any], ok: bool) -> None:
-        session.reports_in_flight -= 1
-        for f in finished:
-            session.finishing.pop((f.job_id, f.attempt), None)
-        if not ok:  # a lost proposal: the executor re-reports after reconnecting
-            if session.open:
-                log.warning("executor %s: could not record results; closing its stream", session.id)
-            self._close(session)
-            return
-        if finished:
-            acked = [J.AttemptRef(job_id=f.job_id, attempt=f.attempt) for f in finished]
-            self._send(session, executor_pb2.LeaderMessage(acked=acked))
-            self._kick()
-        self._pump_reports(session)
-
-    def _screen_reports(self, session: Session, started: list[Any], finished: list[Any],
-                        ) -> tuple[list[Any], list[Any]]:
-        """The reports that may be proposed: on attempts the executor holds, and results of
-        attempts it held and lost (recorded as stale at apply). Of the rest, a started attempt is
-        cancelled and a result acknowledged (the executor forgets it); see screening."""
-        current = self._current_on(session.id)
-        keep_started, cancel = [], []
-        for ref in started:
-            if (ref.job_id, ref.attempt) in current:
-                keep_started.append(ref)
-            else:  # lost since (dropped: apply would refuse it) or never held (refused)
-                self._judge(session, Kind.STARTED, ref.job_id, ref.attempt)
-                cancel.append(J.AttemptRef(job_id=ref.job_id, attempt=ref.attempt))
-        keep_finished, forget = [], []
-        for item in finished:
-            if not result_end_ok(item):
-                detail = f"{item.job_id[:100]}/{item.attempt}: end {item.end} is not a result"
-                self.refusals.add(Refusal(Kind.FINISHED, Reason.BAD_END, session.id, detail))
-                forget.append(J.AttemptRef(job_id=item.job_id, attempt=item.attempt))
-            elif ((item.job_id, item.attempt) in current
-                  or self._judge(session, Kind.FINISHED, item.job_id, item.attempt) is not Holding.NEVER):
-                keep_finished.append(item)
-            else:
-                forget.append(J.AttemptRef(job_id=item.job_id, attempt=item.attempt))
-        self._cancel(session, cancel)
-        if forget:
-            self._send(session, executor_pb2.LeaderMessage(acked=forget))
-        return keep_started, keep_finished
-
     # --- applied changes ---------------------------------------------------------------------------
 
     def job_changed(self, job: jobs_pb2.Job) -> None:
@@ -561,10 +310,6 @@ class SchedulerCore:
                 if session is not None:
                     self._cancel(session, [J.AttemptRef(job_id=job.id, attempt=last.number)])
 
-    def kick_schedules(self) -> None:
-        self._schedules_kicked = True
-        self._kick()
-
     # --- the clock ---------------------------------------------------------------------------------
 
     def tick(self, now: Now) -> None:
@@ -578,205 +323,6 @@ class SchedulerCore:
             self._expire_attempts()
             self._detect_dead_executors()
         self._maybe_fire_schedules()
-
-    # --- dispatching -------------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        """Match queued jobs to free slots and append the batch to the log. Rounds are pipelined:
-        up to `rounds_in_flight` batches replicate at once."""
-        if self._rounds >= self.config.rounds_in_flight:
-            return
-        sessions = [s for s in self.sessions.values() if s.can_take_work() and self._accepting(s.id)]
-        if not sessions:
-            return
-        assigning: dict[str, int] = {}
-        for executor_id, slots in self._assigning.values():
-            assigning[executor_id] = assigning.get(executor_id, 0) + slots
-        free = {s.id: s.slots - self.view.slots_in_use(s.id) - s.dying_slots() + self._finishing_slots(s)
-                - assigning.get(s.id, 0) for s in sessions}
-        if max(free.values()) <= 0:
-            return
-        queued = (job for job in self.view.iter_queued(self.now.wall)
-                  if job.id not in self._assigning and not self._held_back(job))
-        matched = self._match(queued, sessions, free)
-        if not matched:
-            return
-        items = [(job_id, attempt, executor_id) for job_id, attempt, executor_id, _ in matched]
-        for job_id, _, executor_id, slots in matched:
-            self._assigning[job_id] = (executor_id, slots)
-        self._rounds += 1
-
-        def then(ok: bool, _result: commands_pb2.ApplyResult | None) -> None:
-            self._rounds -= 1
-            for job_id, _, _ in items:
-                self._assigning.pop(job_id, None)
-            if ok:
-                self._push_assignments(items)
-                self._kick()  # more may be waiting
-            # Refused or lost: the next regular tick tries again (never at once: a proposal refused
-            # before it was appended, during a leadership transfer, would be refused in a loop).
-
-        self._propose(cmds.assign(items), then)
-
-    def _held_back(self, job: jobs_pb2.Job) -> bool:
-        """Promise 9 after a timeout: the timed-out process is told to die, but an executor that is
-        cut off or dead does not hear it, and one that hears it takes up to the kill grace. The
-        next attempt waits until that executor confirms the process gone (a heartbeat without it,
-        or its result), or until its lease and kill grace are over. A timeout proposed before
-        this leader was elected is judged by its stamped time. (Found by the simulation, seed 133.)"""
-        held = self._timed_out.get(job.id)
-        if held is not None:
-            if self.now.mono < held[2]:
-                return True
-            del self._timed_out[job.id]
-            return False
-        last = job.attempts[-1] if job.attempts else None
-        return (last is not None and last.end == J.ATTEMPT_END_TIMED_OUT and last.finished_ms < self.elected_wall
-                and self.now.wall - last.finished_ms < self.config.takeover_ms)
-
-    def _confirm_gone(self, executor_id: str, gone: Iterable[Key]) -> None:
-        """The executor says these attempts no longer run: their jobs need not wait."""
-        for job_id, attempt in gone:
-            held = self._timed_out.get(job_id)
-            if held is not None and held[0] == attempt and held[1] == executor_id:
-                del self._timed_out[job_id]
-                self._kick()
-
-    def _finishing_slots(self, session: Session) -> int:
-        """Slots of attempts the executor reported ended whose results have not applied yet."""
-        return sum(n for (job_id, attempt), n in session.finishing.items()
-                   if self._is_current(job_id, attempt, session.id))
-
-    def _accepting(self, executor_id: str) -> bool:
-        info = self.view.executor(executor_id)
-        return info is not None and info.state == J.EXECUTOR_STATE_CONNECTED
-
-    def _match(self, jobs: Iterable[jobs_pb2.Job], sessions: list[Session], free: dict[str, int],
-               ) -> list[tuple[str, int, str, int]]:
-        """(job, attempt, executor, slots) for the jobs that fit, taken in the order given
-        (priority, then submit order); each on the freest executor that accepts it. Stops once no
-        slot is free or `queued_per_round` jobs were looked at. Reads the jobs only."""
-        items = []
-        for looked, job in enumerate(jobs):
-            if looked >= self.config.queued_per_round or max(free.values()) <= 0:
-                break
-            need = job.spec.slots or 1
-            fits = [s for s in sessions if free[s.id] >= need and s.accepts(job.spec)]
-            if not fits:
-                continue
-            best = max(fits, key=lambda s: (free[s.id], s.id))
-            free[best.id] -= need
-            attempt = (job.attempts[-1].number if job.attempts else 0) + 1
-            items.append((job.id, attempt, best.id, need))
-        return items
-
-    def _push_assignments(self, items: list[tuple[str, int, str]]) -> None:
-        by_executor: dict[str, list[executor_pb2.Assignment]] = {}
-        for job_id, attempt, executor_id in items:
-            if not self._is_current(job_id, attempt, executor_id):
-                continue  # refused at apply (cancelled meanwhile, executor gone)
-            job = self.view.get_job(job_id)
-            assert job is not None
-            by_executor.setdefault(executor_id, []).append(
-                executor_pb2.Assignment(job_id=job_id, attempt=attempt, spec=job.spec))
-            if Bug.RESEND_UNCHECKED in self.bugs:
-                self._pushed.setdefault(executor_id, {})[(job_id, attempt)] = self.now.wall
-        for executor_id, assignments in by_executor.items():
-            session = self.sessions.get(executor_id)
-            if session is not None:
-                self._send(session, executor_pb2.LeaderMessage(assign=assignments))
-
-    # --- failure detection and timeouts ------------------------------------------------------------
-
-    def _watched(self, ok: bool, _result: commands_pb2.ApplyResult | None) -> None:
-        self._watch_in_flight -= 1
-        if not ok:
-            log.info("watchdog proposal lost; the next round decides again")
-
-    def _down_done(self, executor_id: str) -> Outcome:
-        def then(ok: bool, result: commands_pb2.ApplyResult | None) -> None:
-            self._downing.discard(executor_id)
-            self._watched(ok, result)
-        return then
-
-    def _expire_attempts(self) -> None:
-        refs = self.view.timed_out(self.now.wall)
-        if not refs:
-            return
-        until = self.now.mono + self.config.takeover_ms
-        for ref in refs:
-            job = self.view.get_job(ref.job_id)
-            executor = job.attempts[-1].executor if job and job.attempts else ""
-            self._timed_out[ref.job_id] = (ref.attempt, executor, until)
-            session = self.sessions.get(executor)
-            if session is not None:
-                self._cancel(session, [ref])
-        self._watch_in_flight += 1
-        self._propose(cmds.timed_out([(r.job_id, r.attempt) for r in refs]), self._watched)
-
-    def _detect_dead_executors(self) -> None:
-        now = self.now.mono
-        timeout = self.config.executor_timeout_ms
-        if Bug.DOWN_BEFORE_TIMEOUT in self.bugs:
-            timeout = self.config.lease_ms
-        elif now - self.elected_at < timeout:
-            return  # a new leader first gives every executor time to reconnect
-        for info in self.view.executors():
-            if info.state == J.EXECUTOR_STATE_DOWN:
-                continue
-            silent = now - self.last_seen.get(info.id, self.elected_at)
-            if silent > timeout:
-                log.warning("executor %s: silent for %.1f s, declaring it down", info.id, silent / 1000)
-                session = self.sessions.get(info.id)
-                if session is not None:
-                    self._close(session)
-                self._watch_in_flight += 1
-                self._downing.add(info.id)
-                self._propose(cmds.executor_down(info.id, f"no heartbeat for {silent / 1000:.1f} s"),
-                              self._down_done(info.id))
-
-    # --- schedules ---------------------------------------------------------------------------------
-
-    def _maybe_fire_schedules(self) -> None:
-        """Decide every due time of every schedule, oldest first, from the committed watermarks;
-        once those proposals are done, plan again (when kicked, due, or a while passed)."""
-        if self._schedules_in_flight:
-            return
-        now = self.now
-        due = self._schedule_wake is not None and now.wall >= self._schedule_wake
-        if not (self._schedules_kicked or due or now.mono - self._last_plan >= self.config.schedule_sleep_ms):
-            return
-        self._schedules_kicked = False
-        self._last_plan = now.mono
-        wake: int | None = None
-        for schedule in self.view.schedules():
-            commands, next_due = plan_commands(
-                schedule, now.wall, ignore_window=Bug.CATCHUP_IGNORES_WINDOW in self.bugs,
-                manual=Bug.FIRE_WITHOUT_DEDUP in self.bugs)
-            for cmd in commands:
-                self._schedules_in_flight += 1
-                self._propose(cmd, self._fired(schedule.id, cmd))
-            if next_due is not None:
-                wake = next_due if wake is None else min(wake, next_due)
-        self._schedule_wake = wake
-
-    def _fired(self, name: str, cmd: commands_pb2.Command) -> Outcome:
-        def then(ok: bool, result: commands_pb2.ApplyResult | None) -> None:
-            self._schedules_in_flight -= 1
-            if not ok:  # a lost proposal or leadership: plan again from the state
-                self._schedule_wake = self.now.wall + self.config.schedule_retry_ms
-                return
-            if cmd.HasField("skip_fires"):
-                first = cmd.skip_fires.fires[0]
-                log.info("schedule %s: recorded %d skipped time(s) from %d (%s)",
-                         name, len(cmd.skip_fires.fires), first.scheduled_time, first.reason)
-            elif result is not None and result.job.id:
-                t = cmd.fire_schedule.scheduled_time
-                log.info("schedule %s: fired %d as job %s, %d ms after its time", name, t, result.job.id,
-                         result.job.submitted_ms - t)
-            elif result is not None and result.error:
-                log.info("schedule %s: firing refused: %s", name, result.error)
-        return then
 
     # --- views -------------------------------------------------------------------------------------
 
@@ -800,5 +346,3 @@ class SchedulerCore:
         return out
 
 
-def _ignore(_ok: bool, _result: commands_pb2.ApplyResult | None) -> None:
-    pass
