@@ -117,7 +117,12 @@ class LeaderScheduler:
 
     @property
     def loop_errors(self) -> dict[str, int]:
-        return self.tasks.loop_errors
+        """Failures of each leader loop: those the supervisor restarted, and the rounds the
+        retention and corruption loops logged (with their traceback) and retried themselves."""
+        out = dict(self.tasks.loop_errors)
+        for name, failed in (("retention", self.purger.failures), ("corruption-check", self.corruption.checks["failed"])):
+            out[name] = out.get(name, 0) + failed
+        return out
 
     def start(self) -> None:
         if self._running:
