@@ -120,7 +120,8 @@ class LeaderScheduler:
         """Failures of each leader loop: those the supervisor restarted, and the rounds the
         retention and corruption loops logged (with their traceback) and retried themselves."""
         out = dict(self.tasks.loop_errors)
-        for name, failed in (("retention", self.purger.failures), ("corruption-check", self.corruption.checks["failed"])):
+        own = {"retention": self.purger.failures, "corruption-check": self.corruption.checks["failed"]}
+        for name, failed in own.items():
             out[name] = out.get(name, 0) + failed
         return out
 
