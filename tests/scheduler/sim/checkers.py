@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .world import SimNode, World
 
 Key = tuple[str, int]
-LOST_CHECK_TICKS = 20  # every node's state is checked for acknowledged jobs this often
+LOST_CHECK_TICKS = 50  # every node's state is checked for acknowledged jobs this often
 
 
 class Checker:
