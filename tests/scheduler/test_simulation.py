@@ -18,7 +18,7 @@ import pytest
 
 from .sim.schedule import run_schedule
 
-SEEDS = int(os.environ.get("RAFTSCHED_SCHED_SIM_SEEDS", "100"))
+SEEDS = int(os.environ.get("RAFTSCHED_SCHED_SIM_SEEDS", "150"))
 BASE = int(os.environ.get("RAFTSCHED_SCHED_SIM_BASE", "0"))
 # Seeds that once failed: 33 (an executor left DOWN while connected) and 133 (a timed-out attempt's
 # retry beside it) in the real code, the others in the simulation itself (see docs/scheduler-core.md).
