@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast fuzz proto lint chaos bench browser clean
+.PHONY: run test test-fast fuzz sim proto lint chaos bench browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test-fast: $(STAMP)
 fuzz: $(STAMP)  ## the fuzz suite (tests/fuzz) for FUZZ_SECONDS (default 300) instead of make test's 2 short batches
 	RAFTSCHED_FUZZ_SECONDS=$${FUZZ_SECONDS:-300} RAFTSCHED_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} \
 		$(PY) -m pytest -q -p no:cacheprovider -s tests/fuzz
+
+SEEDS ?= 300
+sim: $(STAMP)  ## SEEDS seeds of the Raft and of the scheduler simulation, one summary line each
+	$(PY) scripts/sim.py --seeds $(SEEDS)
 
 proto: $(STAMP)  ## regenerate the committed stubs in raftsched/v1 from proto/
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/raftsched/v1/*.proto

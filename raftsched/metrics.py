@@ -391,6 +391,11 @@ class NodeCollector(Collector):
         for (kind, reason), count in sorted(node.scheduler.refusals.counts.items()):
             refused.add_metric([kind.value, reason.value], count)
         yield refused
+        errors = CounterMetricFamily("raftsched_leader_loop_errors", "Leader loops that raised (logged with their "
+                                     "traceback, then restarted with backoff), by loop", labels=["loop"])
+        for loop, count in sorted(node.scheduler.loop_errors.items()):
+            errors.add_metric([loop], count)
+        yield errors
         if not node.is_leader:
             return
         by_state = GaugeMetricFamily("raftsched_executors", "Known executors by state (on the leader)",

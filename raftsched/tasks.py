@@ -7,7 +7,9 @@ it on close, and no task's failure goes unseen.
     TaskOwner.supervise(name, loop)    a loop that must keep running: when it raises, the failure
                                        is logged with its traceback and counted, and the loop is
                                        started again after a backoff (doubling, capped)
-    TaskOwner.close()                  cancel every task and wait for them all
+    TaskOwner.stop()                   cancel every task and wait for them all; the owner can be
+                                       used again (the leader's scheduler, across terms)
+    TaskOwner.close()                  stop(), and refuse new tasks from then on
 
 The counts (`failures`, by task name) are exported as `raftsched_loop_failures` (raftsched.metrics).
 """
@@ -80,9 +82,12 @@ class TaskOwner:
             self.failures[task.get_name()] += 1
             log.error("%s: task %s failed", self.owner, task.get_name(), exc_info=err)
 
-    async def close(self) -> None:
-        self._closed = True
+    async def stop(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        self._closed = True
+        await self.stop()
