@@ -51,6 +51,9 @@ class View:
     def items(self) -> list[tuple[bytes, bytes]]:
         return sorted(self._data.items())
 
+    def keys(self) -> list[bytes]:
+        return sorted(self._data)
+
     def iter(self) -> _Iter:
         return _Iter(sorted(self._data), self._data)
 
