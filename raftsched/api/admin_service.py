@@ -131,8 +131,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def StateHash(self, request: admin_pb2.StateHashRequest, context: Context) -> Any:
         """This node's digest of its stored state at corruption check `check_id` (node to node)."""
         found = self.node.hasher.get(request.check_id)
-        if found is None or found.digest is None:
+        if found is None:  # not applied yet; or before a restart, and then this node is past it for good
             return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=self.node.sm.applied_index)
+        if found.digest is None:  # still hashing: a digest is coming, whatever has been applied since
+            return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=found.index)
         return admin_pb2.StateHashResponse(ready=True, index=found.index, digest=found.digest, node=self.node.id)
 
     # --- membership (single-server changes, thesis §4.1) ---
