@@ -323,9 +323,9 @@ class Node:
         core.set_may_campaign(not corrupt)
         self.driver.wake()
 
-    def local_hash(self, check_id: int) -> tuple[int, bytes] | None:
+    def local_hash(self, check_id: int) -> tuple[int, bytes | None] | None:
         found = self.hasher.get(check_id)
-        return (found.index, found.digest) if found is not None and found.digest is not None else None
+        return (found.index, found.digest) if found is not None else None
 
     async def peer_hash(self, peer: str, check_id: int) -> PeerAnswer:
         """A peer's digest at corruption check `check_id`, or how far it applied (None: down)."""

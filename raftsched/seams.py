@@ -158,7 +158,9 @@ class Backups(Protocol):
 
     def cluster_id(self) -> str: ...
 
-    def local_hash(self, check_id: int) -> tuple[int, bytes] | None: ...
+    def local_hash(self, check_id: int) -> tuple[int, bytes | None] | None:
+        """(check index, digest) of corruption check `check_id`; the digest is None while hashing."""
+        ...
 
     def backup_finished(self, *, completed: bool) -> None:
         """A backup this node streamed ended: every byte sent, or not (for the backup metrics)."""

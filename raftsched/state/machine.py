@@ -37,6 +37,7 @@ _SUCCEEDED = J.JOB_STATE_SUCCEEDED
 
 JobListener = Callable[[jobs_pb2.Job], None]
 Record = tuple[str, bytes, bytes]
+View = tuple[str, Iterator[tuple[bytes, bytes]]]  # a family and its records as of one point, read once
 
 
 class StateDB(Protocol):
@@ -104,7 +105,7 @@ class SchedulerState:
 
     def _hash_point(self, index: int) -> None:
         """A CheckHashCmd was applied: write everything up to it, then let the node take a view
-        of exactly this state (RocksDB snapshots, cheap) to hash while apply goes on."""
+        of exactly this state (`views`: RocksDB iterators, cheap) to hash while apply goes on."""
         self._m.applied_index = index
         self._notify(self._flush())
         checks, self._m.hash_points = self._m.hash_points, []
@@ -273,10 +274,17 @@ class SchedulerState:
             pass
         return digest.value()
 
-    def views(self) -> list[tuple[str, Any]]:
-        """A consistent read view of every family (RocksDB snapshots, taken together between two
-        applies): what `StateDigest` reads while apply goes on."""
-        return [(name, self._db.cf(name).snapshot()) for name in COLUMN_FAMILIES]
+    def views(self) -> list[View]:
+        """Every family's records as of now, for `StateDigest` to read while apply goes on: one
+        RocksDB iterator per family, all made here between two applies. An iterator whose
+        ReadOptions name no snapshot reads from one taken when it is made, and pins the memtables
+        and files it needs: later writes, flushes, compactions, even the family being dropped (a
+        snapshot install) do not reach it. Drop the views soon: what they pin stays in memory.
+
+        Not rocksdict's `Snapshot`: its `iter()`/`items()` set the snapshot on a ReadOptions they
+        then throw away and read the live database (rocksdict 0.3.29, src/snapshot.rs; its point
+        reads do use it), so a node hashed entries applied after the check and was called CORRUPT."""
+        return [(name, self._db.cf(name).items()) for name in COLUMN_FAMILIES]
 
     def snapshot(self) -> bytes:
         """The record stream as one checked blob (`raftsched.state.snapshot`); for small states."""
@@ -513,7 +521,7 @@ class StateDigest:
     """A digest of every record of the given views, computed a bounded number of records at a
     time (`step`), so a node can hash millions of records without holding its event loop."""
 
-    def __init__(self, views: list[tuple[str, Any]]) -> None:
+    def __init__(self, views: list[View]) -> None:
         self._digest = hashlib.blake2b(digest_size=16)
         self._views = iter(views)
         self._name = ""
@@ -526,8 +534,7 @@ class StateDigest:
                 nxt = next(self._views, None)
                 if nxt is None:
                     return True
-                self._name, view = nxt
-                self._items = iter(view.items())
+                self._name, self._items = nxt
             for key, value in itertools.islice(self._items, budget):
                 key, value = bytes(key), bytes(value)
                 self._digest.update(b"%s\x00%d:%b%d:%b" % (self._name.encode(), len(key), key, len(value), value))
