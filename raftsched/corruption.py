@@ -70,6 +70,16 @@ class StateHasher:
     def get(self, check_id: int) -> StateHash | None:
         return self._results.get(check_id)
 
+    def local_hash(self, check_id: int) -> tuple[int, bytes] | None:
+        """(check index, digest) once hashed (raftsched.seams.Backups)."""
+        found = self._results.get(check_id)
+        return (found.index, found.digest) if found is not None and found.digest is not None else None
+
+    def hashing_at(self, check_id: int) -> int | None:
+        """The check's index while its hash is being computed, else None."""
+        found = self._results.get(check_id)
+        return found.index if found is not None and found.digest is None else None
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()

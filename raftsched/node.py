@@ -323,9 +323,11 @@ class Node:
         core.set_may_campaign(not corrupt)
         self.driver.wake()
 
-    def local_hash(self, check_id: int) -> tuple[int, bytes | None] | None:
-        found = self.hasher.get(check_id)
-        return (found.index, found.digest) if found is not None else None
+    def local_hash(self, check_id: int) -> tuple[int, bytes] | None:
+        return self.hasher.local_hash(check_id)
+
+    def hashing_at(self, check_id: int) -> int | None:
+        return self.hasher.hashing_at(check_id)
 
     async def peer_hash(self, peer: str, check_id: int) -> PeerAnswer:
         """A peer's digest at corruption check `check_id`, or how far it applied (None: down)."""

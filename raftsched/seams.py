@@ -158,8 +158,12 @@ class Backups(Protocol):
 
     def cluster_id(self) -> str: ...
 
-    def local_hash(self, check_id: int) -> tuple[int, bytes | None] | None:
-        """(check index, digest) of corruption check `check_id`; the digest is None while hashing."""
+    def local_hash(self, check_id: int) -> tuple[int, bytes] | None:
+        """(check index, digest) of corruption check `check_id`, once hashed."""
+        ...
+
+    def hashing_at(self, check_id: int) -> int | None:
+        """The index of corruption check `check_id` while this node is still hashing it, else None."""
         ...
 
     def backup_finished(self, *, completed: bool) -> None:

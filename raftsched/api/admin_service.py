@@ -131,12 +131,14 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def StateHash(self, request: admin_pb2.StateHashRequest, context: Context) -> Any:
         """This node's digest of its stored state at corruption check `check_id` (node to node)."""
         found = self.backups.local_hash(request.check_id)
-        if found is None:  # not applied yet; or before a restart, and then this node is past it for good
-            return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=self.state.applied_index)
-        index, digest = found
-        if digest is None:  # still hashing: a digest is coming, whatever has been applied since
-            return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=index)
-        return admin_pb2.StateHashResponse(ready=True, index=index, digest=digest, node=self.node.id)
+        if found is not None:
+            index, digest = found
+            return admin_pb2.StateHashResponse(ready=True, index=index, digest=digest, node=self.node.id)
+        hashing = self.backups.hashing_at(request.check_id)
+        if hashing is not None:  # still hashing: a digest is coming, whatever has been applied since
+            return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=hashing)
+        # not applied yet; or before a restart, and then this node is past it for good
+        return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=self.state.applied_index)
 
     # --- notification sinks (SPEC §10) ---
 

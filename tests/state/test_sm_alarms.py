@@ -116,7 +116,8 @@ async def test_a_node_still_hashing_a_check_it_applied_past_tells_the_leader_to_
     """Its answer must not read as "past the check and not ready: it never will be" (it answered
     with its applied index, the leader stopped asking and counted a healthy node silent)."""
     hasher = StateHasher(node.state)
-    service = AdminService(cast(Any, SimpleNamespace(id="n1", hasher=hasher, sm=node.state)))
+    service = AdminService(node=cast(Any, SimpleNamespace(id="n1")), cluster=cast(Any, None),
+                           proposer=cast(Any, None), state=node.state, backups=cast(Any, hasher), election_ms=1000)
     context = cast(Any, SimpleNamespace(invocation_metadata=lambda: ()))
     ask = admin_pb2.StateHashRequest(check_id=7)
     submit = c.encode(c.submit(J.JobSpec(handler="noop")), time_ms=T0)
