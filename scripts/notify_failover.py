@@ -36,10 +36,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from integration.cluster import DEFAULT, FAST, Cluster, free_ports, run_cli, wait_for  # noqa: E402
+from integration.cluster import DEFAULT, FAST, Cluster, run_cli, wait_for  # noqa: E402
 from integration.hooks import Receiver  # noqa: E402
 
 from raftsched.client import ClientError  # noqa: E402
+from raftsched.testing.procs import free_port_range  # noqa: E402
 from raftsched.v1 import jobs_pb2  # noqa: E402
 
 SECRET = b"measure-secret"
@@ -81,7 +82,7 @@ def sink(c: Cluster) -> dict[str, object]:
 
 
 def run(work: Path, kills: int, every: float, interval: float, fast: bool) -> dict[str, object]:
-    receiver = Receiver(free_ports(1)[0], SECRET)
+    receiver = Receiver(free_port_range(1)[0], SECRET)
     receiver.up()
     (work / "secret").write_bytes(SECRET)
     c = Cluster(work / "cluster", node_flags=FLAGS, timing=FAST if fast else DEFAULT)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from faults_disk import delete_file, flip_bits, judge_refusal, refusal, rocksdb_files, truncate_wal
-from integration.cluster import FAST, free_ports
+from integration.cluster import FAST
 
 from raftsched.client import Client
+from raftsched.testing.procs import free_port_range
 from raftsched.v1 import jobs_pb2
 
 pytestmark = [pytest.mark.integration]
@@ -41,7 +42,7 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> str:
 def crashed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A node's data directory with acknowledged jobs in its WAL, killed -9."""
     data = tmp_path_factory.mktemp("disk") / "n1"
-    (port,) = free_ports(1)
+    (port,) = free_port_range(1)
     proc = _node(data, port)
     try:
         with Client([f"127.0.0.1:{port}"], timeout=10.0) as client:
@@ -64,7 +65,7 @@ def crashed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _start_damaged(src: Path) -> tuple[str, str]:
     """("refused", message) or ("started", "")."""
-    (port,) = free_ports(1)
+    (port,) = free_port_range(1)
     proc = _node(src, port)
     deadline = time.monotonic() + 4  # a refusal comes within about a second
     while time.monotonic() < deadline and proc.poll() is None:

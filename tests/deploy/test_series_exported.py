@@ -11,8 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from integration.cluster import FAST, Cluster, free_ports, run_cli, wait_for
+from integration.cluster import FAST, Cluster, run_cli, wait_for
 
+from raftsched.testing.procs import free_port_range
 from raftsched.v1 import jobs_pb2 as J
 
 from .promql import SYNTHETIC, dashboard_exprs, exported_names, metric_names, recorded_names, rules
@@ -35,7 +36,7 @@ def samples(text: str) -> dict[str, float]:
 
 def test_alerts_and_dashboard_name_only_series_a_node_exports(tmp_path: Path) -> None:
     started = time.time()
-    ports = free_ports(3, 40000, 50000)
+    ports = free_port_range(3)
     c = Cluster(tmp_path / "c", timing=FAST)
     try:
         port = dict(zip(c.ids, ports, strict=True))

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from raftsched.testing.procs import free_port_range
 from raftsched.v1 import jobs_pb2
 
-from .cluster import Cluster, free_ports, run_cli, wait_for
+from .cluster import Cluster, run_cli, wait_for
 from .hooks import Receiver
 from .test_operations import scrape
 
@@ -35,12 +36,12 @@ def failing_job(c: Cluster) -> str:
 
 
 def test_webhooks_arrive_once_per_event_across_a_leader_kill_and_a_30_s_outage(tmp_path: Path) -> None:
-    receiver = Receiver(free_ports(1)[0], SECRET)
+    receiver = Receiver(free_port_range(1)[0], SECRET)
     receiver.up()
     secret_file = tmp_path / "hook.secret"
     secret_file.write_bytes(SECRET + b"\n")  # as `echo SECRET > FILE` writes it
     c = Cluster(tmp_path / "cluster")
-    metrics = dict(zip(c.ids, free_ports(3, 40000, 50000), strict=True))
+    metrics = dict(zip(c.ids, free_port_range(3), strict=True))
     try:
         for nid, port in metrics.items():
             c.node_flags = (*NODE_FLAGS, "--metrics-listen", f"127.0.0.1:{port}")
