@@ -71,6 +71,13 @@ class NodeConfig:
     notify_retry_max: int = 300_000  # ms: the longest wait between two retries
     notify_retry_horizon: int = 24 * 3_600_000  # ms an event is retried before it is given up
     notify_timeout: int = 10_000  # ms one webhook request may take, connect included
+    # Containment (promise 14). 0 turns a rule off.
+    quarantine_after: int = 5  # failures in a row on one executor, while another succeeds
+    quarantine_cooloff: int = 60_000  # ms of the first quarantine; doubles on each repeat
+    quarantine_max: int = 3_600_000  # ms: the longest cool-off
+    poison_after: int = 2  # distinct executors lost while running one job
+    retry_rate: int = 50  # retries dispatched per second, cluster-wide
+    retry_burst: int = 100  # retries dispatched at once after a quiet spell
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,13 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("notify_retry_max", "duration", "longest wait between webhook retries (5m)"),
     Setting("notify_retry_horizon", "duration", "how long an event is retried before it is given up (24h; >= 1h)"),
     Setting("notify_timeout", "duration", "how long one webhook request may take (10s)"),
+    Setting("quarantine_after", "int",
+            "failures in a row on one executor, while another succeeds, that quarantine it (5; 0 = never)"),
+    Setting("quarantine_cooloff", "duration", "how long a quarantined executor gets no work; doubles on repeat (1m)"),
+    Setting("quarantine_max", "duration", "the longest quarantine cool-off (1h)"),
+    Setting("poison_after", "int", "a job lost with this many distinct executors ends FAILED as poison (2; 0 = never)"),
+    Setting("retry_rate", "int", "retries dispatched per second, cluster-wide (50; 0 = no limit)"),
+    Setting("retry_burst", "int", "retries dispatched at once after a quiet spell (100)"),
 )
 
 EXECUTOR_SETTINGS: tuple[Setting, ...] = (
@@ -458,11 +472,21 @@ def validate_node_config(config: NodeConfig, *, has_state: bool = False) -> None
     _check_choice("log_level", config.log_level, LOG_LEVELS)
     _check_node_security(config)
     _check_notify(config)
+    _check_containment(config)
     if not config.tls.enabled and not config.insecure and not is_loopback(config.listen):
         raise ConfigError(
             f"listen {config.listen!r} is not a loopback address and TLS is off: anyone who reaches it could "
             "call every service, Raft included. Give TLS (--tls-dir, see docs/security.md), listen on 127.0.0.1, "
             "or pass --insecure to accept that")
+
+
+def _check_containment(config: NodeConfig) -> None:
+    for name in ("quarantine_after", "poison_after", "retry_rate"):
+        _at_least(name, getattr(config, name), 0)
+    _at_least("quarantine_cooloff", config.quarantine_cooloff, 1000, " ms")
+    if config.quarantine_max < config.quarantine_cooloff:
+        raise ConfigError("quarantine_max must be at least quarantine_cooloff")
+    _at_least("retry_burst", config.retry_burst, 1)
 
 
 NOTIFY_MIN_HORIZON_MS = 3_600_000  # promise 13: a failed delivery is retried for at least an hour

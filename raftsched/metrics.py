@@ -411,6 +411,8 @@ class NodeCollector(Collector):
                 each.add_metric([view.id, name], 1.0 if view.state == value else 0.0)
         yield by_state
         yield each
+        yield _gauge("raftsched_retries_waiting_budget", "Retries the leader's last dispatch round left queued "
+                     "for want of a retry-budget token (promise 14)", node.scheduler.retries_waiting())
 
 
     def _notify(self) -> Iterator[Metric]:

@@ -219,6 +219,14 @@ class LeaderScheduling(Protocol):
 
     def executor_view(self) -> list[jobs_pb2.ExecutorInfo]: ...
 
+    def waiting_reason(self, job_id: str) -> str:
+        """Why a queued job waits beyond what its record says (the retry budget), or ""."""
+        ...
+
+    def retries_waiting(self) -> int:
+        """Retries the last dispatch round left waiting for a retry-budget token."""
+        ...
+
 
 class DriverGauges(Protocol):
     """The driver's levels and counters read at scrape time."""

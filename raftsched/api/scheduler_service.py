@@ -127,6 +127,9 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         job = self.state.get_job(request.id)
         if job is None:
             raise NotFoundError(f"no job with id {quote(request.id)}")
+        waiting = self.scheduler.waiting_reason(job.id) if self.scheduler.running else ""
+        if waiting and job.state == jobs_pb2.JOB_STATE_QUEUED:
+            job.state_reason = f"{job.state_reason}; {waiting}" if job.state_reason else waiting
         return job
 
     @guarded
@@ -201,6 +204,19 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if self.state.executor(request.id) is None:
             raise NotFoundError(f"no executor with id {quote(request.id)}")
         result = await self.proposer.propose(cmds.drain(request.id))
+        if result.error:
+            raise ApiError(code_from_int(result.code), result.error)
+        views = [e for e in self.scheduler.executor_view() if e.id == request.id]
+        return views[0] if views else jobs_pb2.ExecutorInfo(id=request.id)
+
+    @guarded
+    async def ReleaseExecutor(self, request: scheduler_pb2.ReleaseExecutorRequest, context: Context) -> Any:
+        forwarded = await self._leader_or_forward("ReleaseExecutor", request, context)
+        if forwarded is not None:
+            return forwarded
+        if self.state.executor(request.id) is None:
+            raise NotFoundError(f"no executor with id {quote(request.id)}")
+        result = await self.proposer.propose(cmds.release(request.id, "released by an operator"))
         if result.error:
             raise ApiError(code_from_int(result.code), result.error)
         views = [e for e in self.scheduler.executor_view() if e.id == request.id]

@@ -250,7 +250,10 @@ def executors_table(executors: Iterable[jobs_pb2.ExecutorInfo]) -> Table:
     for e in executors:
         running = ", ".join(f"{r.job_id}#{r.attempt}" for r in e.running) or "-"
         labels = ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())) or "-"
-        table.add_row(plain(e.id), short_enum(jobs_pb2.ExecutorState.Name(e.state), "EXECUTOR_STATE_"),
+        state = short_enum(jobs_pb2.ExecutorState.Name(e.state), "EXECUTOR_STATE_")
+        if e.state == jobs_pb2.EXECUTOR_STATE_QUARANTINED and e.quarantined_until_ms:
+            state += f" ({format_ms(max(0, e.quarantined_until_ms - now))} left)"
+        table.add_row(plain(e.id), plain(state),
                       f"{e.free_slots}/{e.slots}", format_ms(e.lease_remaining_ms), plain(running),
                       plain(labels), format_age(e.last_seen_ms, now))
     return table

@@ -147,6 +147,10 @@ class AsyncClient(ClientBase):
     async def drain_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
         return await self._unary(calls.drain_executor(executor_id), timeout)
 
+    async def release_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
+        """End an executor's quarantine before its cool-off is over."""
+        return await self._unary(calls.release_executor(executor_id), timeout)
+
     async def create_schedule(self, spec: scheduler_pb2.ScheduleSpec, *, timeout: float | None = None,
                               ) -> scheduler_pb2.Schedule:
         return await self._unary(calls.create_schedule(spec), timeout)

@@ -95,6 +95,10 @@ def drain_executor(executor_id: str) -> Call[jobs_pb2.ExecutorInfo]:
     return Call("scheduler", "DrainExecutor", scheduler_pb2.DrainExecutorRequest(id=executor_id), True)
 
 
+def release_executor(executor_id: str) -> Call[jobs_pb2.ExecutorInfo]:
+    return Call("scheduler", "ReleaseExecutor", scheduler_pb2.ReleaseExecutorRequest(id=executor_id), True)
+
+
 def create_schedule(spec: scheduler_pb2.ScheduleSpec) -> Call[scheduler_pb2.Schedule]:
     # Not idempotent: a repeat after a lost answer reports ALREADY_EXISTS.
     return Call("scheduler", "CreateSchedule", scheduler_pb2.CreateScheduleRequest(spec=spec), False)

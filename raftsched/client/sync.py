@@ -207,6 +207,10 @@ class Client(ClientBase):
     def drain_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
         return self._unary(calls.drain_executor(executor_id), timeout)
 
+    def release_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
+        """End an executor's quarantine before its cool-off is over."""
+        return self._unary(calls.release_executor(executor_id), timeout)
+
     def create_schedule(self, spec: scheduler_pb2.ScheduleSpec, *, timeout: float | None = None,
                         ) -> scheduler_pb2.Schedule:
         return self._unary(calls.create_schedule(spec), timeout)

@@ -62,6 +62,8 @@ class SchedulerCore(Reports, Dispatch, Watchdog, ScheduleFirer):
         self._assigning.clear()
         self._rounds = self._watch_in_flight = self._schedules_in_flight = 0
         self._downing.clear()
+        self._containing.clear()
+        self.budget_held.clear()
         self._timed_out.clear()
         self.elected_wall = now.wall
         self._waiting.clear()
@@ -323,6 +325,7 @@ class SchedulerCore(Reports, Dispatch, Watchdog, ScheduleFirer):
             self._last_watch = now.mono
             self._expire_attempts()
             self._detect_dead_executors()
+            self._contain()
         self._maybe_fire_schedules()
 
     # --- views -------------------------------------------------------------------------------------

@@ -43,11 +43,22 @@ class CoreConfig:
     watchdog_ms: int = 100  # between failure-detector and attempt-timeout rounds
     schedule_sleep_ms: int = 1000  # schedules are planned again at least this often
     schedule_retry_ms: int = 200  # after a schedule proposal failed
+    # Containment (promise 14; `raftsched.scheduler.containment`). 0 turns a rule off.
+    quarantine_after: int = 5  # failures or timeouts in a row on one executor while another succeeds
+    quarantine_ms: int = 60_000  # the first cool-off; each repeat for the same executor doubles it
+    quarantine_max_ms: int = 3_600_000  # the longest cool-off
+    poison_after: int = 2  # distinct executors lost while running one job before it ends FAILED
+    retry_rate: int = 50  # retries dispatched per second, cluster-wide (a token bucket)
+    retry_burst: int = 100  # retries dispatched at once after a quiet spell
 
     def __post_init__(self) -> None:
         for name in ("rounds_in_flight", "reports_in_flight", "watchdog_ms"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"CoreConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("quarantine_after", "quarantine_ms", "quarantine_max_ms", "poison_after", "retry_rate",
+                     "retry_burst"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"CoreConfig.{name} must not be negative, got {getattr(self, name)}")
 
     @property
     def takeover_ms(self) -> int:
@@ -107,6 +118,10 @@ class CoreBase:
         self._timed_out: dict[str, tuple[int, str, int]] = {}
         self.elected_wall = 0
         self._pushed: dict[str, dict[Key, int]] = {}  # only for Bug.RESEND_UNCHECKED
+        self._containing: set[str] = set()  # executors whose quarantine or release is in flight
+        self._retry_tokens = float(config.retry_burst)
+        self._tokens_at = 0  # mono ms the bucket was last filled
+        self.budget_held: set[str] = set()  # retries the last dispatch round left waiting for a token
 
     # --- the ready ---------------------------------------------------------------------------------
 

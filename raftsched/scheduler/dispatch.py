@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from raftsched.scheduler.bugs import Bug
-from raftsched.scheduler.corebase import CoreBase
+from raftsched.scheduler.containment import Containment
 from raftsched.scheduler.session import Session
 from raftsched.state import commands as cmds
 from raftsched.v1 import commands_pb2, executor_pb2, jobs_pb2
 
 J = jobs_pb2
+MAX_BUDGET_SKIPS = 10_000  # retries waiting for the budget one round passes over, at most
 
 
-class Dispatch(CoreBase):
+class Dispatch(Containment):
     def _dispatch(self) -> None:
         """Match queued jobs to free slots and append the batch to the log. Rounds are pipelined:
         up to `rounds_in_flight` batches replicate at once."""
@@ -80,16 +81,30 @@ class Dispatch(CoreBase):
     def _match(self, jobs: Iterable[jobs_pb2.Job], sessions: list[Session], free: dict[str, int],
                ) -> list[tuple[str, int, str, int]]:
         """(job, attempt, executor, slots) for the jobs that fit, taken in the order given
-        (priority, then submit order); each on the freest executor that accepts it. Stops once no
+        (priority, then submit order); each on the freest executor that accepts it, a retry on
+        another than the one its last attempt failed on when one fits. A retry also needs a token
+        of the retry budget; one without waits, and is not counted as looked at, so that new work
+        behind many waiting retries is still reached (within `MAX_BUDGET_SKIPS`). Stops once no
         slot is free or `queued_per_round` jobs were looked at. Reads the jobs only."""
         items = []
-        for looked, job in enumerate(jobs):
+        looked = skipped = 0
+        self.budget_held.clear()
+        for job in jobs:
             if looked >= self.config.queued_per_round or max(free.values()) <= 0:
                 break
             need = job.spec.slots or 1
             fits = [s for s in sessions if free[s.id] >= need and s.accepts(job.spec)]
             if not fits:
+                looked += 1
                 continue
+            if not self._retry_token(job):
+                skipped += 1
+                if skipped >= MAX_BUDGET_SKIPS:
+                    break
+                continue
+            looked += 1
+            avoid = self._avoid(job)
+            fits = [s for s in fits if s.id != avoid] or fits
             best = max(fits, key=lambda s: (free[s.id], s.id))
             free[best.id] -= need
             attempt = (job.attempts[-1].number if job.attempts else 0) + 1

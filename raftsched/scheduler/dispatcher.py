@@ -89,7 +89,10 @@ class LeaderScheduler:
         cfg = node.config
         self.refusals = Refusals(clock=time.monotonic)  # for the node's life, across leaderships
         config = CoreConfig(lease_ms=cfg.lease_ms, kill_grace_ms=cfg.kill_grace_ms,
-                            executor_timeout_ms=cfg.executor_timeout_ms, resend_after_ms=RESEND_AFTER_MS)
+                            executor_timeout_ms=cfg.executor_timeout_ms, resend_after_ms=RESEND_AFTER_MS,
+                            quarantine_after=cfg.quarantine_after, quarantine_ms=cfg.quarantine_cooloff,
+                            quarantine_max_ms=cfg.quarantine_max, poison_after=cfg.poison_after,
+                            retry_rate=cfg.retry_rate, retry_burst=cfg.retry_burst)
         self.core = SchedulerCore(node.id, config, node.sm, refusals=self.refusals)
         self.streams: dict[tuple[str, int], Stream] = {}
         self.tasks = TaskOwner("leader")
@@ -289,6 +292,12 @@ class LeaderScheduler:
 
     def executor_view(self) -> list[jobs_pb2.ExecutorInfo]:
         return self.core.executor_view(clock_now())
+
+    def waiting_reason(self, job_id: str) -> str:
+        return self.core.budget_reason() if job_id in self.core.budget_held else ""
+
+    def retries_waiting(self) -> int:
+        return len(self.core.budget_held)
 
 
 def _retrieved(read: asyncio.Future[Any]) -> None:

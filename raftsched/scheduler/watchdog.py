@@ -55,5 +55,6 @@ class Watchdog(CoreBase):
                     self._close(session)
                 self._watch_in_flight += 1
                 self._downing.add(info.id)
-                self._propose(cmds.executor_down(info.id, f"no heartbeat for {silent / 1000:.1f} s"),
-                              self._down_done(info.id))
+                down = cmds.executor_down(info.id, f"no heartbeat for {silent / 1000:.1f} s",
+                                          poison_after=self.config.poison_after)
+                self._propose(down, self._down_done(info.id))

@@ -3,7 +3,7 @@
     role       | may call
     -----------+-------------------------------------------------------------------------------
     admin      | every Scheduler and Admin RPC (membership, leader transfer, snapshots, ReadLog,
-               | DrainExecutor, notification sinks included)
+               | DrainExecutor, ReleaseExecutor, notification sinks included)
     submitter  | Scheduler writes (SubmitJob(s), CancelJob, schedule create/pause/resume/trigger/
                | delete) and every read below
     reader     | reads: GetJob, ListJobs, WatchJob, CheckFence, ListExecutors, ListSchedules,
@@ -47,6 +47,7 @@ RULES: dict[str, frozenset[str]] = {
     **{_SCHEDULER + m: _WRITE for m in ("SubmitJob", "SubmitJobs", "CancelJob", "CreateSchedule",
                                         "PauseSchedule", "ResumeSchedule", "TriggerSchedule", "DeleteSchedule")},
     _SCHEDULER + "DrainExecutor": _OPERATE,
+    _SCHEDULER + "ReleaseExecutor": _OPERATE,
     _ADMIN + "Status": _READ | {PEER},
     _ADMIN + "ListMembers": _READ | {PEER},
     _ADMIN + "ListAlarms": _READ | {PEER},

@@ -121,9 +121,18 @@ def executor_up(
     return commands_pb2.Command(executor_up=cmd)
 
 
-def executor_down(executor_id: str, reason: str = "") -> commands_pb2.Command:
-    cmd = commands_pb2.ExecutorDownCmd(executor_id=executor_id, reason=reason)
+def executor_down(executor_id: str, reason: str = "", poison_after: int = 0) -> commands_pb2.Command:
+    cmd = commands_pb2.ExecutorDownCmd(executor_id=executor_id, reason=reason, poison_after=poison_after)
     return commands_pb2.Command(executor_down=cmd)
+
+
+def quarantine(executor_id: str, until_ms: int, reason: str) -> commands_pb2.Command:
+    cmd = commands_pb2.QuarantineExecutorCmd(executor_id=executor_id, until_ms=until_ms, reason=reason)
+    return commands_pb2.Command(quarantine=cmd)
+
+
+def release(executor_id: str, reason: str) -> commands_pb2.Command:
+    return commands_pb2.Command(release=commands_pb2.ReleaseExecutorCmd(executor_id=executor_id, reason=reason))
 
 
 def drain(executor_id: str) -> commands_pb2.Command:

@@ -78,7 +78,12 @@ def retry_or_fail(m: Model, job: jobs_pb2.Job, end: int, now: int, *, backoff: b
         retry = f"retry {attempt.number + 1} of {max_attempts(job)}"
         m.set_state(job, J.JOB_STATE_QUEUED, now, f"{detail}; {retry}")
         return
-    m.set_state(job, J.JOB_STATE_FAILED, now, f"{detail}; no attempts left (max {max_attempts(job)})")
+    fail(m, job, now, f"{detail}; no attempts left (max {max_attempts(job)})")
+
+
+def fail(m: Model, job: jobs_pb2.Job, now: int, reason: str) -> None:
+    """The job gives up: FAILED, a job.failed event, and what waits on it SKIPPED."""
+    m.set_state(job, J.JOB_STATE_FAILED, now, reason)
     notify.emit(m, notify.JOB_FAILED, now, failed_event(job))
     skip_dependents(m, job, now)
 

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Command(_message.Message):
-    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires", "purge", "check_hash", "alarm", "notify_add", "notify_remove", "notify_test", "notify_ack", "leader_changed")
+    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires", "purge", "check_hash", "alarm", "notify_add", "notify_remove", "notify_test", "notify_ack", "leader_changed", "quarantine", "release")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     SUBMIT_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,8 @@ class Command(_message.Message):
     NOTIFY_TEST_FIELD_NUMBER: _ClassVar[int]
     NOTIFY_ACK_FIELD_NUMBER: _ClassVar[int]
     LEADER_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     version: int
     time_ms: int
     submit: SubmitJobsCmd
@@ -59,7 +61,9 @@ class Command(_message.Message):
     notify_test: NotifyTestCmd
     notify_ack: NotifyAckCmd
     leader_changed: LeaderChangedCmd
-    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ..., purge: _Optional[_Union[PurgeCmd, _Mapping]] = ..., check_hash: _Optional[_Union[CheckHashCmd, _Mapping]] = ..., alarm: _Optional[_Union[AlarmCmd, _Mapping]] = ..., notify_add: _Optional[_Union[NotifyAddCmd, _Mapping]] = ..., notify_remove: _Optional[_Union[NotifyRemoveCmd, _Mapping]] = ..., notify_test: _Optional[_Union[NotifyTestCmd, _Mapping]] = ..., notify_ack: _Optional[_Union[NotifyAckCmd, _Mapping]] = ..., leader_changed: _Optional[_Union[LeaderChangedCmd, _Mapping]] = ...) -> None: ...
+    quarantine: QuarantineExecutorCmd
+    release: ReleaseExecutorCmd
+    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ..., purge: _Optional[_Union[PurgeCmd, _Mapping]] = ..., check_hash: _Optional[_Union[CheckHashCmd, _Mapping]] = ..., alarm: _Optional[_Union[AlarmCmd, _Mapping]] = ..., notify_add: _Optional[_Union[NotifyAddCmd, _Mapping]] = ..., notify_remove: _Optional[_Union[NotifyRemoveCmd, _Mapping]] = ..., notify_test: _Optional[_Union[NotifyTestCmd, _Mapping]] = ..., notify_ack: _Optional[_Union[NotifyAckCmd, _Mapping]] = ..., leader_changed: _Optional[_Union[LeaderChangedCmd, _Mapping]] = ..., quarantine: _Optional[_Union[QuarantineExecutorCmd, _Mapping]] = ..., release: _Optional[_Union[ReleaseExecutorCmd, _Mapping]] = ...) -> None: ...
 
 class SubmitJobsCmd(_message.Message):
     __slots__ = ("specs",)
@@ -149,18 +153,38 @@ class ExecutorUpCmd(_message.Message):
     def __init__(self, executor_id: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., handlers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExecutorDownCmd(_message.Message):
-    __slots__ = ("executor_id", "reason")
+    __slots__ = ("executor_id", "reason", "poison_after")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    POISON_AFTER_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     reason: str
-    def __init__(self, executor_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    poison_after: int
+    def __init__(self, executor_id: _Optional[str] = ..., reason: _Optional[str] = ..., poison_after: _Optional[int] = ...) -> None: ...
 
 class DrainExecutorCmd(_message.Message):
     __slots__ = ("executor_id",)
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     def __init__(self, executor_id: _Optional[str] = ...) -> None: ...
+
+class QuarantineExecutorCmd(_message.Message):
+    __slots__ = ("executor_id", "until_ms", "reason")
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    until_ms: int
+    reason: str
+    def __init__(self, executor_id: _Optional[str] = ..., until_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReleaseExecutorCmd(_message.Message):
+    __slots__ = ("executor_id", "reason")
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    reason: str
+    def __init__(self, executor_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CreateScheduleCmd(_message.Message):
     __slots__ = ("spec",)

@@ -213,6 +213,9 @@ async def test_a_new_leader_resumes_with_what_is_left(log: OneNodeLog, receiver:
     assert set(first + second) <= set(ids) and len(ids) == len(set(ids)) == 7
 
 
+# A TLS handshake that fails verification leaves httpx's asyncio transport to be closed by the
+# garbage collector (encode/httpx#825, "unclosed transport", external); it is not our socket.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_https_receivers_are_verified(log: OneNodeLog, tmp_path: Path) -> None:
     """Over https the receiver's certificate must chain to a trusted CA: an unknown one fails (and
     is retried), a trusted one delivers."""

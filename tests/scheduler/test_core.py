@@ -21,9 +21,9 @@ CONFIG = CoreConfig(lease_ms=3000, kill_grace_ms=1000, executor_timeout_ms=5000,
 
 
 class Harness:
-    def __init__(self, bugs: Bugs = NO_BUGS) -> None:
+    def __init__(self, bugs: Bugs = NO_BUGS, config: CoreConfig = CONFIG) -> None:
         self.sm = SchedulerState(MemoryDB())
-        self.core = SchedulerCore("n1", CONFIG, self.sm, refusals=Refusals(clock=lambda: self.mono / 1000), bugs=bugs)
+        self.core = SchedulerCore("n1", config, self.sm, refusals=Refusals(clock=lambda: self.mono / 1000), bugs=bugs)
         self.sm.add_listener(self.core.job_changed)
         self.mono, self.index = 0, 0
         self.held: list[Proposal] = []  # proposed, not yet committed

@@ -125,14 +125,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def _register_executor(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                        client: argparse.ArgumentParser) -> None:
-    """`executor` runs the agent; `executor list` and `executor drain ID` ask the cluster.
+    """`executor` runs the agent; `executor list`, `executor drain ID` and `executor release ID` ask the cluster.
 
     The first positional word tells them apart: the process takes only flags.
     """
     executor = commands.add_parser(
-        "executor", help="run an executor, or list/drain executors",
+        "executor", help="run an executor, or list/drain/release executors",
         usage="raftsched executor --cluster ADDR[,ADDR...] --id ID [--slots N] [--label K=V ...]\n"
-              "       raftsched executor list | drain ID")
+              "       raftsched executor list | drain ID | release ID")
     add_setting_flags(executor, EXECUTOR_SETTINGS)
     executor.set_defaults(handler_fn=cmd_executor_process)
     sub = executor.add_subparsers(dest="executor_command", metavar="COMMAND", required=False)
