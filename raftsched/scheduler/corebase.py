@@ -118,6 +118,8 @@ class CoreBase:
         self._timed_out: dict[str, tuple[int, str, int]] = {}
         self.elected_wall = 0
         self._pushed: dict[str, dict[Key, int]] = {}  # only for Bug.RESEND_UNCHECKED
+        self._placed: dict[str, int] = {}  # executor -> the placement number of its last assignment
+        self._placements = 0
         self._containing: set[str] = set()  # executors whose quarantine or release is in flight
         self._retry_tokens = float(config.retry_burst)
         self._tokens_at = 0  # mono ms the bucket was last filled

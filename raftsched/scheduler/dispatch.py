@@ -81,7 +81,8 @@ class Dispatch(Containment):
     def _match(self, jobs: Iterable[jobs_pb2.Job], sessions: list[Session], free: dict[str, int],
                ) -> list[tuple[str, int, str, int]]:
         """(job, attempt, executor, slots) for the jobs that fit, taken in the order given
-        (priority, then submit order); each on the freest executor that accepts it, a retry on
+        (priority, then submit order); each on the freest executor that accepts it (the one given
+        work longest ago among equals), a retry on
         another than the one its last attempt failed on when one fits. A retry also needs a token
         of the retry budget; one without waits, and is not counted as looked at, so that new work
         behind many waiting retries is still reached (within `MAX_BUDGET_SKIPS`). Stops once no
@@ -105,7 +106,11 @@ class Dispatch(Containment):
             looked += 1
             avoid = self._avoid(job)
             fits = [s for s in fits if s.id != avoid] or fits
-            best = max(fits, key=lambda s: (free[s.id], s.id))
+            # The freest; among equals the one given work longest ago, so that work arriving one job
+            # at a time is spread rather than always landing on the same executor.
+            best = max(fits, key=lambda s: (free[s.id], -self._placed.get(s.id, 0), s.id))
+            self._placements += 1
+            self._placed[best.id] = self._placements
             free[best.id] -= need
             attempt = (job.attempts[-1].number if job.attempts else 0) + 1
             items.append((job.id, attempt, best.id, need))

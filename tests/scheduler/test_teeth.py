@@ -21,8 +21,8 @@ from .sim.schedule import SimulationFailure, run_schedule
 
 BOUND = 300
 FOUND_AT = {
-    Bug.FENCE_AFTER_HEARTBEAT: 9,
-    Bug.LEASE_FROM_RECEIVE: 90,
+    Bug.FENCE_AFTER_HEARTBEAT: 22,
+    Bug.LEASE_FROM_RECEIVE: 32,
     Bug.DOWN_BEFORE_TIMEOUT: 68,
     Bug.RESEND_UNCHECKED: 0,
     Bug.FIRE_WITHOUT_DEDUP: 0,
