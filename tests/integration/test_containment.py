@@ -61,12 +61,16 @@ def test_an_executor_failing_what_succeeds_elsewhere_is_quarantined_until_releas
     quarantined_after = time.monotonic() - started
     assert "while e2 succeeded" in str(row["stateReason"])
     assert int(str(row["quarantines"])) == 1
+    back = retries = 0
     for job_id in jobs:
         job = c.wait_state(job_id, J.JOB_STATE_SUCCEEDED, 60)
         assert job.attempts[-1].executor == "e2"
-        # Anti-affinity: no attempt after one that failed on e1 went back to e1.
+        # Anti-affinity: a retry goes back to e1 only when e2 had no free slot (tests/scheduler/
+        # test_containment.py pins the rule down); here e2 is mostly free.
         for before, after in zip(job.attempts, job.attempts[1:], strict=False):
-            assert not (before.executor == "e1" and after.executor == "e1"), job
+            retries += before.executor == "e1"
+            back += before.executor == after.executor == "e1"
+    assert back * 2 <= retries, f"{back} of {retries} retries after a failure on e1 went back to it"
     # While quarantined, e1 gets nothing: these all run on e2.
     later = [c.submit(command=FAILS_ON_E1, max_attempts=1).id for _ in range(4)]
     for job_id in later:
@@ -80,7 +84,8 @@ def test_an_executor_failing_what_succeeds_elsewhere_is_quarantined_until_releas
     assert again.returncode != 0 and "not quarantined" in again.stderr
     unknown = run_cli("executor", "release", "nope", cluster=c.cluster)
     assert unknown.returncode != 0 and "nope" in unknown.stderr
-    print(f"\ne1 quarantined {quarantined_after:.1f} s after 12 jobs were submitted; all succeeded on e2")
+    print(f"\ne1 quarantined {quarantined_after:.1f} s after 12 jobs were submitted; all succeeded on e2; "
+          f"{back} of {retries} retries after a failure on e1 went back to it")
 
 
 def test_a_job_that_kills_its_executor_fails_as_poison_after_two(cluster: Cluster) -> None:

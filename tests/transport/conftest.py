@@ -141,4 +141,10 @@ async def stop_all(nodes: Iterable[Node]) -> None:
         await node.t.close()
         await node.server.stop(grace=1.0)
     leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if leftovers:
+        # grpc's server.stop() cancels the handlers still running after its grace but does not wait
+        # for their tasks to unwind (seen under load: a TimeoutNow handler's task). Let them finish;
+        # anything still running after that was left behind by close().
+        await asyncio.wait(leftovers, timeout=2.0)
+        leftovers = [t for t in leftovers if not t.done()]
     assert leftovers == [], f"tasks left running after close(): {leftovers}"
