@@ -12,8 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,82 +24,31 @@ from google.protobuf.json_format import MessageToDict
 from proxy import ProxyControl
 
 from raftsched.procmark import kill_marked
+from raftsched.testing.procs import HOST, Proc, free_port_range
 from raftsched.v1 import admin_pb2, admin_pb2_grpc
 
-HOST = "127.0.0.1"
 RAFTSCHED = str(Path(sys.executable).with_name("raftsched"))
 STATUS_TIMEOUT = 1.0
+# Debian's libfaketime (scripts/install-chaos-deps.sh). The multi-threaded variant: nodes run
+# RocksDB and gRPC threads.
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+# On PYTHONPATH of every faked process: libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC=1
+# fails clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) with EINVAL, which is time.sleep().
+FAKETIME_SHIM = Path(__file__).resolve().parent / "faketime"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    """One long-running process: start, kill -9, pause, resume, restart with the same argv."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    popen: subprocess.Popen[bytes] | None = None
-    paused: bool = False
-    starts: int = 0
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid if self.popen is not None else 0
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def start(self) -> None:
-        assert not self.alive(), f"{self.name} is already running"
-        with self.log_path.open("ab") as log:
-            log.write(f"--- harness: start #{self.starts + 1} at {time.time():.3f}: "
-                      f"{' '.join(self.argv)}\n".encode())
-            log.flush()
-            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                          cwd=self.log_path.parent)
-        self.starts += 1
-        self.paused = False
-
-    def kill9(self) -> None:
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
-        self.paused = False
-
-    def pause(self) -> None:
-        """SIGSTOP the process itself (not its group: an executor's task guards must stay awake)."""
-        if self.alive():
-            os.kill(self.pid, signal.SIGSTOP)
-            self.paused = True
-
-    def resume(self) -> None:
-        if self.popen is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGCONT)
-        self.paused = False
-
-    def stop(self, grace: float = 3.0) -> None:
-        """SIGTERM, then SIGKILL of the whole group after `grace` seconds."""
-        if self.popen is None:
-            return
-        self.resume()
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace)
-        self.kill9()
+def faketime_env(offset_file: Path) -> dict[str, str]:
+    """The environment that puts a process's wall clock under `offset_file` (libfaketime's
+    timestamp file, read on every call: "+0", "+600", "-30", "+0 x1.2"). CLOCK_MONOTONIC is
+    left alone, as an NTP step leaves it."""
+    if not Path(LIBFAKETIME).exists():
+        raise FileNotFoundError(f"{LIBFAKETIME} is missing: the clock nemesis needs Debian's libfaketime "
+                                "(run scripts/install-chaos-deps.sh as root)")
+    offset_file.parent.mkdir(parents=True, exist_ok=True)
+    if not offset_file.exists():
+        offset_file.write_text("+0\n")
+    return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(offset_file), "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 @dataclass
@@ -126,8 +73,10 @@ class Executor:
 class Cluster:
     """Nodes n1..nN and executors e1..eM on 127.0.0.1, every link through a proxy."""
 
-    def __init__(self, run_dir: Path, run_id: str, n_nodes: int, n_executors: int, slots: int = 4) -> None:
+    def __init__(self, run_dir: Path, run_id: str, n_nodes: int, n_executors: int, slots: int = 4,
+                 faketime: bool = False) -> None:
         self.run_dir, self.run_id = run_dir, run_id
+        self.faketime = faketime  # some processes' wall clocks under their own offset files (clock nemesis)
         self.node_ids = [f"n{i + 1}" for i in range(n_nodes)]
         self.executor_ids = [f"e{i + 1}" for i in range(n_executors)]
         self.slots = slots
@@ -142,12 +91,29 @@ class Cluster:
 
     # --- start -----------------------------------------------------------------------------
 
-    def _env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTSCHED_")}
+    def _env(self, name: str = "", **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAFTSCHED_", "FAKETIME"))}
         env.update(JEPSEN_RUN=self.run_id, PYTHONUNBUFFERED="1", **extra)
-        if self.code_dir is not None:
-            env["PYTHONPATH"] = str(self.code_dir)
+        path = [str(self.code_dir)] if self.code_dir is not None else []
+        if name in self.faked:
+            env.update(faketime_env(self.clock_file(name)))
+            path.append(str(FAKETIME_SHIM))
+        if path:
+            env["PYTHONPATH"] = os.pathsep.join(path)
         return env
+
+    @property
+    def faked(self) -> list[str]:
+        """The processes that run under libfaketime: n1, n2 (a minority of 5, 1 of 3) and e1.
+        Not all of them: under libfaketime 0.9.10 a node's operations were seen to take about a
+        second (not so for one process alone), so the clock nemesis works on a chosen few."""
+        if not self.faketime:
+            return []
+        return self.node_ids[: max(1, (len(self.node_ids) - 1) // 2)] + self.executor_ids[:1]
+
+    def clock_file(self, name: str) -> Path:
+        """The libfaketime offset file of process `name` (a node or an executor id)."""
+        return self.run_dir / "clock" / f"{name}.faketime"
 
     def snapshot_code(self) -> Path:
         """Copy the raftsched package into the run, and run every process from that copy: a
@@ -162,7 +128,8 @@ class Cluster:
 
     async def start(self) -> None:
         self.proxy = await ProxyControl.spawn(str(self.run_dir / "logs" / "proxy.log"))
-        ports = {n: free_port() for n in self.node_ids}
+        # below the ephemeral range: a proxy's or client's socket must not take a node's port first
+        ports = dict(zip(self.node_ids, free_port_range(len(self.node_ids)), strict=True))
         for nid in self.node_ids:
             self.nodes[nid] = Node(nid, ports[nid], proc=None)  # type: ignore[arg-type]
         for src in self.node_ids:
@@ -194,12 +161,14 @@ class Cluster:
         data.parent.mkdir(parents=True, exist_ok=True)
         argv = [RAFTSCHED, "node", "--id", node.id, "--listen", node.address, "--data-dir", str(data),
                 "--peers", peers]
-        return Proc(node.id, argv, self._env(), self.run_dir / "logs" / f"{node.id}.log")
+        log = self.run_dir / "logs" / f"{node.id}.log"
+        return Proc(node.id, argv, log, env=self._env(node.id), cwd=log.parent)
 
     def _executor_proc(self, ex: Executor) -> Proc:
         argv = [RAFTSCHED, "executor", "--cluster", ",".join(ex.cluster), "--id", ex.id,
                 "--slots", str(self.slots)]
-        return Proc(ex.id, argv, self._env(JEPSEN_EXECUTOR_ID=ex.id), self.run_dir / "logs" / f"{ex.id}.log")
+        log = self.run_dir / "logs" / f"{ex.id}.log"
+        return Proc(ex.id, argv, log, env=self._env(ex.id, JEPSEN_EXECUTOR_ID=ex.id), cwd=log.parent)
 
     async def start_executor(self, eid: str) -> None:
         """(Re)start an executor and tell the proxies which process it is."""
@@ -217,6 +186,9 @@ class Cluster:
     @property
     def addresses(self) -> list[str]:
         return [self.nodes[n].address for n in self.node_ids]
+
+    def data_dir(self, nid: str) -> Path:
+        return self.run_dir / "data" / nid
 
     def node_of_address(self, address: str) -> str | None:
         real = self.real_address(address)

@@ -16,38 +16,18 @@ from typing import Any
 
 import grpc.aio
 from cluster import Cluster
+from faultbase import Fault, pick_node
+from faults_clock import ClockFault
+from faults_disk import DiskFault
+from faults_links import OneWay, SlowLinks
 from history import History
 from workload import ProxyAwareClient
 
 from raftsched.client import ClientError, calls
 from raftsched.v1 import admin_pb2, admin_pb2_grpc
 
-KINDS = ("kill", "pause", "partition", "executor", "membership")
+KINDS = ("kill", "pause", "partition", "executor", "membership", "clock", "one-way", "slow", "disk")
 PARTITION_MODES = ("drop", "blackhole")
-
-
-class Fault:
-    """One fault. start() returns the value recorded at start; stop() undoes it."""
-
-    f = "fault"
-    impairs: frozenset[str] = frozenset()  # nodes this fault takes out of the majority
-    is_partition = False
-
-    async def start(self, c: Cluster, rng: random.Random) -> dict[str, Any] | None:
-        raise NotImplementedError
-
-    async def stop(self, c: Cluster) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-async def _pick_node(c: Cluster, rng: random.Random, leader: bool, avoid: frozenset[str]) -> str | None:
-    """The leader (by Admin Status) when asked and known, else a random node not in `avoid`."""
-    if leader:
-        lead = await c.find_leader()
-        if lead is not None and lead not in avoid:
-            return lead
-    candidates = [n for n in c.node_ids if n not in avoid]
-    return rng.choice(candidates) if candidates else None
 
 
 @dataclass
@@ -62,7 +42,7 @@ class KillNode(Fault):
         self.f = "kill-leader" if self.leader else "kill"
 
     async def start(self, c: Cluster, rng: random.Random) -> dict[str, Any] | None:
-        target = await _pick_node(c, rng, self.leader, self.avoid)
+        target = await pick_node(c, rng, self.leader, self.avoid)
         if target is None:
             return None
         self.target, self.impairs = target, frozenset({target})
@@ -88,7 +68,7 @@ class PauseNode(Fault):
         self.f = "pause-leader" if self.leader else "pause"
 
     async def start(self, c: Cluster, rng: random.Random) -> dict[str, Any] | None:
-        target = await _pick_node(c, rng, self.leader, self.avoid)
+        target = await pick_node(c, rng, self.leader, self.avoid)
         if target is None:
             return None
         self.target, self.impairs = target, frozenset({target})
@@ -320,6 +300,11 @@ async def _members(c: Cluster, nid: str) -> admin_pb2.ListMembersResponse | None
         return None
 
 
+def _sets_links(fault: Fault) -> bool:
+    return fault.is_partition or isinstance(fault, SlowLinks) or (
+        isinstance(fault, ExecutorFault) and fault.action == "partition")
+
+
 def make_fault(kind: str, rng: random.Random, n_nodes: int) -> Fault:
     """A fault of one enabled kind, its variant drawn from rng."""
     if kind == "kill":
@@ -333,6 +318,15 @@ def make_fault(kind: str, rng: random.Random, n_nodes: int) -> Fault:
         return ExecutorFault(action=rng.choice(["kill", "pause", "partition"]), mode=rng.choice(PARTITION_MODES))
     if kind == "membership":
         return MembershipChange(restart=rng.random() < 0.5)
+    if kind == "clock":
+        r = rng.random()
+        return ClockFault(action=rng.choice(["step", "drift", "jump-back"]), leader=r < 0.5, executor=r > 0.85)
+    if kind == "one-way":
+        return OneWay(leader=rng.random() < 0.5, outbound=rng.random() < 0.5)
+    if kind == "slow":
+        return SlowLinks(lossy=rng.random() < 0.5)
+    if kind == "disk":
+        return DiskFault(kind=rng.choice(["truncate-wal", "bitflip", "delete"]))
     raise ValueError(f"unknown fault kind {kind!r}")
 
 
@@ -364,16 +358,19 @@ class Nemesis:
         minority = (len(self.cluster.node_ids) - 1) // 2
         current = self.active + self.stopping
         impaired = set().union(*(f.impairs for f in current)) if current else set()
-        node_faults = isinstance(fault, KillNode | PauseNode | Partition | MembershipChange)
+        if _sets_links(fault) and any(_sets_links(f) for f in current):
+            return False  # one fault at a time sets proxy modes: a heal never undoes another's cut
+        if isinstance(fault, ClockFault):
+            return not any(isinstance(f, ClockFault) for f in current)  # one clock moved at a time
+        node_faults = isinstance(fault, KillNode | PauseNode | Partition | MembershipChange | OneWay | DiskFault)
         if not node_faults:
             return True
-        if fault.is_partition and any(f.is_partition for f in current):
-            return False
-        if isinstance(fault, MembershipChange) and any(isinstance(f, MembershipChange) for f in current):
+        changes = MembershipChange | DiskFault  # a disk fault's rebuild leaves and rejoins the membership
+        if isinstance(fault, changes) and any(isinstance(f, changes) for f in current):
             return False  # never two membership changes at once
         if len(impaired) >= minority:
             return False
-        if isinstance(fault, KillNode | PauseNode | MembershipChange):
+        if isinstance(fault, KillNode | PauseNode | MembershipChange | DiskFault):
             fault.avoid = frozenset(impaired)
         return not (fault.is_partition and impaired)  # a partition picks its own minority
 
@@ -383,12 +380,21 @@ class Nemesis:
             await asyncio.Event().wait()
         await asyncio.sleep(self.rng.uniform(1.0, 3.0))
         while True:
-            kind = self._next_kind()
-            fault = make_fault(kind, self.rng, len(self.cluster.node_ids))
-            while not self._budget_ok(fault):
+            fault = self._draw_allowed()
+            while fault is None:  # every kind is blocked for now (a long disk rebuild, say)
                 await asyncio.sleep(0.5)
+                fault = self._draw_allowed()
             await self._start(fault)
             await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.interval)
+
+    def _draw_allowed(self) -> Fault | None:
+        """The next fault from the deck that the budget allows, trying each kind at most once:
+        one blocked kind (a membership change while a disk fault rebuilds) does not stall the rest."""
+        for _ in range(len(self.kinds)):
+            fault = make_fault(self._next_kind(), self.rng, len(self.cluster.node_ids))
+            if self._budget_ok(fault):
+                return fault
+        return None
 
     async def _start(self, fault: Fault) -> None:
         value = await fault.start(self.cluster, self.rng)

@@ -7,6 +7,13 @@ Every node-to-node link (n1 -> n2) and every executor-to-node link (e1 -> n2) is
     drop       close existing connections (RST) and close new ones at once
     blackhole  accept and hold connections, forward nothing either way; on heal the held bytes
                flow again, as TCP would deliver them after a cut that ended before its timeouts
+    one-way    forward the initiator's bytes (its requests), hold the other side's (the replies):
+               the destination hears the source but cannot answer on that connection; paired
+               with a blackhole on the reverse link, one direction of a pair of nodes is cut
+    slow       forward both ways, each chunk held for a random delay in [delay_ms] (jitter;
+               order kept), and, with loss > 0, each chunk resets its connection with that
+               probability and each new connection is refused with it: a lossy link as TCP
+               shows one (retransmission delays, then a reset), never a corrupted stream
 
 Modes are kept per (source, destination) pair. A connection's source is the listener's owner,
 except when one of the registered executor processes opens it: an executor follows the leader
@@ -16,6 +23,7 @@ connection is matched to its process through /proc and obeys that executor's lin
 The runner talks to this process over stdin/stdout, one JSON object per line each way:
     {"op": "listen", "name": N, "src": S, "dst": D, "target": PORT}  -> {"ok": true, "port": P}
     {"op": "set", "links": [[S, D], ...], "mode": "drop"}            -> {"ok": true}
+    {"op": "set", ..., "mode": "slow", "delay_ms": [50, 500], "loss": 0.01}
     {"op": "heal"}                                                    -> {"ok": true}
     {"op": "register", "pid": PID, "label": S}                        -> {"ok": true}
     {"op": "stats"}                                                   -> {"ok": true, "stats": {...}}
@@ -30,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import resource
 import socket
 import sys
@@ -40,8 +49,32 @@ from typing import Any
 CHUNK = 256 * 1024  # bytes per read; StreamReader pauses the socket beyond twice its limit
 READER_LIMIT = 256 * 1024  # bounds what one direction of one connection buffers
 CONNECT_TIMEOUT = 2.0
-MODES = ("pass", "drop", "blackhole")
+MODES = ("pass", "drop", "blackhole", "one-way", "slow")
 Link = tuple[str, str]
+SLOW_QUEUE = 64  # chunks one direction of a slow link holds before it stops reading
+MAX_DELAY_MS = 10_000
+MAX_LOSS = 0.5
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How a link treats its bytes: its mode and, for `slow`, the delay range and loss."""
+
+    mode: str = "pass"
+    delay_ms: tuple[int, int] = (0, 0)
+    loss: float = 0.0
+
+    @classmethod
+    def parse(cls, mode: str, delay_ms: Any = None, loss: Any = None) -> Shape:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        lo, hi = (int(delay_ms[0]), int(delay_ms[1])) if delay_ms else (0, 0)
+        if not 0 <= lo <= hi <= MAX_DELAY_MS:
+            raise ValueError(f"delay_ms must be [lo, hi] with 0 <= lo <= hi <= {MAX_DELAY_MS}, not {delay_ms!r}")
+        p = float(loss or 0.0)
+        if not 0.0 <= p <= MAX_LOSS:
+            raise ValueError(f"loss must be in [0, {MAX_LOSS}], not {loss!r}")
+        return cls(mode, (lo, hi), p)
 
 
 @dataclass(eq=False)
@@ -52,13 +85,15 @@ class Conn:
     dst: str
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
-    flowing: asyncio.Event = field(default_factory=asyncio.Event)
+    flowing: asyncio.Event = field(default_factory=asyncio.Event)  # the initiator's bytes may go
+    replies: asyncio.Event = field(default_factory=asyncio.Event)  # the other side's bytes may come back
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closed: bool = False
 
     def abort(self) -> None:
         self.closed = True
         self.flowing.set()  # wake a connection held by a blackhole so that it can end
+        self.replies.set()
         for w in (self.client, self.upstream):
             if w is not None:
                 with contextlib.suppress(Exception):
@@ -67,30 +102,37 @@ class Conn:
             t.cancel()
 
 
+PASS = Shape()
+
+
 class Network:
     """Link modes and the live connections they govern."""
 
     def __init__(self) -> None:
-        self.modes: dict[Link, str] = {}
+        self.shapes: dict[Link, Shape] = {}
         self.conns: set[Conn] = set()
+        self.rng = random.Random()
         self.sources: dict[int, str] = {}  # pid of a registered process -> its source label
-        self.counters: dict[str, int] = {"accepted": 0, "refused": 0, "aborted": 0, "reclassified": 0}
+        self.counters: dict[str, int] = {"accepted": 0, "refused": 0, "aborted": 0, "reclassified": 0,
+                                         "delayed_chunks": 0, "lost": 0}
+
+    def shape(self, src: str, dst: str) -> Shape:
+        return self.shapes.get((src, dst), PASS)
 
     def mode(self, src: str, dst: str) -> str:
-        return self.modes.get((src, dst), "pass")
+        return self.shape(src, dst).mode
 
-    def set_modes(self, links: list[Link], mode: str) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    def set_modes(self, links: list[Link], mode: str, delay_ms: Any = None, loss: Any = None) -> None:
+        shape = Shape.parse(mode, delay_ms, loss)
         for src, dst in links:
-            if mode == "pass":
-                self.modes.pop((src, dst), None)
+            if shape.mode == "pass":
+                self.shapes.pop((src, dst), None)
             else:
-                self.modes[(src, dst)] = mode
+                self.shapes[(src, dst)] = shape
         self._apply()
 
     def heal(self) -> None:
-        self.modes.clear()
+        self.shapes.clear()
         self._apply()
 
     def _apply(self) -> None:
@@ -100,10 +142,22 @@ class Network:
                 self.counters["aborted"] += 1
                 self.conns.discard(conn)
                 conn.abort()
-            elif mode == "blackhole":
-                conn.flowing.clear()
-            else:
-                conn.flowing.set()
+                continue
+            conn.flowing.set() if mode in ("pass", "one-way", "slow") else conn.flowing.clear()
+            conn.replies.set() if mode in ("pass", "slow") else conn.replies.clear()
+
+    def lose(self, src: str, dst: str) -> bool:
+        """Whether a lossy link loses this chunk or connection now (drawn per call)."""
+        loss = self.shape(src, dst).loss
+        if loss > 0 and self.rng.random() < loss:
+            self.counters["lost"] += 1
+            return True
+        return False
+
+    def delay(self, src: str, dst: str) -> float:
+        """Seconds a chunk on this link is held (0 unless slow)."""
+        lo, hi = self.shape(src, dst).delay_ms
+        return self.rng.uniform(lo, hi) / 1000 if hi > 0 else 0.0
 
     def source_of(self, peer_port: int, listen_port: int, default: str) -> str:
         """The registered process owning the client socket, else the listener's owner."""
@@ -175,13 +229,15 @@ class Listener:
         peer_port = writer.get_extra_info("peername")[1]
         src = self.net.source_of(peer_port, self.port, self.src)
         mode = self.net.mode(src, self.dst)
-        if mode == "drop":
+        if mode == "drop" or (mode == "slow" and self.net.lose(src, self.dst)):
             self.net.counters["refused"] += 1
             writer.transport.abort()
             return
         conn = Conn(src, self.dst, writer)
-        if mode == "pass":
+        if mode in ("pass", "one-way", "slow"):
             conn.flowing.set()
+        if mode in ("pass", "slow"):
+            conn.replies.set()
         self.net.counters["accepted"] += 1
         self.net.conns.add(conn)
         try:
@@ -203,22 +259,55 @@ class Listener:
         with contextlib.suppress(Exception):
             up_writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.client.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        a = asyncio.create_task(_pump(conn, reader, up_writer))
-        b = asyncio.create_task(_pump(conn, up_reader, conn.client))
+        a = asyncio.create_task(_pump(self.net, conn, reader, up_writer, conn.flowing))
+        b = asyncio.create_task(_pump(self.net, conn, up_reader, conn.client, conn.replies))
         conn.tasks = [a, b]
         await asyncio.wait(conn.tasks, return_when=asyncio.FIRST_COMPLETED)
 
 
-async def _pump(conn: Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(net: Network, conn: Conn, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                gate: asyncio.Event) -> None:
+    """One direction of a connection. A slow link's chunks go through a bounded queue to a
+    writer that releases each at its time (release times never decrease: order is kept)."""
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(SLOW_QUEUE)
+    release = asyncio.create_task(_release(conn, queue, writer))
+    loop = asyncio.get_running_loop()
+    last = 0.0
+    try:
+        with contextlib.suppress(Exception):
+            while True:
+                data = await reader.read(CHUNK)
+                if not data:
+                    break
+                if not gate.is_set():
+                    await gate.wait()  # held: keep this chunk, read no more
+                if conn.closed:
+                    break
+                if net.mode(conn.src, conn.dst) == "slow" and net.lose(conn.src, conn.dst):
+                    net.counters["aborted"] += 1
+                    conn.abort()
+                    break
+                delay = net.delay(conn.src, conn.dst)
+                if delay:
+                    net.counters["delayed_chunks"] += 1
+                last = max(last, loop.time() + delay)
+                await queue.put((last if delay else 0.0, data))
+        await queue.put((0.0, b""))
+        await release
+    finally:
+        release.cancel()
+
+
+async def _release(conn: Conn, queue: asyncio.Queue[tuple[float, bytes]], writer: asyncio.StreamWriter) -> None:
+    loop = asyncio.get_running_loop()
     with contextlib.suppress(Exception):
         while True:
-            data = await reader.read(CHUNK)
-            if not data:
+            at, data = await queue.get()
+            if not data or conn.closed:
                 return
-            if not conn.flowing.is_set():
-                await conn.flowing.wait()  # blackholed: hold this chunk, read no more
-            if conn.closed:
-                return
+            wait = at - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             writer.write(data)
             await writer.drain()
 
@@ -241,7 +330,7 @@ class ProxyServer:
         return {"port": port}
 
     async def _set(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        self.net.set_modes([(s, d) for s, d in cmd["links"]], cmd["mode"])
+        self.net.set_modes([(s, d) for s, d in cmd["links"]], cmd["mode"], cmd.get("delay_ms"), cmd.get("loss"))
         return {}
 
     async def _heal(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -260,7 +349,7 @@ class ProxyServer:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"stats": {**self.net.counters, "open": len(self.net.conns),
                           "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
-                          "modes": {f"{s}->{d}": m for (s, d), m in self.net.modes.items()}}}
+                          "modes": {f"{s}->{d}": sh.mode for (s, d), sh in self.net.shapes.items()}}}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -324,8 +413,9 @@ class ProxyControl:
     async def listen(self, name: str, src: str, dst: str, target: int) -> int:
         return int((await self.call("listen", name=name, src=src, dst=dst, target=target))["port"])
 
-    async def set(self, links: list[Link], mode: str) -> None:
-        await self.call("set", links=[list(link) for link in links], mode=mode)
+    async def set(self, links: list[Link], mode: str, **shape: Any) -> None:
+        """Set links to a mode; `slow` takes delay_ms=[lo, hi] and loss=p."""
+        await self.call("set", links=[list(link) for link in links], mode=mode, **shape)
 
     async def heal(self) -> None:
         await self.call("heal")

@@ -36,11 +36,11 @@ from history import History
 from nemesis import KINDS, Nemesis
 from workload import ProxyAwareClient, Workload, WorkloadConfig
 
+from raftsched.cli import progress
 from raftsched.client import ClientError
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import admin_pb2, admin_pb2_grpc, jobs_pb2
 
-TERMINAL = {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED,
-            jobs_pb2.JOB_STATE_SKIPPED}
 READ_LOG_PAGE = 2000
 START_TIMEOUT = 30.0
 CONVERGE_TIMEOUT = 20.0
@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"comma list of {', '.join(KINDS)}, or all (or none)")
     p.add_argument("--nemesis-interval", type=float, default=5.0, help="mean seconds between fault starts")
     p.add_argument("--rate", type=float, default=50.0, help="client operations per second, all clients")
-    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--clients", type=int, default=24,
+                   help="concurrent clients (24: enough that ops blocked by faults do not sink the rate)")
     p.add_argument("--seed", type=int, default=None, help="drives every random choice (default: random)")
     p.add_argument("--store", default="store", help="runs are written to STORE/<run>/")
     p.add_argument("--stale-reads", action="store_true",
@@ -72,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="recurring schedules created at the start (catch-up all, skip, once in turn), paused "
                         "after healing and checked by checkers/schedules.py (default 0: none)")
     p.add_argument("--schedule-every", type=float, default=1.0, help="the schedules' interval in seconds (>= 1)")
+    p.add_argument("--long-jobs", type=float, default=0.0,
+                   help="fraction of jobs that run 4-8 s instead of 0-1 s (so faults and cancels meet running tasks)")
+    p.add_argument("--dependencies", type=float, default=0.0,
+                   help="fraction of new jobs that depend on 1-2 recently acknowledged jobs")
+    p.add_argument("--noop-jobs", type=float, default=0.0,
+                   help="fraction of jobs run by the executors' noop handler (no process, so no ledger line)")
     p.add_argument("--keep-data", action="store_true", help="keep the nodes' RocksDB dirs of a valid run")
     args = p.parse_args(argv)
     if args.seed is None:
@@ -79,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.kinds, args.notes = parse_kinds(args.nemesis, args.nodes)
     if args.executors < 0 or args.clients < 1 or args.rate <= 0 or args.time <= 0:
         p.error("--executors >= 0, --clients >= 1, --rate > 0 and --time > 0 please")
+    if not all(0.0 <= f <= 1.0 for f in (args.long_jobs, args.dependencies, args.noop_jobs)):
+        p.error("--long-jobs, --dependencies and --noop-jobs are fractions in [0, 1]")
     if args.schedules < 0 or args.schedule_every < 1:
         p.error("--schedules >= 0 and --schedule-every >= 1 please")
     return args
@@ -108,7 +117,8 @@ class Run:
         self.args, self.run_dir = args, run_dir
         self.run_id = f"{run_dir.name}-{os.getpid()}"
         self.rng = random.Random(args.seed)
-        self.cluster = Cluster(run_dir, self.run_id, args.nodes, args.executors, args.slots)
+        self.cluster = Cluster(run_dir, self.run_id, args.nodes, args.executors, args.slots,
+                               faketime="clock" in args.kinds)
         self.info: dict[str, Any] = {
             "options": {k: v for k, v in vars(args).items() if k not in ("kinds", "notes")},
             "seed": args.seed, "nemesis_kinds": args.kinds, "notes": list(args.notes),
@@ -154,7 +164,9 @@ class Run:
                                interval=self.args.nemesis_interval)
         cfg = WorkloadConfig(rate=self.args.rate, clients=self.args.clients, stale_reads=self.args.stale_reads,
                              job_timeout=self.args.job_timeout, op_timeout=self.args.op_timeout,
-                             schedules=self.args.schedules, schedule_every=self.args.schedule_every)
+                             schedules=self.args.schedules, schedule_every=self.args.schedule_every,
+                             long_jobs=self.args.long_jobs, dependencies=self.args.dependencies,
+                             noop_jobs=self.args.noop_jobs)
         self.workload = Workload(self.cluster, self.history, cfg, random.Random(self.rng.random()),
                                  ledger=self.run_dir / "ledger.txt", watch_log=self.run_dir / "watches.jsonl",
                                  stale_targets=self._cut_off_nodes)
@@ -169,7 +181,7 @@ class Run:
         wl = asyncio.create_task(self.workload.run())
         nem = asyncio.create_task(self.nemesis.run())
         try:
-            await asyncio.sleep(self.args.time)
+            await self._run_for(self.args.time)
         finally:
             nem.cancel()
             await asyncio.gather(nem, return_exceptions=True)
@@ -178,6 +190,18 @@ class Run:
             await asyncio.wait_for(asyncio.gather(wl, return_exceptions=True), 15.0)
         for line in self.nemesis.log:
             say(f"  nemesis {line}")
+
+    async def _run_for(self, seconds: float) -> None:
+        """Let the workload and the nemesis run; on a terminal, a progress bar shows how long is left,
+        the writes acknowledged so far and the faults in force (raftsched.cli.progress)."""
+        t0 = time.monotonic()
+        with progress.timed("chaos", seconds) as bar:
+            while (elapsed := time.monotonic() - t0) < seconds:
+                assert self.workload is not None and self.nemesis is not None
+                faults = ", ".join(f.f for f in self.nemesis.active) or "no fault"
+                bar.update(elapsed, f"{len(self.workload.acked)} acked, {faults}")
+                await asyncio.sleep(min(1.0, seconds - elapsed))
+            bar.update(seconds, "done")
 
     def _cut_off_nodes(self) -> list[str]:
         """Nodes on the small side of an active partition (for --stale-reads)."""
@@ -448,7 +472,11 @@ def summarize(run: Run, results: dict[str, Any], seconds: float) -> None:
             f"--nemesis {a.nemesis} --nemesis-interval {a.nemesis_interval:g} --seed {a.seed} --rate {a.rate:g} "
             f"--clients {a.clients} --op-timeout {a.op_timeout:g} --job-timeout {a.job_timeout:g}"
             f"{' --stale-reads' if a.stale_reads else ''}"
-            f"{f' --schedules {a.schedules} --schedule-every {a.schedule_every:g}' if a.schedules else ''}")
+            f"{f' --schedules {a.schedules} --schedule-every {a.schedule_every:g}' if a.schedules else ''}"
+            f"{f' --long-jobs {a.long_jobs:g}' if a.long_jobs else ''}"
+            f"{f' --dependencies {a.dependencies:g}' if a.dependencies else ''}"
+            f"{f' --noop-jobs {a.noop_jobs:g}' if a.noop_jobs else ''}"
+            f"{' --slots ' + str(a.slots) if a.slots != 4 else ''}")
 
 
 def make_run_dir(store: Path, args: argparse.Namespace) -> Path:

@@ -37,9 +37,10 @@ from raftsched.v1 import jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 # The task: one ledger line "job attempt executor monotonic_ns" at start, every ~100 ms while it
 # runs and at its end, so a checker sees each execution's interval (duplicates included). Small
-# O_APPEND writes do not interleave between processes.
+# O_APPEND writes do not interleave between processes. It sleeps with select(), not time.sleep():
+# under the clock nemesis it inherits libfaketime, whose clock_nanosleep fails (cluster.FAKETIME_SHIM).
 TASK_SCRIPT = """\
-import os, sys, time
+import os, select, sys, time
 path, duration = sys.argv[1], float(sys.argv[2])
 env = os.environ
 tag = "%s %s %s " % (env.get("RAFTSCHED_JOB_ID", "?"), env.get("RAFTSCHED_ATTEMPT", "0"),
@@ -51,17 +52,22 @@ while True:
     left = end - time.monotonic()
     if left <= 0:
         break
-    time.sleep(min(0.1, left))
+    select.select([], [], [], min(0.1, left))
 """
 FAIL_CODES = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "ALREADY_EXISTS",
                         "OUT_OF_RANGE", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})
+MAX_DEBT_S = 3.0  # how far a client's schedule may fall behind before it skips starts
 RECENT = 24  # reads and cancels favour the most recently acknowledged jobs
 MAX_RETRY_KEYS = 1000
 SCHEDULES_PROCESS = "schedules"  # the history process of schedule creation and pausing
 # (catch-up, overlap) of schedule i, in turn: `all` must fire every time, `skip` records late times
-# as missed, `once` folds them into one run and skips times whose previous job still runs.
-SCHEDULE_POLICIES = (("all", "allow"), ("skip", "allow"), ("once", "skip"))
+# as missed, `once` folds them into one run and skips times whose previous job still runs;
+# `buffer-one` fires the newest waiting time when the running job ends, `cancel-other` cancels it.
+SCHEDULE_POLICIES = (("all", "allow"), ("skip", "allow"), ("once", "skip"), ("skip", "buffer-one"),
+                     ("all", "cancel-other"))
 SCHEDULED_TASK_SECONDS = 0.2
+OVERLAPPING_TASK_SECONDS = 1.5  # for buffer-one and cancel-other: longer than the interval, so they act
+LONG_JOB_SECONDS = (4.0, 8.0)  # longer than the lease (3 s): still running when an executor freezes
 SCHEDULE_OP_DEADLINE = 30.0  # seconds to keep retrying one schedule's creation or pause
 
 
@@ -96,6 +102,9 @@ class WorkloadConfig:
     job_timeout: float = 10.0  # per attempt; 0: none (a lost assignment then hangs the job)
     schedules: int = 0  # recurring schedules created at the start (0: none)
     schedule_every: float = 1.0  # their interval in seconds
+    long_jobs: float = 0.0  # fraction of jobs that run LONG_JOB_SECONDS (running when cancelled or frozen)
+    dependencies: float = 0.0  # fraction of new jobs that depend on 1-2 recently acknowledged jobs
+    noop_jobs: float = 0.0  # fraction of jobs run by the executors' built-in noop handler (no process, no ledger)
 
 
 @dataclass
@@ -121,10 +130,11 @@ class Workload:
 
     def schedule_spec(self, i: int) -> scheduler_pb2.ScheduleSpec:
         catchup, overlap = SCHEDULE_POLICIES[i % len(SCHEDULE_POLICIES)]
-        name = f"chaos-s{i}-{catchup}"
+        name = f"chaos-s{i}-{catchup}" if i < 3 else f"chaos-s{i}-{overlap}"
+        seconds = OVERLAPPING_TASK_SECONDS if overlap in ("buffer-one", "cancel-other") else SCHEDULED_TASK_SECONDS
         template = jobs_pb2.JobSpec(
             name=f"sched-{name}",
-            command=[sys.executable, "-I", "-S", "-c", TASK_SCRIPT, str(self.ledger), f"{SCHEDULED_TASK_SECONDS:.3f}"],
+            command=[sys.executable, "-I", "-S", "-c", TASK_SCRIPT, str(self.ledger), f"{seconds:.3f}"],
             max_attempts=5,
             backoff=jobs_pb2.RetryBackoff(initial_ms=200, max_ms=2000, multiplier=2.0),
             timeout_ms=int(self.config.job_timeout * 1000),
@@ -196,13 +206,18 @@ class Workload:
         process = i
         per_client = self.config.rate / max(1, self.config.clients)
         client = ProxyAwareClient(self.cluster, self.cluster.addresses, timeout=self.config.op_timeout)
+        next_at = time.monotonic()
         try:
             while not self._stop.is_set():
-                started = time.monotonic()
                 outcome = await self._one_op(client, process, rng)
                 if outcome == "info":
                     process += self.config.clients
-                gap = rng.expovariate(per_client) - (time.monotonic() - started)
+                # Starts follow a Poisson schedule of their own, not the end of the last op, so the
+                # rate holds while ops take time; a client behind by more than MAX_DEBT_S forgets
+                # the rest (no burst after a partition).
+                now = time.monotonic()
+                next_at = max(next_at + rng.expovariate(per_client), now - MAX_DEBT_S)
+                gap = next_at - now
                 if gap > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), min(gap, 2.0))
@@ -226,7 +241,10 @@ class Workload:
     def _new_key(self, process: int, rng: random.Random) -> str:
         self._seq += 1
         key = f"k{self._seq}"
-        sleep = rng.uniform(0.0, 1.0) ** 2  # 0-1 s, mostly short
+        if self.config.long_jobs and rng.random() < self.config.long_jobs:
+            sleep = rng.uniform(*LONG_JOB_SECONDS)
+        else:
+            sleep = rng.uniform(0.0, 1.0) ** 2  # 0-1 s, mostly short
         self.specs[key] = jobs_pb2.JobSpec(
             name=f"chaos-{key}",
             command=[sys.executable, "-I", "-S", "-c", TASK_SCRIPT, str(self.ledger), f"{sleep:.3f}"],
@@ -236,6 +254,12 @@ class Workload:
             timeout_ms=int(self.config.job_timeout * 1000),
             idempotency_key=key,
         )
+        if self.config.noop_jobs and rng.random() < self.config.noop_jobs:
+            del self.specs[key].command[:]
+            self.specs[key].handler = "noop"  # cheap: lets a heavy run's executors keep up
+        if self.config.dependencies and self.ids and rng.random() < self.config.dependencies:
+            recent = self.ids[-RECENT:]
+            self.specs[key].depends_on.extend(rng.sample(recent, min(len(recent), rng.randint(1, 2))))
         return key
 
     def _pick_id(self, rng: random.Random) -> str:

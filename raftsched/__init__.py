@@ -1,8 +1,5 @@
-"""raftsched: a fault-tolerant job scheduling cluster on its own Raft log and RocksDB."""
+"""raftsched: a fault-tolerant job scheduling cluster on its own Raft log and RocksDB.
 
-import os
-
-# grpc's fork handlers crash children started while a stream is busy (seen under uvloop with
-# SIGSEGV in 4-10% of spawns); our processes never use grpc in a forked child, so turn them off.
-# Must happen before grpc is first imported.
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+Importing it changes nothing in the process (no environment, no logging); the `raftsched` entry
+point (raftsched.cli) sets up what a raftsched process needs.
+"""

@@ -66,6 +66,18 @@ class NodeConfig:
     corrupt_check_interval: int = 300_000  # ms between the leader's replica comparisons; 0: never
     rebuild_from_peers: bool = False  # wipe this node's data and rejoin by InstallSnapshot
     insecure: bool = False  # allow listening beyond loopback without TLS
+    cluster_name: str = "raftsched"  # the "cluster" of every notification event (SPEC §10)
+    notify_retry_initial: int = 1000  # ms before the first retry of a failed webhook delivery
+    notify_retry_max: int = 300_000  # ms: the longest wait between two retries
+    notify_retry_horizon: int = 24 * 3_600_000  # ms an event is retried before it is given up
+    notify_timeout: int = 10_000  # ms one webhook request may take, connect included
+    # Containment (promise 14). 0 turns a rule off.
+    quarantine_after: int = 5  # failures in a row on one executor, while another succeeds
+    quarantine_cooloff: int = 60_000  # ms of the first quarantine; doubles on each repeat
+    quarantine_max: int = 3_600_000  # ms: the longest cool-off
+    poison_after: int = 2  # distinct executors lost while running one job
+    retry_rate: int = 50  # retries dispatched per second, cluster-wide
+    retry_burst: int = 100  # retries dispatched at once after a quiet spell
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +165,18 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("corrupt_check_interval", "duration", "how often the leader compares the replicas' state (5m; 0 = never)"),
     Setting("rebuild_from_peers", "bool", "wipe this node's data and rejoin from the cluster (after a CORRUPT alarm)"),
     Setting("insecure", "bool", "allow listening beyond loopback without TLS (see docs/security.md)"),
+    Setting("cluster_name", "str", "the cluster's name in notification events (default raftsched)"),
+    Setting("notify_retry_initial", "duration", "first wait before a failed webhook delivery is retried (1s)"),
+    Setting("notify_retry_max", "duration", "longest wait between webhook retries (5m)"),
+    Setting("notify_retry_horizon", "duration", "how long an event is retried before it is given up (24h; >= 1h)"),
+    Setting("notify_timeout", "duration", "how long one webhook request may take (10s)"),
+    Setting("quarantine_after", "int",
+            "failures in a row on one executor, while another succeeds, that quarantine it (5; 0 = never)"),
+    Setting("quarantine_cooloff", "duration", "how long a quarantined executor gets no work; doubles on repeat (1m)"),
+    Setting("quarantine_max", "duration", "the longest quarantine cool-off (1h)"),
+    Setting("poison_after", "int", "a job lost with this many distinct executors ends FAILED as poison (2; 0 = never)"),
+    Setting("retry_rate", "int", "retries dispatched per second, cluster-wide (50; 0 = no limit)"),
+    Setting("retry_burst", "int", "retries dispatched at once after a quiet spell (100)"),
 )
 
 EXECUTOR_SETTINGS: tuple[Setting, ...] = (
@@ -447,11 +471,38 @@ def validate_node_config(config: NodeConfig, *, has_state: bool = False) -> None
     _check_choice("log_format", config.log_format, LOG_FORMATS)
     _check_choice("log_level", config.log_level, LOG_LEVELS)
     _check_node_security(config)
+    _check_notify(config)
+    _check_containment(config)
     if not config.tls.enabled and not config.insecure and not is_loopback(config.listen):
         raise ConfigError(
             f"listen {config.listen!r} is not a loopback address and TLS is off: anyone who reaches it could "
             "call every service, Raft included. Give TLS (--tls-dir, see docs/security.md), listen on 127.0.0.1, "
             "or pass --insecure to accept that")
+
+
+def _check_containment(config: NodeConfig) -> None:
+    for name in ("quarantine_after", "poison_after", "retry_rate"):
+        _at_least(name, getattr(config, name), 0)
+    _at_least("quarantine_cooloff", config.quarantine_cooloff, 1000, " ms")
+    if config.quarantine_max < config.quarantine_cooloff:
+        raise ConfigError("quarantine_max must be at least quarantine_cooloff")
+    _at_least("retry_burst", config.retry_burst, 1)
+
+
+NOTIFY_MIN_HORIZON_MS = 3_600_000  # promise 13: a failed delivery is retried for at least an hour
+
+
+def _check_notify(config: NodeConfig) -> None:
+    if not _CLUSTER_NAME_RE.fullmatch(config.cluster_name):
+        raise ConfigError("cluster_name: 1..64 characters of [A-Za-z0-9._-]")
+    _at_least("notify_retry_initial", config.notify_retry_initial, 1)
+    if config.notify_retry_max < config.notify_retry_initial:
+        raise ConfigError("notify_retry_max must be at least notify_retry_initial")
+    _at_least("notify_retry_horizon", config.notify_retry_horizon, NOTIFY_MIN_HORIZON_MS)
+    _at_least("notify_timeout", config.notify_timeout, 1)
+
+
+_CLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _check_membership(config: NodeConfig, has_state: bool) -> None:

@@ -2,10 +2,12 @@
 state at the index of each corruption check, and keep the answers for the leader to collect.
 
 The leader proposes a CheckHashCmd (`raftsched.scheduler.corruption`); every node, right after
-applying it, takes RocksDB snapshots of its state families (a consistent view, cheap) and hashes
-what they hold, STEP records at a time between event-loop turns, so a large state never stalls
-the loop. What is hashed is what RocksDB returns, not what memory believes: a record changed on
-disk behind the node's back changes its digest.
+applying it, opens a RocksDB iterator on each state family (`SchedulerState.views`: each reads the
+state as of its creation, whatever is applied later; cheap) and hashes what they hold, STEP
+records at a time between event-loop turns, so a large state never stalls the loop. What is
+hashed is what RocksDB returns, not what memory believes: a record changed on disk behind the
+node's back changes its digest. The iterators pin the memtables and files of that moment until
+the hash is done or `close` cancels it.
 """
 
 from __future__ import annotations
@@ -67,6 +69,16 @@ class StateHasher:
 
     def get(self, check_id: int) -> StateHash | None:
         return self._results.get(check_id)
+
+    def local_hash(self, check_id: int) -> tuple[int, bytes] | None:
+        """(check index, digest) once hashed (raftsched.seams.Backups)."""
+        found = self._results.get(check_id)
+        return (found.index, found.digest) if found is not None and found.digest is not None else None
+
+    def hashing_at(self, check_id: int) -> int | None:
+        """The check's index while its hash is being computed, else None."""
+        found = self._results.get(check_id)
+        return found.index if found is not None and found.digest is None else None
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter as Counter_
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -36,11 +36,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from raftsched.raft.core import Status
 from raftsched.raft.messages import Role, SoftState
+from raftsched.state.notify import EVENT_TYPES
 from raftsched.v1 import jobs_pb2
 
 if TYPE_CHECKING:
-    from raftsched.node import Node
+    from raftsched.seams import MetricsSource
 
 log = logging.getLogger("raftsched.metrics")
 J = jobs_pb2
@@ -52,6 +54,16 @@ SIZE_BUCKETS = tuple(float(1 << n) for n in range(10, 34, 2))  # 1 KiB .. 8 GiB
 ROLE_NAMES = {Role.FOLLOWER: "follower", Role.PRE_CANDIDATE: "pre_candidate", Role.CANDIDATE: "candidate",
               Role.LEADER: "leader"}
 SEEN_JOBS = 50_000  # jobs whose last counted attempt event is remembered (to count each once)
+# Label values set to 0 at start, so every series exists before its first event (alerts and
+# dashboards can divide by them, and a scrape of a fresh node shows every name).
+PROPOSAL_OUTCOMES = ("applied", "unknown", "error")
+SNAPSHOT_KINDS = ("taken", "installed")
+ATTEMPT_ENDS = tuple(name.removeprefix("ATTEMPT_END_").lower() for name, value in J.AttemptEnd.items() if value)
+FINAL_STATES = {J.JOB_STATE_SUCCEEDED: "succeeded", J.JOB_STATE_FAILED: "failed",
+                J.JOB_STATE_CANCELLED: "cancelled", J.JOB_STATE_SKIPPED: "skipped"}
+BACKUP_OUTCOMES = ("completed", "failed")
+EXECUTOR_STATES = tuple((value, name.removeprefix("EXECUTOR_STATE_").lower())
+                        for name, value in J.ExecutorState.items() if value)
 HTTP_REQUEST_LIMIT = 16 << 10
 HTTP_TIMEOUT_S = 5.0
 
@@ -59,7 +71,7 @@ HTTP_TIMEOUT_S = 5.0
 class NodeMetrics:
     """The event metrics of one node, its scrape-time collector, and the HTTP endpoint."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: MetricsSource) -> None:
         self.node = node
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
@@ -91,10 +103,22 @@ class NodeMetrics:
                               "lapsed (ATTEMPT_END_FENCED)", registry=r)
         self.stale_cancelled = Counter("raftsched_stale_attempts_cancelled", "Non-current attempts an executor "
                                        "still ran, that the leader told it to kill", registry=r)
+        self.jobs_ended = Counter("raftsched_jobs_ended", "Jobs that reached a final state while this node led, "
+                                  "by state (succeeded, failed, cancelled, skipped)", ["state"], registry=r)
+        self.backups = Counter("raftsched_backups", "Backups (`raftsched snapshot save`) this node streamed, by "
+                               "outcome: completed (every byte sent) or failed", ["outcome"], registry=r)
+        self.last_backup = Gauge("raftsched_last_backup_timestamp_seconds", "Unix time at which this node last "
+                                 "finished streaming a backup; 0 since it started if none", registry=r)
+        _preset(self.proposals, PROPOSAL_OUTCOMES)
+        _preset(self.snapshots, SNAPSHOT_KINDS)
+        _preset(self.attempts_ended, ATTEMPT_ENDS)
+        _preset(self.jobs_ended, FINAL_STATES.values())
+        _preset(self.backups, BACKUP_OUTCOMES)
         r.register(NodeCollector(node))
         ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
         self._leader = ""
         self._seen: OrderedDict[str, tuple[int, bool]] = OrderedDict()  # job -> (attempt, ended) counted
+        self._ended: OrderedDict[str, None] = OrderedDict()  # jobs whose final state was counted
         self._listening = False
         self._server: asyncio.Server | None = None
 
@@ -133,8 +157,19 @@ class NodeMetrics:
         self.snapshot_make_seconds.set(seconds)
         self.snapshot_loop_stall.set(loop_stall)
 
+    def backup_finished(self, *, completed: bool) -> None:
+        self.backups.labels("completed" if completed else "failed").inc()
+        if completed:
+            self.last_backup.set(time.time())
+
     def job_changed(self, job: jobs_pb2.Job) -> None:
-        """A job listener on the leader: counts each dispatch and each attempt's end once."""
+        """A job listener on the leader: counts each dispatch, each attempt's end and each job's end once."""
+        final = FINAL_STATES.get(job.state)
+        if final is not None and job.id not in self._ended:
+            self._ended[job.id] = None
+            if len(self._ended) > SEEN_JOBS:
+                self._ended.popitem(last=False)
+            self.jobs_ended.labels(final).inc()
         if not job.attempts:
             return
         last = job.attempts[-1]
@@ -205,14 +240,16 @@ def _http(status: int, content_type: str, body: bytes, length: int | None = None
 class NodeCollector(Collector):
     """Levels read from the node at scrape time (on the event loop: see NodeMetrics._serve)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: MetricsSource) -> None:
         self.node = node
 
     def collect(self) -> Iterator[Metric]:
         yield from self._raft()
         yield from self._driver()
         yield from self._jobs()
+        yield from self._schedules()
         yield from self._executors()
+        yield from self._notify()
         yield self._requests()
 
     def _requests(self) -> Metric:
@@ -225,7 +262,7 @@ class NodeCollector(Collector):
 
     def _raft(self) -> Iterator[Metric]:
         node = self.node
-        st = node.driver.core.status()
+        st = node.driver.status()
         yield _gauge("raftsched_term", "Current Raft term", st.term)
         role = "learner" if node.id not in st.config.voters else ROLE_NAMES[st.role]
         roles = GaugeMetricFamily("raftsched_role", "1 for this node's current role", labels=["role"])
@@ -251,30 +288,53 @@ class NodeCollector(Collector):
         members.add_metric(["voter"], len(st.config.voters))
         members.add_metric(["learner"], len(st.config.learners))
         yield members
+        contact = 0.0 if st.role is Role.LEADER else time.monotonic() - node.driver.last_leader_contact
+        yield _gauge("raftsched_leader_contact_age_seconds", "Seconds since this node last heard from a leader "
+                     "(0 on the leader)", contact)
+        yield from self._peers(st)
+
+    def _peers(self, st: Status) -> Iterator[Metric]:
+        """The leader's view of each other member's log (empty on other nodes)."""
+        match = GaugeMetricFamily("raftsched_peer_match_index", "On the leader: the highest log index each "
+                                  "other member is known to hold", labels=["peer"])
+        lag = GaugeMetricFamily("raftsched_peer_lag_entries", "On the leader: entries of its log each other "
+                                "member has not acknowledged yet", labels=["peer"])
+        for peer, (matched, _next, _state) in sorted(st.progress.items()):
+            if peer != self.node.id:
+                match.add_metric([peer], matched)
+                lag.add_metric([peer], max(0, st.last_index - matched))
+        yield match
+        yield lag
 
     def _driver(self) -> Iterator[Metric]:
         driver = self.node.driver
-        stats = driver.stats
+        counters = driver.counters
         yield _gauge("raftsched_pending_proposals", "Proposals waiting for commit on this node",
                      driver.pending_proposals)
         yield _gauge("raftsched_max_pending_proposals", "The limit above which proposals are refused",
                      driver.max_pending_proposals)
         yield _counter("raftsched_proposals_refused", "Proposals refused with RESOURCE_EXHAUSTED (overload)",
-                       stats["proposals_refused"])
+                       counters.proposals_refused)
         refused = CounterMetricFamily("raftsched_raft_messages_refused", "Raft messages refused, by reason (at "
                                       "the transport or by the core); they changed nothing", labels=["reason"])
         for reason, count in driver.refused_counts().items():
             refused.add_metric([reason.value], count)
         yield refused
-        yield _counter("raftsched_readies", "Raft readies processed", stats["readies"])
+        yield _counter("raftsched_readies", "Raft readies processed", counters.readies)
         writes = CounterMetricFamily("raftsched_log_writes", "Persisted readies, by whether they were synced",
                                      labels=["synced"])
-        writes.add_metric(["true"], stats["synced_writes"])
-        writes.add_metric(["false"], stats["unsynced_writes"])
+        writes.add_metric(["true"], counters.synced_writes)
+        writes.add_metric(["false"], counters.unsynced_writes)
         yield writes
-        yield _counter("raftsched_entries_persisted", "Log entries written", stats["entries_persisted"])
+        yield _counter("raftsched_entries_persisted", "Log entries written", counters.entries_persisted)
         yield _gauge("raftsched_log_bytes_since_compaction", "Log bytes written since the last compaction",
                      driver.bytes_since_compaction)
+        failures = CounterMetricFamily("raftsched_loop_failures", "Background loops and tasks of this node that "
+                                       "raised (each logged with its traceback; loops restart with backoff)",
+                                       labels=["loop"])
+        for name, count in sorted(self.node.loop_failures.items()):
+            failures.add_metric([name], count)
+        yield failures
 
     def _jobs(self) -> Iterator[Metric]:
         counts = self.node.sm.counters()
@@ -304,6 +364,22 @@ class NodeCollector(Collector):
             checks.add_metric([result], self.node.scheduler.corruption.checks.get(result, 0))
         yield checks
 
+    def _schedules(self) -> Iterator[Metric]:
+        """Per schedule, from the replicated records (the same on every node, kept across restarts)."""
+        fired = CounterMetricFamily("raftsched_schedule_fired_times", "Scheduled times a schedule fired "
+                                    "(replicated)", labels=["schedule"])
+        skipped = CounterMetricFamily("raftsched_schedule_skipped_times", "Scheduled times a schedule did not "
+                                      "fire, any reason: missed, overlap, paused, outside-window (replicated)",
+                                      labels=["schedule"])
+        paused = GaugeMetricFamily("raftsched_schedule_paused", "1 while a schedule is paused", labels=["schedule"])
+        for schedule in self.node.sm.schedules():
+            fired.add_metric([schedule.spec.name], schedule.fired_count)
+            skipped.add_metric([schedule.spec.name], schedule.skipped_count)
+            paused.add_metric([schedule.spec.name], 1.0 if schedule.paused else 0.0)
+        yield fired
+        yield skipped
+        yield paused
+
     def _executors(self) -> Iterator[Metric]:
         node = self.node
         connected = len(node.scheduler.sessions) if node.is_leader else 0
@@ -315,16 +391,57 @@ class NodeCollector(Collector):
         for (kind, reason), count in sorted(node.scheduler.refusals.counts.items()):
             refused.add_metric([kind.value, reason.value], count)
         yield refused
+        errors = CounterMetricFamily("raftsched_leader_loop_errors", "Leader loops that raised (logged with their "
+                                     "traceback, then restarted with backoff), by loop", labels=["loop"])
+        for loop, count in sorted(node.scheduler.loop_errors.items()):
+            errors.add_metric([loop], count)
+        yield errors
         if not node.is_leader:
             return
         by_state = GaugeMetricFamily("raftsched_executors", "Known executors by state (on the leader)",
                                      labels=["state"])
+        each = GaugeMetricFamily("raftsched_executor_state", "On the leader: 1 for each known executor's current "
+                                 "state (connected, disconnected, down, draining, quarantined), 0 for the others",
+                                 labels=["executor", "state"])
         views = node.scheduler.executor_view()
-        for name, value in J.ExecutorState.items():
-            if value:
-                by_state.add_metric([name.removeprefix("EXECUTOR_STATE_").lower()],
-                                    sum(1 for e in views if e.state == value))
+        for value, name in EXECUTOR_STATES:
+            by_state.add_metric([name], sum(1 for e in views if e.state == value))
+        for view in sorted(views, key=lambda e: e.id):
+            for value, name in EXECUTOR_STATES:
+                each.add_metric([view.id, name], 1.0 if view.state == value else 0.0)
         yield by_state
+        yield each
+        yield _gauge("raftsched_retries_waiting_budget", "Retries the leader's last dispatch round left queued "
+                     "for want of a retry-budget token (promise 14)", node.scheduler.retries_waiting())
+
+
+    def _notify(self) -> Iterator[Metric]:
+        """Notification events and deliveries (SPEC §10); replicated, the same on every node."""
+        sm = self.node.sm
+        events = CounterMetricFamily("raftsched_notify_events", "Notification events made, by type "
+                                     "(replicated; made once whatever the number of sinks)", labels=["type"])
+        counts = sm.event_counts()
+        for kind in EVENT_TYPES:
+            events.add_metric([kind], counts.get(kind, 0))
+        yield events
+        sinks = sm.notify_sinks()
+        results = CounterMetricFamily("raftsched_notify_deliveries", "Webhook deliveries by result, over every "
+                                      "sink: delivered (2xx), failed (an attempt, retried), expired (given up "
+                                      "after the retry horizon), dropped (a full outbox)", labels=["result"])
+        for result, field in (("delivered", "delivered"), ("failed", "failed_attempts"), ("expired", "expired"),
+                              ("dropped", "dropped")):
+            results.add_metric([result], sum(getattr(s, field) for s in sinks))
+        yield results
+        depth = GaugeMetricFamily("raftsched_notify_queue_depth", "Events waiting for delivery, by sink",
+                                  labels=["sink"])
+        for sink in sinks:
+            depth.add_metric([sink.name], sink.pending)
+        yield depth
+
+
+def _preset(metric: Counter, values: Iterable[str]) -> None:
+    for value in values:
+        metric.labels(value)
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

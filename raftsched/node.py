@@ -26,11 +26,15 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from raftsched import memtrim
 from raftsched.api.forward import Forwarder
 from raftsched.api.frames import CheckedServer, RequestRefusals
+from raftsched.clock import now_ms
 from raftsched.config import NodeConfig, is_loopback
 from raftsched.corruption import StateHasher
 from raftsched.loopwatch import LoopWatch
+from raftsched.notify.delivery import Notifier
+from raftsched.notify.webhook import RetryPolicy
 from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
+from raftsched.raft.errors import RaftError
 from raftsched.raft.messages import (
     ConfigState,
     EntryType,
@@ -41,7 +45,7 @@ from raftsched.raft.messages import (
     SoftState,
 )
 from raftsched.raft.storage import CompactedError, UnavailableError
-from raftsched.raft_driver import RaftDriver
+from raftsched.raft_driver import OutcomeUnknownError, OverloadedError, ProposalLostError, RaftDriver
 from raftsched.scheduler.corruption import PeerAnswer
 from raftsched.scheduler.dispatcher import LeaderScheduler
 from raftsched.snapshotting import Snapshot, SnapshotKeeper, Staged, StateInstall
@@ -51,6 +55,7 @@ from raftsched.storage.db import NodeDB
 from raftsched.storage.errors import StoreError
 from raftsched.storage.members import load_addresses, save_addresses
 from raftsched.storage.raft_store import RaftStore
+from raftsched.tasks import TaskOwner
 from raftsched.transport.options import server_options
 from raftsched.transport.peers import RaftTransport
 from raftsched.transport.snapshots import (
@@ -70,10 +75,6 @@ from raftsched.v1 import (
 )
 
 log = logging.getLogger("raftsched.node")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Node:
@@ -130,6 +131,7 @@ class Node:
         self._alarms_changed()
         self.metrics = self._make_metrics()
         self.loop_watch = LoopWatch()
+        self.tasks = TaskOwner(f"node {self.id}")  # owns every background task of this node
         self.snapshots = SnapshotKeeper(self.db, COLUMN_FAMILIES, self.loop_watch)
         self._staged: tuple[ReceivedSnapshot, Staged] | None = None
         self.transport.snapshot_source = self._snapshot_for
@@ -138,6 +140,8 @@ class Node:
         self.transport.router.admission = lambda msg: self.driver.core.admission(msg)
         self.scheduler = LeaderScheduler(self)
         self.request_refusals = RequestRefusals(self.id)  # bodies that do not parse, oversized batches
+        self.notifier = Notifier(self.sm, self.propose_internal, policy=notify_policy(config),
+                                 cluster=config.cluster_name, leader=lambda: (self.id, self.driver.core.term))
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.started_at = time.monotonic()
@@ -257,7 +261,7 @@ class Node:
         return self.snapshots.install(staged, reload)
 
     async def _compaction_loop(self) -> None:
-        last = dict(self.driver.stats)
+        last = self.driver.counters.as_dict()
         rounds = 0
         while True:
             await asyncio.sleep(1.0)
@@ -265,9 +269,9 @@ class Node:
             rounds += 1
             if rounds % TRIM_EVERY_S == 0:
                 await asyncio.to_thread(memtrim.trim)
-            if log.isEnabledFor(logging.DEBUG) and self.driver.stats != last:
-                log.debug("node %s driver stats %s", self.id, dict(self.driver.stats))
-                last = dict(self.driver.stats)
+            if log.isEnabledFor(logging.DEBUG) and self.driver.counters.as_dict() != last:
+                last = self.driver.counters.as_dict()
+                log.debug("node %s driver counters %s", self.id, last)
 
     def maybe_compact(self, force: bool = False) -> int:
         """Drop log entries the state machine has durably applied, keeping a tail for slow
@@ -313,15 +317,17 @@ class Node:
             if core.role is Role.LEADER:
                 target = _most_caught_up(core.status(), self.id)
                 if target:
-                    core.transfer_leader(target)
+                    self.driver.transfer_leader(target)
         elif not corrupt and not core.may_campaign:
             log.warning("node %s: the CORRUPT alarm on this node was cleared", self.id)
         core.set_may_campaign(not corrupt)
         self.driver.wake()
 
     def local_hash(self, check_id: int) -> tuple[int, bytes] | None:
-        found = self.hasher.get(check_id)
-        return (found.index, found.digest) if found is not None and found.digest is not None else None
+        return self.hasher.local_hash(check_id)
+
+    def hashing_at(self, check_id: int) -> int | None:
+        return self.hasher.hashing_at(check_id)
 
     async def peer_hash(self, peer: str, check_id: int) -> PeerAnswer:
         """A peer's digest at corruption check `check_id`, or how far it applied (None: down)."""
@@ -374,9 +380,16 @@ class Node:
         their order in the log while nothing waits in between). The task ends with the outcome
         whether or not anyone awaits it (a caller cancelled meanwhile leaves nothing dangling)."""
         outcome = self.driver.propose_nowait(cmds.encode(cmd, now_ms()), timeout, internal=True)
-        task = asyncio.get_running_loop().create_task(_or_empty(outcome))
-        task.add_done_callback(_observed)
-        return task
+        return self.tasks.spawn(_or_empty(outcome), "internal-proposal", expected=PROPOSAL_ERRORS)
+
+    async def read_barrier(self, timeout: float = 5.0) -> None:
+        """Wait until this leader may serve a linearizable read (raftsched.seams.Proposer)."""
+        await self.driver.read_barrier(timeout)
+
+    @property
+    def loop_failures(self) -> dict[str, int]:
+        """Background loops and tasks of this node that raised, by name (raftsched.tasks)."""
+        return dict(self.tasks.failures)
 
     def local_status(self) -> admin_pb2.NodeStatus:
         st = self.driver.core.status()
@@ -406,9 +419,9 @@ class Node:
         add_listen_port(self.server, self.config)
         await self.server.start()
         self.driver.start(on_fatal=lambda err: self._fail(stop, err))
-        self._compactor = asyncio.create_task(self._compaction_loop(), name="compaction")
-        self._watching = asyncio.create_task(self.loop_watch.run(), name="loop-watch")
-        self._promoting = asyncio.create_task(self._promote_when_caught_up(), name="promote")
+        self.tasks.supervise("compaction", self._compaction_loop)
+        self.tasks.supervise("loop-watch", self.loop_watch.run)
+        self.tasks.supervise("promote", self._promote_when_caught_up)
         await self._start_metrics()
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         log_listening(self.config)
@@ -438,16 +451,15 @@ class Node:
                 log.info("node %s: promotion after the rebuild not yet possible: %s", self.id, err.details())
 
     async def shutdown(self) -> None:
-        self._compactor.cancel()
-        self._watching.cancel()
-        self._promoting.cancel()
         await self.hasher.close()
         if self.metrics is not None:
             await self.metrics.stop()
         await self.scheduler.stop()
+        await self.notifier.stop()
         if self.server is not None:
             await self.server.stop(grace=1.0)
         await self.driver.stop()
+        await self.tasks.close()  # after the driver: its ready loop may still start tasks
         await self.transport.close()
         await self.forwarder.close()
         self.db.close()
@@ -463,9 +475,14 @@ class Node:
                                  interceptors=auth_interceptors(self.config))
         checked = CheckedServer(server, self.request_refusals)  # bodies that do not parse: INVALID_ARGUMENT
         self.transport.servicer().add_to_server(checked)
-        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerService(self), checked)
-        executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(self), checked)
-        admin_pb2_grpc.add_AdminServicer_to_server(AdminService(self), checked)
+        # The servicers get narrow seams (raftsched.seams), never the Node or the Raft core.
+        scheduler = SchedulerService(node=self, proposer=self, state=self.sm, scheduler=self.scheduler)
+        admin = AdminService(node=self, cluster=self.driver, proposer=self, state=self.sm, backups=self,
+                             election_ms=self.config.election_ms)
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(scheduler, checked)
+        executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorService(node=self, scheduler=self.scheduler),
+                                                         checked)
+        admin_pb2_grpc.add_AdminServicer_to_server(admin, checked)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, checked)
         names = [
             d.services_by_name[s].full_name
@@ -498,18 +515,32 @@ class Node:
         if self.metrics is not None:
             await self.metrics.start(self.config.metrics_listen)
 
+    def backup_finished(self, *, completed: bool) -> None:
+        """A backup (`raftsched snapshot save`) this node streamed: every byte sent, or not."""
+        if self.metrics is not None:
+            self.metrics.backup_finished(completed=completed)
+
     def _deliver(self, msg: Any) -> None:
         self.driver.deliver(msg)
 
     def _on_soft_state(self, soft: SoftState) -> None:
         serving = health_pb2.HealthCheckResponse.SERVING if soft.leader else health_pb2.HealthCheckResponse.NOT_SERVING
-        asyncio.get_running_loop().create_task(self.health.set("", serving))
+        self.tasks.spawn(self.health.set("", serving), "health")
         if self.metrics is not None:
             self.metrics.soft_state(soft)
         if soft.role is Role.LEADER:
             self.scheduler.start()
+            self.notifier.start()
         else:
-            asyncio.get_running_loop().create_task(self.scheduler.stop())
+            self.tasks.spawn(self.scheduler.stop(), "scheduler-stop")
+            halted = self.notifier.halt()  # at once: a new term may start it again before a task runs
+            if halted:
+                self.tasks.spawn(_settle(halted), "notify-settle")
+
+
+def notify_policy(config: NodeConfig) -> RetryPolicy:
+    return RetryPolicy(initial_ms=config.notify_retry_initial, max_ms=config.notify_retry_max,
+                       horizon_ms=config.notify_retry_horizon, timeout_ms=config.notify_timeout)
 
 
 def _most_caught_up(status: Any, me: str) -> str:
@@ -632,6 +663,8 @@ async def _main(config: NodeConfig, log_context: Any = None, *, promote: bool = 
     return 0
 
 
+# How a proposal may fail that its caller expects and handles (raftsched.api.errors maps them).
+PROPOSAL_ERRORS = (RaftError, OutcomeUnknownError, ProposalLostError, OverloadedError)
 TRIM_EVERY_S = 10  # give freed heap back to the OS this often (raftsched.memtrim)
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (default 700)
 
@@ -677,8 +710,5 @@ async def _or_empty(outcome: Awaitable[commands_pb2.ApplyResult | None]) -> comm
     return result if result is not None else commands_pb2.ApplyResult()
 
 
-def _observed(task: asyncio.Task[Any]) -> None:
-    """A failed internal proposal is its awaiting caller's to handle; if the caller went away,
-    do not log it as an exception nobody retrieved."""
-    if not task.cancelled():
-        task.exception()
+async def _settle(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)

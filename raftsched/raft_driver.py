@@ -16,15 +16,25 @@ import itertools
 import logging
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from raftsched.raft.config import ConfigChange
-from raftsched.raft.core import RaftConfig, RaftCore
+from raftsched.raft.core import RaftConfig, RaftCore, Status
 from raftsched.raft.errors import NotLeaderError
-from raftsched.raft.messages import NO_NODE, EntryType, LeaderLost, Message, Ready, Role, SnapshotMeta, SoftState
+from raftsched.raft.messages import (
+    NO_NODE,
+    ConfigState,
+    Entry,
+    EntryType,
+    LeaderLost,
+    Message,
+    Ready,
+    Role,
+    SnapshotMeta,
+    SoftState,
+)
 from raftsched.raft.refusals import Reason, RefusalLog
 from raftsched.storage.raft_store import RaftStore
 from raftsched.transport.peers import RaftTransport
@@ -36,6 +46,22 @@ log = logging.getLogger("raftsched.raft")
 ApplyFn = Callable[[list[tuple[int, bytes | None]]], list["commands_pb2.ApplyResult | None"]]
 
 
+@dataclass(slots=True)
+class DriverCounters:
+    """Cumulative counters of the driver's work, for the metrics and profiling."""
+
+    proposals_refused: int = 0  # refused with OverloadedError before proposing
+    wakeups: int = 0  # turns of the ready loop
+    waiters_seen: int = 0  # proposals waiting, summed over the turns (mean queue = waiters_seen / wakeups)
+    readies: int = 0
+    synced_writes: int = 0
+    unsynced_writes: int = 0
+    entries_persisted: int = 0
+    persist_seconds: float = 0.0
+    fsync_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 class ProposalLostError(Exception):
@@ -123,7 +149,7 @@ class RaftDriver:
         # One thread for fsyncs: at most one is in flight, and it never touches Python state
         # the loop uses (see NodeDB.sync_wal_files).
         self._fsync_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fsync")
-        self.stats: dict[str, float] = defaultdict(float)  # cumulative counters for metrics and profiling
+        self.counters = DriverCounters()
         self.max_pending_proposals = max_pending_proposals
         self.observer: DriverObserver = observer or _NoObserver()
         self._wake = asyncio.Event()
@@ -136,6 +162,10 @@ class RaftDriver:
         self.applied_index = applied
         hard = store.hard_state()
         self._synced_term_vote = (hard.term, hard.vote)
+        # The chaos harness's `elections` checker reads this line: a term lower than one this node
+        # logged before a restart means its hard state was lost.
+        log.info("node %s: starting from stored term %d, vote %s, commit %d", node_id, hard.term, hard.vote or "-",
+                 hard.commit)
         self._refusal_log = RefusalLog()
 
     # --- lifecycle ---
@@ -238,7 +268,7 @@ class RaftDriver:
         if internal:
             limit += max(INTERNAL_HEADROOM_MIN, limit // 10)
         if len(self._waiters) >= limit:
-            self.stats["proposals_refused"] += 1
+            self.counters.proposals_refused += 1
             raise OverloadedError(
                 f"the leader has {len(self._waiters)} proposals waiting for commit (max_pending_proposals "
                 f"{self.max_pending_proposals}); back off and retry")
@@ -281,6 +311,34 @@ class RaftDriver:
     def is_leader(self) -> bool:
         return self.core.role is Role.LEADER
 
+    # --- cluster control (raftsched.seams.ClusterControl): the only way in to the core from outside ---
+
+    def status(self) -> Status:
+        return self.core.status()
+
+    @property
+    def conf(self) -> ConfigState:
+        return self.core.conf
+
+    def transfer_leader(self, target: str) -> None:
+        """Hand leadership to `target` (thesis §3.10); the core decides whether it can."""
+        self.core.transfer_leader(target)
+        self._wake.set()
+
+    def match_index(self, peer: str) -> int | None:
+        progress = self.core.progress.get(peer) if self.core.role is Role.LEADER else None
+        return progress.match if progress is not None else None
+
+    def term_at(self, index: int) -> int:
+        return self.core.log.term_or_zero(index)
+
+    def committed_entries(self, start: int, limit: int) -> tuple[int, int, list[Entry]]:
+        log_ = self.core.log
+        first, commit = log_.first_index(), self.core.commit
+        start = max(start, first)
+        end = min(commit + 1, start + limit)
+        return first, commit, (log_.entries(start, None, end) if end > start else [])
+
     # --- the loops ---
 
     async def _tick_loop(self) -> None:
@@ -298,8 +356,8 @@ class RaftDriver:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self.stats["waiters_seen"] += len(self._waiters)
-            self.stats["wakeups"] += 1
+            self.counters.waiters_seen += len(self._waiters)
+            self.counters.wakeups += 1
             while self.core.has_ready():
                 rd = self.core.ready()
                 if rd.messages:
@@ -326,7 +384,7 @@ class RaftDriver:
 
     def _persist(self, rd: Ready) -> bool:
         """Write the ready; True when an fsync must follow."""
-        self.stats["readies"] += 1
+        self.counters.readies += 1
         install = None
         if rd.snapshot is not None:
             # The state machine builds the snapshot's state beside its own; the batch below
@@ -351,11 +409,14 @@ class RaftDriver:
                 install.finish()
                 self.applied_index = max(self.applied_index, rd.snapshot.index)
             elapsed = time.perf_counter() - started
-            self.stats["persist_seconds"] += elapsed
-            self.stats["synced_writes" if must_sync else "unsynced_writes"] += 1
+            self.counters.persist_seconds += elapsed
+            if must_sync:
+                self.counters.synced_writes += 1
+            else:
+                self.counters.unsynced_writes += 1
             if not must_sync or inline:
                 self.observer.persisted(elapsed, len(rd.entries), must_sync)
-            self.stats["entries_persisted"] += len(rd.entries)
+            self.counters.entries_persisted += len(rd.entries)
             self.bytes_since_compaction += sum(len(e.data) + 24 for e in rd.entries)
             self._persist_entries = len(rd.entries)
             return must_sync and not inline
@@ -365,7 +426,7 @@ class RaftDriver:
         started = time.perf_counter()
         await asyncio.get_running_loop().run_in_executor(self._fsync_thread, self.store.sync)
         elapsed = time.perf_counter() - started
-        self.stats["fsync_seconds"] += elapsed
+        self.counters.fsync_seconds += elapsed
         self.observer.persisted(elapsed, self._persist_entries, True)
 
     def _after_persist(self, rd: Ready) -> None:

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from . import (
+    elections,
     fencing,
     figures,
     idempotency,
     linearizability,
     liveness,
+    load,
     log_prefix,
     lost_writes,
     monotonic_states,
@@ -35,9 +37,11 @@ CHECKERS: dict[str, Checker] = {
     "fencing": fencing.check,
     "no_overlap": no_overlap.check,
     "log_prefix": log_prefix.check,
+    "elections": elections.check,
     "schedules": schedules.check,
     "liveness": liveness.check,
     "figures": figures.check,
+    "load": load.check,
 }
 
 __all__ = ["CHECKERS", "Run", "check_all", "check_run"]

@@ -29,6 +29,7 @@ class Run:
     load_final_state: Callable[[], dict[str, Any]]
     load_ledger_text: Callable[[], list[str]]
     load_info: Callable[[], dict[str, Any]]
+    run_dir: Path | None = None  # where the run's other files are (logs/), when read from a directory
 
     @classmethod
     def from_dir(cls, run_dir: Path) -> Run:
@@ -37,6 +38,7 @@ class Run:
             load_final_state=lambda: json.loads((run_dir / FINAL_STATE).read_text()),
             load_ledger_text=lambda: _read_lines_or_empty(run_dir / LEDGER),
             load_info=lambda: json.loads((run_dir / RUN_INFO).read_text()) if (run_dir / RUN_INFO).exists() else {},
+            run_dir=run_dir,
         )
 
     @classmethod

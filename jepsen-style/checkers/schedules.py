@@ -63,7 +63,9 @@ def check(run: Run) -> dict[str, Any]:
         return {"valid": True, "schedules": 0, "note": "no schedules in this run"}
     pauses = final.get("schedule_pauses") or {}
     collected = _int(final.get("collected_ms"))
-    results = {name: check_schedule(name, record, by_schedule.get(name, []), pauses.get(name), collected)
+    ahead_ms = clock_ahead_ms(run.events)
+    results = {name: check_schedule(name, record, by_schedule.get(name, []), pauses.get(name), collected,
+                                    ahead_ms=ahead_ms)
                for name, record in sorted(schedules.items())}
     orphans = {name: [j.id for j in jobs] for name, jobs in by_schedule.items() if name not in schedules}
     violations = [dict(v, schedule=name) for name, r in results.items() for v in r.pop("violations")]
@@ -73,6 +75,7 @@ def check(run: Run) -> dict[str, Any]:
     return {
         "valid": not violations,
         "schedules": len(schedules),
+        "clock_ahead_ms": ahead_ms,
         "violations": dict(sorted(kinds.items())),
         "examples": examples(violations),
         "totals": _totals(results),
@@ -80,9 +83,26 @@ def check(run: Run) -> dict[str, Any]:
     }
 
 
+def clock_ahead_ms(events: list[dict[str, Any]]) -> int:
+    """How far ahead of the truth the clock nemesis ever put a process's wall clock (ms), from the
+    offsets its start and end values record (0 without clock faults). A leader whose clock is
+    ahead decides times early: by its own clock they are due, by the harness's not yet."""
+    ahead = 0.0
+    for ev in events:
+        value = ev.get("value")
+        clock = ev.get("process") == "nemesis" and str(ev.get("f", "")).startswith("clock")
+        if not clock or not isinstance(value, dict):
+            continue
+        offsets = [*(value.get("offsets_s") or {}).values(), value.get("reached_s") or 0]
+        ahead = max([ahead, *(float(o) for o in offsets if isinstance(o, int | float))])
+    return int(ahead * 1000)
+
+
 def check_schedule(name: str, record: dict[str, Any], jobs: list[ScheduledJob], pause: dict[str, Any] | None,
-                   collected_ms: int | None) -> dict[str, Any]:
-    """One schedule's figures and violations (each a dict with "kind")."""
+                   collected_ms: int | None, ahead_ms: int = 0) -> dict[str, Any]:
+    """One schedule's figures and violations (each a dict with "kind"). Times are judged by the
+    leader's stamps where they exist (a job's submittedMs: never before its time was due), and
+    the pause, read on the harness's clock, by it plus `ahead_ms` (clock_ahead_ms)."""
     spec = ParseDict(record.get("spec") or {}, scheduler_pb2.ScheduleSpec(), ignore_unknown_fields=True)
     created = _int(pick(record, "createdMs", "created_ms")) or 0
     listed = [(_int(pick(s, "scheduledTime", "scheduled_time")) or 0, str(s.get("reason", "")))
@@ -112,9 +132,13 @@ def check_schedule(name: str, record: dict[str, Any], jobs: list[ScheduledJob], 
         if t not in scheduled or t > watermark:
             v.append({"kind": "job for an unscheduled or undecided time", "scheduled_time": t,
                       "jobs": sorted(j.id for j in js), "watermark": watermark})
-        if pause_ok is not None and firetimes.due(spec, t) > pause_ok:
+        if pause_ok is not None and firetimes.due(spec, t) > pause_ok + ahead_ms:
             v.append({"kind": "fired after the pause was acknowledged", "scheduled_time": t,
-                      "jobs": sorted(j.id for j in js), "pause_ok_ms": pause_ok})
+                      "jobs": sorted(j.id for j in js), "pause_ok_ms": pause_ok, "clock_ahead_ms": ahead_ms})
+        early = [j.id for j in js if j.submitted_ms and j.submitted_ms < firetimes.due(spec, t)]
+        if early:
+            v.append({"kind": "fired before its time by the leader's own clock", "scheduled_time": t,
+                      "jobs": sorted(early)})
     listed_times = Counter(t for t, _ in listed)
     for t, n in sorted(listed_times.items()):
         if t in by_time:
@@ -129,7 +153,10 @@ def check_schedule(name: str, record: dict[str, Any], jobs: list[ScheduledJob], 
             v.append({"kind": "skip without a known reason", "scheduled_time": t, "reason": reason})
     if len(jobs) != fired_count:
         v.append({"kind": "fired_count disagrees with the jobs", "fired_count": fired_count, "jobs": len(jobs)})
-    v += _gaps(decided, set(by_time), listed, skipped_count)
+    # buffer-one: a time decided while the previous job still runs is recorded as fired
+    # (lastFiredTime) with `buffered` set; its job is created only when that job ends.
+    buffered = bool(record.get("buffered")) and last_fired not in by_time
+    v += _gaps([t for t in decided if not (buffered and t == last_fired)], set(by_time), listed, skipped_count)
     if end is not None:
         cutoff = min(end, (collected_ms if collected_ms is not None else end + TAIL_GRACE_MS) - TAIL_GRACE_MS)
         undecided = [t for t in times if t > watermark and firetimes.due(spec, t) <= cutoff]

@@ -70,6 +70,7 @@ class JobView:
     attempts: tuple[AttemptView, ...]
     idempotency_key: str
     stale_results_refused: int
+    handler: str = ""  # a built-in executor handler (noop, ...): runs no process, writes no ledger line
 
     @property
     def last_attempt(self) -> int:
@@ -96,4 +97,5 @@ def job_view(job_id: str, job: dict[str, Any]) -> JobView:
         attempts=attempts,
         idempotency_key=str(pick(spec, "idempotencyKey", "idempotency_key", "")),
         stale_results_refused=int(pick(job, "staleResultsRefused", "stale_results_refused", 0)),
+        handler=str(spec.get("handler") or ""),
     )

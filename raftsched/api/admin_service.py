@@ -7,22 +7,21 @@ import asyncio
 import re
 import shutil
 import time
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 
-from raftsched.api.errors import ApiError, guarded, status_of
+from raftsched.api.errors import ApiError, code_from_int, guarded, status_of
 from raftsched.api.forward import call_leader, forwarded_metadata, was_forwarded
 from raftsched.quoting import quote
 from raftsched.raft.config import ChangeKind, ConfigChange, InvalidChangeError, apply_change
 from raftsched.raft.messages import Role
+from raftsched.seams import Backups, ClusterControl, LocalNode, Proposer, StateReader
+from raftsched.state import notify
 from raftsched.storage import bundle
 from raftsched.storage.backup import BackupHeader, header_info
 from raftsched.transport import convert
-from raftsched.v1 import admin_pb2, admin_pb2_grpc, raft_pb2
-
-if TYPE_CHECKING:
-    from raftsched.node import Node
+from raftsched.v1 import admin_pb2, admin_pb2_grpc, commands_pb2, notify_pb2, raft_pb2
 
 MEMBER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as raftsched.config.check_id
 MAX_ADDRESS_CHARS = 255
@@ -33,8 +32,14 @@ BACKUP_CHUNK = 1 << 20
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, *, node: LocalNode, cluster: ClusterControl, proposer: Proposer, state: StateReader,
+                 backups: Backups, election_ms: int) -> None:
         self.node = node
+        self.cluster = cluster
+        self.proposer = proposer
+        self.state = state
+        self.backups = backups
+        self.election_ms = election_ms
 
     @guarded
     async def Status(self, request: admin_pb2.StatusRequest, context: Context) -> Any:
@@ -60,7 +65,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         return self._members()
 
     def _members(self) -> admin_pb2.ListMembersResponse:
-        conf = self.node.driver.core.conf
+        conf = self.cluster.conf
         addr = self.node.addresses
         return admin_pb2.ListMembersResponse(
             voters=[raft_pb2.Member(id=v, address=addr.get(v, "")) for v in sorted(conf.voters)],
@@ -76,16 +81,15 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             return await call_leader(node.forwarder, node.leader_address(), admin_pb2_grpc.AdminStub,
                                      "TransferLeader", request, 15.0)
         target = request.target or self._most_caught_up()
-        if target not in node.driver.core.conf.voters:
+        if target not in self.cluster.conf.voters:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"target: {quote(target)} is not a voting member")
         if target == node.id:
             return admin_pb2.TransferLeaderResponse(leader=node.id)
-        node.driver.core.transfer_leader(target)
-        node.driver.wake()
+        self.cluster.transfer_leader(target)
         return admin_pb2.TransferLeaderResponse(leader=await self._await_leader(target))
 
     def _most_caught_up(self) -> str:
-        status = self.node.driver.core.status()
+        status = self.cluster.status()
         followers = [(m[0], p) for p, m in status.progress.items() if p != self.node.id and p in status.config.voters]
         if not followers:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "no other voting member to hand leadership to")
@@ -93,25 +97,21 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     async def _await_leader(self, target: str) -> str:
         """Wait for the transfer to finish: the target leads, or the attempt times out."""
-        core = self.node.driver.core
-        deadline = time.monotonic() + 2 * self.node.config.election_ms / 1000 + 1
+        deadline = time.monotonic() + 2 * self.election_ms / 1000 + 1
         while time.monotonic() < deadline:
-            if core.leader == target:
+            st = self.cluster.status()
+            if st.leader == target:
                 return target
-            if core.role is Role.LEADER and not core.transferee:
+            if st.role is Role.LEADER and not st.transferring_to:
                 break  # the transfer was abandoned and we lead again
             await asyncio.sleep(0.01)
         raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED, f"leadership transfer to {target} did not finish in time")
 
     @guarded
     async def ReadLog(self, request: admin_pb2.ReadLogRequest, context: Context) -> Any:
-        core = self.node.driver.core
-        first = core.log.first_index()
-        start = max(request.from_index, first)
         limit = min(request.limit or 1000, READ_LOG_LIMIT)
-        end = min(core.commit + 1, start + limit)
-        entries = core.log.entries(start, None, end) if end > start else []
-        response = admin_pb2.ReadLogResponse(commit_index=core.commit, first_index=first)
+        first, commit, entries = self.cluster.committed_entries(request.from_index, limit)
+        response = admin_pb2.ReadLogResponse(commit_index=commit, first_index=first)
         convert.entries_to_pb(entries, response.entries)
         return response
 
@@ -124,16 +124,79 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             forwarded = await self._on_leader("ListAlarms", request, context)
             if forwarded is not None:
                 return forwarded
-            await self.node.driver.read_barrier()
-        return admin_pb2.ListAlarmsResponse(alarms=self.node.sm.alarms())
+            await self.proposer.read_barrier()
+        return admin_pb2.ListAlarmsResponse(alarms=self.state.alarms())
 
     @guarded
     async def StateHash(self, request: admin_pb2.StateHashRequest, context: Context) -> Any:
         """This node's digest of its stored state at corruption check `check_id` (node to node)."""
-        found = self.node.hasher.get(request.check_id)
-        if found is None or found.digest is None:
-            return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=self.node.sm.applied_index)
-        return admin_pb2.StateHashResponse(ready=True, index=found.index, digest=found.digest, node=self.node.id)
+        found = self.backups.local_hash(request.check_id)
+        if found is not None:
+            index, digest = found
+            return admin_pb2.StateHashResponse(ready=True, index=index, digest=digest, node=self.node.id)
+        hashing = self.backups.hashing_at(request.check_id)
+        if hashing is not None:  # still hashing: a digest is coming, whatever has been applied since
+            return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=hashing)
+        # not applied yet; or before a restart, and then this node is past it for good
+        return admin_pb2.StateHashResponse(ready=False, node=self.node.id, applied_index=self.state.applied_index)
+
+    # --- notification sinks (SPEC §10) ---
+
+    @guarded
+    async def AddNotifySink(self, request: admin_pb2.AddNotifySinkRequest, context: Context) -> Any:
+        sink = notify_pb2.NotifySink(name=request.name, url=request.url, secret=request.secret, events=request.events)
+        notify.validate_sink(sink)
+        forwarded = await self._on_leader("AddNotifySink", request, context)
+        if forwarded is not None:
+            return forwarded
+        if self.state.notify_sink(request.name) is not None:
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS,
+                           f"name: a sink named {request.name!r} exists (remove it first)")
+        cmd = commands_pb2.Command(notify_add=commands_pb2.NotifyAddCmd(sink=sink))
+        self._check_applied(await self.proposer.propose(cmd))
+        added = self.state.notify_sink(request.name)
+        if added is None:
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, "the sink was removed meanwhile; retry")
+        return notify.public(added)
+
+    @guarded
+    async def ListNotifySinks(self, request: admin_pb2.ListNotifySinksRequest, context: Context) -> Any:
+        if not request.stale:
+            forwarded = await self._on_leader("ListNotifySinks", request, context)
+            if forwarded is not None:
+                return forwarded
+            await self.proposer.read_barrier()
+        return admin_pb2.ListNotifySinksResponse(sinks=[notify.public(s) for s in self.state.notify_sinks()])
+
+    @guarded
+    async def RemoveNotifySink(self, request: admin_pb2.RemoveNotifySinkRequest, context: Context) -> Any:
+        forwarded = await self._on_leader("RemoveNotifySink", request, context)
+        if forwarded is not None:
+            return forwarded
+        self._existing_sink(request.name)
+        cmd = commands_pb2.Command(notify_remove=commands_pb2.NotifyRemoveCmd(name=request.name))
+        self._check_applied(await self.proposer.propose(cmd))
+        return admin_pb2.RemoveNotifySinkResponse()
+
+    @guarded
+    async def TestNotifySink(self, request: admin_pb2.TestNotifySinkRequest, context: Context) -> Any:
+        forwarded = await self._on_leader("TestNotifySink", request, context)
+        if forwarded is not None:
+            return forwarded
+        self._existing_sink(request.name)
+        cmd = commands_pb2.Command(notify_test=commands_pb2.NotifyTestCmd(name=request.name))
+        result = await self.proposer.propose(cmd)
+        self._check_applied(result)
+        return admin_pb2.TestNotifySinkResponse(event_id=result.event_id)
+
+    def _existing_sink(self, name: str) -> None:
+        if self.state.notify_sink(name) is None:
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"no sink named {name[:64]!r}")
+
+    @staticmethod
+    def _check_applied(result: commands_pb2.ApplyResult) -> None:
+        if result.error:
+            raise ApiError(code_from_int(result.code), result.error)
 
     # --- membership (single-server changes, thesis §4.1) ---
 
@@ -168,7 +231,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         forwarded = await self._on_leader("PromoteMember", request, context)
         if forwarded is not None:
             return forwarded
-        if request.id not in self.node.driver.core.conf.learners:
+        if request.id not in self.cluster.conf.learners:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"{quote(request.id)} is not a learner")
         await self._wait_caught_up(request.id)
         await self._change(ConfigChange(ChangeKind.PROMOTE, request.id))
@@ -185,24 +248,23 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def _change(self, change: ConfigChange) -> None:
         """Propose one change and wait until it is committed and applied here."""
         try:
-            apply_change(self.node.driver.core.conf, change)
+            apply_change(self.cluster.conf, change)
         except InvalidChangeError as err:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, str(err)) from None
-        index, term = self.node.driver.propose_config(change)
-        await self.node.driver.wait_applied(index, timeout=20.0)
-        if self.node.driver.core.log.term_or_zero(index) != term:
+        index, term = self.cluster.propose_config(change)
+        await self.cluster.wait_applied(index, timeout=20.0)
+        if self.cluster.term_at(index) != term:
             raise ApiError(grpc.StatusCode.UNAVAILABLE, "the membership change was lost in a leader change; retry")
 
     async def _wait_caught_up(self, member: str, timeout: float = 30.0) -> None:
         """A learner is promoted only once its log has reached the commit index at request time."""
-        core = self.node.driver.core
-        target = core.commit
+        target = self.cluster.status().commit
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if core.role is not Role.LEADER:
+            if not self.cluster.is_leader:
                 raise ApiError(grpc.StatusCode.UNAVAILABLE, "lost leadership while waiting; retry")
-            progress = core.progress.get(member)
-            if progress is not None and progress.match >= target:
+            match = self.cluster.match_index(member)
+            if match is not None and match >= target:
                 return
             await asyncio.sleep(0.05)
         raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -213,19 +275,19 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def SaveSnapshot(self, request: admin_pb2.SaveSnapshotRequest, context: Context) -> Any:
         """Stream a backup file: a snapshot taken on the leader after a ReadIndex barrier, so it
         holds every write acknowledged before the call."""
-        node = self.node
+        node, backups = self.node, self.backups
         if not node.is_leader:
             async for chunk in self._save_from_leader(request, context):
                 yield chunk
             return
         try:
-            await node.driver.read_barrier()
-            meta, snapshot = await node.make_snapshot()
+            await self.proposer.read_barrier()
+            meta, snapshot = await backups.make_snapshot()
         except Exception as err:
             code, message = status_of(err)
             await context.abort(code, message)
         header = BackupHeader(
-            cluster_id=node.cluster_id(),
+            cluster_id=backups.cluster_id(),
             node=node.id,
             index=meta.index,
             term=meta.term,
@@ -234,7 +296,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             learners=sorted(meta.config.learners),
             addresses=dict(node.addresses),
         )
-        backup = node.snapshots.directory / f"backup-{snapshot.path.stem}-{id(context)}.rss"
+        backup = backups.snapshots.directory / f"backup-{snapshot.path.stem}-{id(context)}.rss"
+        completed = False
         try:
             # A copy with the backup's header: the snapshot itself may be streaming to a follower.
             await asyncio.to_thread(shutil.copyfile, snapshot.path, backup)
@@ -242,8 +305,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             with open(backup, "rb") as f:
                 while chunk := f.read(BACKUP_CHUNK):
                     yield admin_pb2.SnapshotChunk(data=chunk)
+            completed = True  # the last chunk was taken by gRPC (raftsched_last_backup_timestamp_seconds)
         finally:
             backup.unlink(missing_ok=True)
+            backups.backup_finished(completed=completed)
 
     async def _save_from_leader(self, request: Any, context: Context) -> Any:
         leader = self.node.leader_address()

@@ -5,7 +5,8 @@
     NotLeaderError         -> UNAVAILABLE  (no leader known; safe to retry)
     ProposalDroppedError   -> UNAVAILABLE  (transfer or membership change in flight)
     ProposalLostError      -> UNAVAILABLE  (certainly not applied; safe to retry)
-    OutcomeUnknownError    -> UNAVAILABLE  (retry with the same idempotency key)
+    OutcomeUnknownError    -> UNAVAILABLE  (retry with the same idempotency key), with trailing
+                              metadata `raftsched-outcome: unknown` so clients tell it apart by type
     OverloadedError        -> RESOURCE_EXHAUSTED (too many proposals pending; back off, then retry)
     ApplyResult.error/code -> that code
 """
@@ -32,11 +33,19 @@ class NotFoundError(Exception):
     pass
 
 
+OUTCOME_KEY = "raftsched-outcome"  # "unknown": the write may or may not apply (raftsched.client.errors)
+
+
 class ApiError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, *, outcome_unknown: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.outcome_unknown = outcome_unknown  # e.g. the leader said so to a forwarding follower
+
+
+def outcome_unknown(err: BaseException) -> bool:
+    return isinstance(err, OutcomeUnknownError) or (isinstance(err, ApiError) and err.outcome_unknown)
 
 
 def status_of(err: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -71,6 +80,8 @@ def code_from_int(code: int) -> grpc.StatusCode:
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], err: BaseException) -> NoReturn:
     code, message = status_of(err)
+    if outcome_unknown(err):
+        context.set_trailing_metadata(((OUTCOME_KEY, "unknown"),))
     await context.abort(code, message)
     raise AssertionError("unreachable")  # context.abort raises
 

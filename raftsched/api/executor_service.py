@@ -8,27 +8,26 @@ when the caller's certificate or token names an executor id, against that id
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from raftsched.api.forward import LEADER_KEY
 from raftsched.quoting import quote
 from raftsched.scheduler.screening import Kind, Reason, Refusal, check_register
+from raftsched.seams import LeaderScheduling, LocalNode
 from raftsched.security.auth import caller_executor
 from raftsched.state.validate import ValidationError
 from raftsched.v1 import executor_pb2_grpc
 
-if TYPE_CHECKING:
-    from raftsched.node import Node
-
 
 class ExecutorService(executor_pb2_grpc.ExecutorServicer):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, *, node: LocalNode, scheduler: LeaderScheduling) -> None:
         self.node = node
+        self.scheduler = scheduler
 
     async def Connect(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        if not self.node.is_leader or not self.node.scheduler.running:
+        if not self.node.is_leader or not self.scheduler.running:
             leader = self.node.leader_address()
             context.set_trailing_metadata(((LEADER_KEY, leader),))
             await context.abort(
@@ -38,11 +37,11 @@ class ExecutorService(executor_pb2_grpc.ExecutorServicer):
         if first is grpc.aio.EOF or not first.HasField("register"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "register: the first message must register")
         await self._admit(first.register, context)
-        await self.node.scheduler.serve(context, first)
+        await self.scheduler.serve(context, first)
 
     async def _admit(self, reg: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Abort unless `reg` is within the protocol's limits and the caller may register its id."""
-        refusals = self.node.scheduler.refusals
+        refusals = self.scheduler.refusals
         try:
             check_register(reg)
         except ValidationError as err:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from raftsched.api.errors import ApiError
+from raftsched.api.errors import OUTCOME_KEY, ApiError
+from raftsched.seams import ChannelSource
 from raftsched.security.auth import caller_role
 
 FORWARDED_KEY = "raftsched-forwarded"
@@ -48,7 +49,7 @@ def no_leader(leader_address: str) -> ApiError:
     return ApiError(grpc.StatusCode.UNAVAILABLE, f"this node cannot reach the leader{where}; retry")
 
 
-async def call_leader(forwarder: Forwarder, leader_address: str, stub_cls: type, method: str,
+async def call_leader(forwarder: ChannelSource, leader_address: str, stub_cls: type, method: str,
                       request: object, timeout: float, context: grpc.aio.ServicerContext | None = None) -> object:
     """Send `request` to the leader's `method`; map its failure to the same status here. The
     answer to `context` names the leader (trailing metadata `raftsched-leader`), so a client that
@@ -59,7 +60,8 @@ async def call_leader(forwarder: Forwarder, leader_address: str, stub_cls: type,
     try:
         answer = await getattr(stub, method)(request, timeout=timeout, metadata=forwarded_metadata())
     except grpc.aio.AioRpcError as err:
-        raise ApiError(err.code(), err.details() or str(err.code())) from None
+        unknown = any(k == OUTCOME_KEY for k, _ in err.trailing_metadata() or ())
+        raise ApiError(err.code(), err.details() or str(err.code()), outcome_unknown=unknown) from None
     if context is not None:
         context.set_trailing_metadata(((LEADER_KEY, leader_address),))
     return answer

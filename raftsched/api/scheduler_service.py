@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 
 from raftsched.api.errors import ApiError, NotFoundError, code_from_int, guarded
 from raftsched.api.forward import call_leader, was_forwarded
+from raftsched.clock import now_ms
+from raftsched.jobstates import TERMINAL
 from raftsched.quoting import quote
-from raftsched.scheduler.schedules import fire_cmd, now_ms
+from raftsched.seams import LeaderScheduling, LocalNode, Proposer, StateReader
 from raftsched.state import commands as cmds
 from raftsched.state import firetimes
 from raftsched.state.listing import query_from_request
@@ -22,23 +24,18 @@ from raftsched.state.schedules import decided_until, validate_schedule
 from raftsched.state.validate import ValidationError, validate_spec
 from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
 
-if TYPE_CHECKING:
-    from raftsched.node import Node
-
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
-TERMINAL = {
-    jobs_pb2.JOB_STATE_SUCCEEDED,
-    jobs_pb2.JOB_STATE_FAILED,
-    jobs_pb2.JOB_STATE_CANCELLED,
-    jobs_pb2.JOB_STATE_SKIPPED,
-}
 MAX_BATCH = 1000  # specs per SubmitJobs request
 WATCH_QUEUE = 256
 
 
 class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, *, node: LocalNode, proposer: Proposer, state: StateReader,
+                 scheduler: LeaderScheduling) -> None:
         self.node = node
+        self.proposer = proposer
+        self.state = state
+        self.scheduler = scheduler
 
     # --- routing helpers ---
 
@@ -61,7 +58,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         answer = await self._leader_or_forward(method, request, context)
         if answer is None:
             self._check_serving()
-            await self.node.driver.read_barrier()
+            await self.proposer.read_barrier()
         return answer
 
     def _check_serving(self) -> None:
@@ -80,10 +77,10 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if forwarded is not None:
             return forwarded
         self._validate(request.spec)
-        existing = self.node.sm.job_by_key(request.spec.idempotency_key) if request.spec.idempotency_key else None
+        existing = self.state.job_by_key(request.spec.idempotency_key) if request.spec.idempotency_key else None
         if existing is not None:
             return scheduler_pb2.SubmitJobResponse(job=existing, existed=True)
-        result = await self.node.propose(cmds.submit(request.spec))
+        result = await self.proposer.propose(cmds.submit(request.spec))
         item = result.submitted[0] if result.submitted else None
         if item is None or item.error:
             raise ApiError(code_from_int(item.code if item else 13), item.error if item else "submit refused")
@@ -110,16 +107,16 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
                 results[i] = scheduler_pb2.SubmitResult(error=str(err), code=grpc.StatusCode.INVALID_ARGUMENT.value[0])
         groups = cmds.split_by_size([request.specs[i].ByteSize() for i in valid])
         for group in ([valid[k] for k in g] for g in groups):
-            applied = await self.node.propose(cmds.submit(*(request.specs[i] for i in group)))
+            applied = await self.proposer.propose(cmds.submit(*(request.specs[i] for i in group)))
             for i, item in zip(group, applied.submitted, strict=True):
                 results[i] = item
         return scheduler_pb2.SubmitJobsResponse(results=[r for r in results if r is not None])
 
     def _validate(self, spec: jobs_pb2.JobSpec) -> None:
-        validate_spec(spec, self.node.sm.known_handlers())
+        validate_spec(spec, self.state.known_handlers())
         _check_entry_size("spec", spec)
         for i, dep in enumerate(spec.depends_on):
-            if self.node.sm.get_job(dep) is None:
+            if self.state.get_job(dep) is None:
                 raise ValidationError(f"depends_on[{i}]", f"unknown job id {quote(dep)}")
 
     @guarded
@@ -127,9 +124,12 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         forwarded = await self._read("GetJob", request, context, request.stale)
         if forwarded is not None:
             return forwarded
-        job = self.node.sm.get_job(request.id)
+        job = self.state.get_job(request.id)
         if job is None:
             raise NotFoundError(f"no job with id {quote(request.id)}")
+        waiting = self.scheduler.waiting_reason(job.id) if self.scheduler.running else ""
+        if waiting and job.state == jobs_pb2.JOB_STATE_QUEUED:
+            job.state_reason = f"{job.state_reason}; {waiting}" if job.state_reason else waiting
         return job
 
     @guarded
@@ -138,7 +138,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         forwarded = await self._read("ListJobs", request, context, request.stale)
         if forwarded is not None:
             return forwarded
-        jobs, token = self.node.sm.list_jobs(query)
+        jobs, token = self.state.list_jobs(query)
         return scheduler_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     @guarded
@@ -146,9 +146,9 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         forwarded = await self._leader_or_forward("CancelJob", request, context)
         if forwarded is not None:
             return forwarded
-        if self.node.sm.get_job(request.id) is None:
+        if self.state.get_job(request.id) is None:
             raise NotFoundError(f"no job with id {quote(request.id)}")
-        result = await self.node.propose(cmds.cancel(request.id, request.reason))
+        result = await self.proposer.propose(cmds.cancel(request.id, request.reason))
         if result.error:
             raise ApiError(code_from_int(result.code), result.error)
         return result.job
@@ -162,7 +162,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
                     queue.get_nowait()  # a slow watcher skips intermediate states, never the last
                 queue.put_nowait(job)
 
-        self.node.sm.add_listener(on_change)
+        self.state.add_listener(on_change)
         try:
             try:
                 current = await self.GetJob(scheduler_pb2.GetJobRequest(id=request.id), context)
@@ -176,16 +176,16 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
                     current, state = job, job.state
                     yield job
         finally:
-            self.node.sm.remove_listener(on_change)
+            self.state.remove_listener(on_change)
 
     @guarded
     async def CheckFence(self, request: scheduler_pb2.CheckFenceRequest, context: Context) -> Any:
         forwarded = await self._read("CheckFence", request, context, stale=False)
         if forwarded is not None:
             return forwarded
-        if self.node.sm.get_job(request.job_id) is None:
+        if self.state.get_job(request.job_id) is None:
             raise NotFoundError(f"no job with id {quote(request.job_id)}")
-        return self.node.sm.check_fence(request.job_id, request.attempt)
+        return self.state.check_fence(request.job_id, request.attempt)
 
     # --- executors ---
 
@@ -194,19 +194,32 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         forwarded = await self._read("ListExecutors", request, context, request.stale)
         if forwarded is not None:
             return forwarded
-        return scheduler_pb2.ListExecutorsResponse(executors=self.node.scheduler.executor_view())
+        return scheduler_pb2.ListExecutorsResponse(executors=self.scheduler.executor_view())
 
     @guarded
     async def DrainExecutor(self, request: scheduler_pb2.DrainExecutorRequest, context: Context) -> Any:
         forwarded = await self._leader_or_forward("DrainExecutor", request, context)
         if forwarded is not None:
             return forwarded
-        if self.node.sm.executor(request.id) is None:
+        if self.state.executor(request.id) is None:
             raise NotFoundError(f"no executor with id {quote(request.id)}")
-        result = await self.node.propose(cmds.drain(request.id))
+        result = await self.proposer.propose(cmds.drain(request.id))
         if result.error:
             raise ApiError(code_from_int(result.code), result.error)
-        views = [e for e in self.node.scheduler.executor_view() if e.id == request.id]
+        views = [e for e in self.scheduler.executor_view() if e.id == request.id]
+        return views[0] if views else jobs_pb2.ExecutorInfo(id=request.id)
+
+    @guarded
+    async def ReleaseExecutor(self, request: scheduler_pb2.ReleaseExecutorRequest, context: Context) -> Any:
+        forwarded = await self._leader_or_forward("ReleaseExecutor", request, context)
+        if forwarded is not None:
+            return forwarded
+        if self.state.executor(request.id) is None:
+            raise NotFoundError(f"no executor with id {quote(request.id)}")
+        result = await self.proposer.propose(cmds.release(request.id, "released by an operator"))
+        if result.error:
+            raise ApiError(code_from_int(result.code), result.error)
+        views = [e for e in self.scheduler.executor_view() if e.id == request.id]
         return views[0] if views else jobs_pb2.ExecutorInfo(id=request.id)
 
     # --- schedules ---
@@ -216,11 +229,11 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         forwarded = await self._leader_or_forward("CreateSchedule", request, context)
         if forwarded is not None:
             return forwarded
-        validate_schedule(request.spec, self.node.sm.known_handlers())
+        validate_schedule(request.spec, self.state.known_handlers())
         _check_entry_size("spec", request.spec)
-        if self.node.sm.schedule(request.spec.name) is not None:
+        if self.state.schedule(request.spec.name) is not None:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"name: a schedule named {quote(request.spec.name)} exists")
-        result = await self.node.propose(cmds_create_schedule(request.spec))
+        result = await self.proposer.propose(cmds.create_schedule(request.spec))
         return self._schedule_result(result)
 
     @guarded
@@ -228,7 +241,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         forwarded = await self._read("ListSchedules", request, context, request.stale)
         if forwarded is not None:
             return forwarded
-        return scheduler_pb2.ListSchedulesResponse(schedules=[schedule_view(s) for s in self.node.sm.schedules()])
+        return scheduler_pb2.ListSchedulesResponse(schedules=[schedule_view(s) for s in self.state.schedules()])
 
     @guarded
     async def GetSchedule(self, request: scheduler_pb2.GetScheduleRequest, context: Context) -> Any:
@@ -250,9 +263,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if forwarded is not None:
             return forwarded
         self._existing_schedule(request.name)
-        cmd = commands_pb2.Command(
-            pause_schedule=commands_pb2.PauseScheduleCmd(name=request.name, paused=paused, note=note))
-        return self._schedule_result(await self.node.propose(cmd))
+        cmd = cmds.pause_schedule(request.name, paused=paused, note=note)
+        return self._schedule_result(await self.proposer.propose(cmd))
 
     @guarded
     async def TriggerSchedule(self, request: scheduler_pb2.TriggerScheduleRequest, context: Context) -> Any:
@@ -261,7 +273,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if forwarded is not None:
             return forwarded
         self._existing_schedule(request.name)
-        result = await self.node.propose(fire_cmd(request.name, now_ms(), manual=True))
+        result = await self.proposer.propose(cmds.fire_schedule(request.name, now_ms(), manual=True))
         if result.error or not result.job.id:
             raise ApiError(code_from_int(result.code or 13), result.error or "the trigger created no job")
         return result.job
@@ -272,14 +284,14 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         if forwarded is not None:
             return forwarded
         self._existing_schedule(request.name)
-        cmd = commands_pb2.Command(delete_schedule=commands_pb2.DeleteScheduleCmd(name=request.name))
-        result = await self.node.propose(cmd)
+        cmd = cmds.delete_schedule(request.name)
+        result = await self.proposer.propose(cmd)
         if result.error:
             raise ApiError(code_from_int(result.code), result.error)
         return scheduler_pb2.DeleteScheduleResponse()
 
     def _existing_schedule(self, name: str) -> scheduler_pb2.Schedule:
-        schedule = self.node.sm.schedule(name)
+        schedule = self.state.schedule(name)
         if schedule is None:
             raise NotFoundError(f"no schedule named {quote(name)}")
         return schedule
@@ -287,7 +299,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
     def _schedule_result(self, result: commands_pb2.ApplyResult) -> scheduler_pb2.Schedule:
         if result.error:
             raise ApiError(code_from_int(result.code), result.error)
-        self.node.scheduler.schedules.kick()
+        self.scheduler.schedules.kick()
         return schedule_view(result.schedule)
 
 
@@ -298,10 +310,6 @@ def _check_entry_size(name: str, spec: Any) -> None:
     if size > cmds.MAX_ENTRY_BYTES:
         raise ValidationError(name, f"{size} bytes encoded, over the limit of {cmds.MAX_ENTRY_BYTES >> 20} MiB "
                               "for one job or schedule (one Raft entry)")
-
-
-def cmds_create_schedule(spec: scheduler_pb2.ScheduleSpec) -> commands_pb2.Command:
-    return commands_pb2.Command(create_schedule=commands_pb2.CreateScheduleCmd(spec=spec))
 
 
 def schedule_view(schedule: scheduler_pb2.Schedule, count: int = 5) -> scheduler_pb2.Schedule:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, cast
 
 from raftsched.cli import dev
-from raftsched.cli.commands import cluster, console, jobs, processes, schedules
+from raftsched.cli.commands import cluster, console, jobs, notify, processes, schedules
 from raftsched.cli.common import client_options
 from raftsched.cli.errors import CommandFailed, UsageError
 from raftsched.cli.parsing import hoist_trailing_json
-from raftsched.client import ClientError
+from raftsched.client import ClientError, OutcomeUnknownError
 from raftsched.config import ConfigError
 
 PROG = "raftsched"
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.register(commands, client)
     jobs.register(commands, client, client_no_timeout)
     schedules.register(commands, client, client_no_timeout)
+    notify.register(commands, client)
     return parser
 
 
@@ -54,6 +55,8 @@ def _error(message: str) -> None:
 
 
 def _describe(error: ClientError) -> str:
+    if isinstance(error, OutcomeUnknownError):
+        return f"outcome unknown: {error.message} ({error.code}; it may or may not have taken effect: check first)"
     if error.code == "UNAVAILABLE":
         return f"cluster unavailable: {error.message}"
     if error.code == "NOT_FOUND":

@@ -16,7 +16,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
+from raftsched.clock import now_ms
+from raftsched.v1 import admin_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 OUTPUT_TAIL_LINES = 20
 
@@ -35,10 +36,6 @@ def to_json(message: Message) -> str:
 
 
 # --- small formatters ------------------------------------------------------------------------
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def short_enum(name: str, prefix: str) -> str:
@@ -117,6 +114,21 @@ def alarms_table(alarms: Iterable[admin_pb2.Alarm]) -> Table:
     for alarm in alarms:
         table.add_row(plain(alarm.node), Text(alarm.alarm, style="bold red"), format_time(alarm.raised_ms),
                       plain(alarm.reason))
+    return table
+
+
+def notify_sinks_table(sinks: Iterable[notify_pb2.NotifySink], now: int | None = None) -> Table:
+    now = now_ms() if now is None else now
+    table = Table(title="notification sinks", title_justify="left")
+    for column in ("name", "url", "events", "signed", "pending", "delivered", "failed", "expired", "dropped",
+                   "last delivery", "last error"):
+        table.add_column(column)
+    for sink in sinks:
+        error = f"{format_age(sink.last_error_ms, now)}: {sink.last_error}" if sink.last_error else "-"
+        table.add_row(plain(sink.name), plain(sink.url), plain(",".join(sink.events) or "all"),
+                      "yes" if sink.has_secret else "no", str(sink.pending), str(sink.delivered),
+                      str(sink.failed_attempts), str(sink.expired), str(sink.dropped),
+                      format_age(sink.last_delivered_ms, now), plain(error))
     return table
 
 
@@ -238,7 +250,10 @@ def executors_table(executors: Iterable[jobs_pb2.ExecutorInfo]) -> Table:
     for e in executors:
         running = ", ".join(f"{r.job_id}#{r.attempt}" for r in e.running) or "-"
         labels = ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())) or "-"
-        table.add_row(plain(e.id), short_enum(jobs_pb2.ExecutorState.Name(e.state), "EXECUTOR_STATE_"),
+        state = short_enum(jobs_pb2.ExecutorState.Name(e.state), "EXECUTOR_STATE_")
+        if e.state == jobs_pb2.EXECUTOR_STATE_QUARANTINED and e.quarantined_until_ms:
+            state += f" ({format_ms(max(0, e.quarantined_until_ms - now))} left)"
+        table.add_row(plain(e.id), plain(state),
                       f"{e.free_slots}/{e.slots}", format_ms(e.lease_remaining_ms), plain(running),
                       plain(labels), format_age(e.last_seen_ms, now))
     return table

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -18,7 +19,7 @@ from raftsched.client.calls import TERMINAL_STATES, Call
 from raftsched.client.channels import CHANNEL_OPTIONS, credentials
 from raftsched.client.errors import ClientError
 from raftsched.client.routing import leader_hint
-from raftsched.client.sync import STUBS, rpc_error_parts
+from raftsched.client.sync import SNAPSHOT_CHUNK_LIMIT, STUBS, remove_quietly, rpc_error_parts, stream_error
 from raftsched.config import TLSConfig
 from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
 
@@ -93,8 +94,7 @@ class AsyncClient(ClientBase):
             while (message := await stream.read()) is not grpc.aio.EOF:
                 yield cast(R, message)
         except grpc.aio.AioRpcError as e:
-            code, details, _ = rpc_error_parts(e)
-            raise ClientError(code, details) from None
+            raise stream_error(e) from None
         finally:
             stream.cancel()  # a consumer that stops early must not leave the call open
 
@@ -146,6 +146,10 @@ class AsyncClient(ClientBase):
 
     async def drain_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
         return await self._unary(calls.drain_executor(executor_id), timeout)
+
+    async def release_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
+        """End an executor's quarantine before its cool-off is over."""
+        return await self._unary(calls.release_executor(executor_id), timeout)
 
     async def create_schedule(self, spec: scheduler_pb2.ScheduleSpec, *, timeout: float | None = None,
                               ) -> scheduler_pb2.Schedule:
@@ -219,3 +223,32 @@ class AsyncClient(ClientBase):
     async def read_log(self, from_index: int = 0, limit: int = 0, *, timeout: float | None = None,
                        ) -> admin_pb2.ReadLogResponse:
         return await self._unary(calls.read_log(from_index, limit), timeout)
+
+    async def save_snapshot(self, path: str, *, timeout: float | None = None,
+                            progress: Callable[[int], None] | None = None) -> int:
+        """As Client.save_snapshot: stream a backup of the leader's state into path (written to
+        path + '.partial', renamed at the end); returns its size. `progress` gets the bytes so far."""
+        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
+        partial = path + ".partial"
+        while True:
+            try:
+                size = await self._download(partial, deadline - time.monotonic(), progress)
+            except ClientError as e:
+                if not e.retryable or time.monotonic() >= deadline:
+                    remove_quietly(partial)
+                    raise
+                continue
+            os.replace(partial, path)
+            return size
+
+    async def _download(self, partial: str, timeout: float, progress: Callable[[int], None] | None) -> int:
+        size = 0
+        with open(partial, "wb", buffering=SNAPSHOT_CHUNK_LIMIT) as f:
+            async for chunk in self._stream(calls.save_snapshot(), timeout):
+                await asyncio.to_thread(f.write, chunk.data)
+                size += len(chunk.data)
+                if progress is not None:
+                    progress(size)
+            f.flush()
+            await asyncio.to_thread(os.fsync, f.fileno())
+        return size

@@ -8,15 +8,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
-from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
+from raftsched.jobstates import TERMINAL
+from raftsched.v1 import admin_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 R = TypeVar("R")
 Service = Literal["scheduler", "admin"]
 
-TERMINAL_STATES = frozenset({
-    jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED,
-    jobs_pb2.JOB_STATE_SKIPPED,
-})
+TERMINAL_STATES = TERMINAL  # the name callers of the client know
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +95,10 @@ def drain_executor(executor_id: str) -> Call[jobs_pb2.ExecutorInfo]:
     return Call("scheduler", "DrainExecutor", scheduler_pb2.DrainExecutorRequest(id=executor_id), True)
 
 
+def release_executor(executor_id: str) -> Call[jobs_pb2.ExecutorInfo]:
+    return Call("scheduler", "ReleaseExecutor", scheduler_pb2.ReleaseExecutorRequest(id=executor_id), True)
+
+
 def create_schedule(spec: scheduler_pb2.ScheduleSpec) -> Call[scheduler_pb2.Schedule]:
     # Not idempotent: a repeat after a lost answer reports ALREADY_EXISTS.
     return Call("scheduler", "CreateSchedule", scheduler_pb2.CreateScheduleRequest(spec=spec), False)
@@ -161,3 +163,21 @@ def save_snapshot() -> Call[admin_pb2.SnapshotChunk]:
 
 def read_log(from_index: int = 0, limit: int = 0) -> Call[admin_pb2.ReadLogResponse]:
     return Call("admin", "ReadLog", admin_pb2.ReadLogRequest(from_index=from_index, limit=limit), True)
+
+
+def add_notify_sink(name: str, url: str, secret: bytes = b"", events: Iterable[str] = (),
+                    ) -> Call[notify_pb2.NotifySink]:
+    request = admin_pb2.AddNotifySinkRequest(name=name, url=url, secret=secret, events=list(events))
+    return Call("admin", "AddNotifySink", request, False)
+
+
+def list_notify_sinks(stale: bool = False) -> Call[admin_pb2.ListNotifySinksResponse]:
+    return Call("admin", "ListNotifySinks", admin_pb2.ListNotifySinksRequest(stale=stale), True)
+
+
+def remove_notify_sink(name: str) -> Call[admin_pb2.RemoveNotifySinkResponse]:
+    return Call("admin", "RemoveNotifySink", admin_pb2.RemoveNotifySinkRequest(name=name), False)
+
+
+def test_notify_sink(name: str) -> Call[admin_pb2.TestNotifySinkResponse]:
+    return Call("admin", "TestNotifySink", admin_pb2.TestNotifySinkRequest(name=name), False)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from raftsched.client.errors import ClientError
+from raftsched.client.errors import ClientError, OutcomeUnknownError, error_for
 
 LEADER_METADATA_KEY = "raftsched-leader"
 IDEMPOTENCY_METADATA_KEY = "raftsched-idempotency-key"
@@ -130,9 +130,11 @@ class CallState:
         the call names the leader, so the next call goes there directly)."""
         self.router.note_leader(leader or self.target())
 
-    def failed(self, code: str, message: str, hint: str | None) -> float:
-        """Record a failed attempt; return seconds to wait before the next, or raise ClientError."""
-        error = ClientError(code, one_line(message) or code)
+    def failed(self, code: str, message: str, hint: str | None, outcome_unknown: bool = False) -> float:
+        """Record a failed attempt; return seconds to wait before the next, or raise its ClientError
+        (typed by raftsched.client.errors.error_for)."""
+        error = error_for(code, one_line(message) or code, hint=hint, outcome_unknown=outcome_unknown,
+                          overloaded=is_overload(code, message))
         if self.idempotent and is_overload(code, message):
             self._last = error
             return self._back_off()
@@ -177,8 +179,12 @@ class CallState:
     def _deadline_error(self) -> ClientError:
         tried = ", ".join(self.router.addresses)
         if self._last is None:
-            return ClientError("DEADLINE_EXCEEDED", f"no answer from {tried} in time")
-        return ClientError(self._last.code, f"{self._last.message} (tried {tried})")
+            return OutcomeUnknownError("DEADLINE_EXCEEDED", f"no answer from {tried} in time")
+        last = self._last
+        # The same type as the last attempt's error: what it says about the outcome still holds.
+        return error_for(last.code, f"{last.message} (tried {tried})", hint=getattr(last, "leader", None),
+                         outcome_unknown=isinstance(last, OutcomeUnknownError),
+                         overloaded=is_overload(last.code, last.message))
 
 
 def plan(router: Router, timeout: float, *, idempotent: bool, attempt_timeout: float | None,

@@ -7,7 +7,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -16,13 +16,14 @@ from raftsched.client import calls
 from raftsched.client.base import ClientBase
 from raftsched.client.calls import TERMINAL_STATES, Call
 from raftsched.client.channels import CHANNEL_OPTIONS, credentials
-from raftsched.client.errors import ClientError
+from raftsched.client.errors import OUTCOME_METADATA_KEY, ClientError, error_for
 from raftsched.client.routing import CallState, leader_hint
 from raftsched.config import TLSConfig
 from raftsched.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     jobs_pb2,
+    notify_pb2,
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
@@ -33,23 +34,32 @@ STUBS: dict[str, Any] = {"scheduler": scheduler_pb2_grpc.SchedulerStub, "admin":
 SNAPSHOT_CHUNK_LIMIT = 1 << 20  # the server's chunks are bounded; this only sizes the write buffer
 
 
-def rpc_error_parts(error: grpc.RpcError) -> tuple[str, str, str | None]:
-    """(code name, details, leader hint) of a failed call; a cut connection reads as UNAVAILABLE."""
+def rpc_error_parts(error: grpc.RpcError) -> tuple[str, str, str | None, bool]:
+    """(code name, details, leader hint, outcome unknown) of a failed call; a cut connection reads
+    as UNAVAILABLE."""
     call = cast(Any, error)
     try:
         code = call.code()
         details = call.details() or ""
         metadata = call.trailing_metadata()
     except AttributeError:  # an RpcError that is not a Call (should not happen with real channels)
-        return "UNKNOWN", str(error), None
-    return (code.name if code is not None else "UNKNOWN"), details, leader_hint(metadata)
+        return "UNKNOWN", str(error), None, False
+    unknown = any(k == OUTCOME_METADATA_KEY and v in ("unknown", b"unknown") for k, v in metadata or ())
+    return (code.name if code is not None else "UNKNOWN"), details, leader_hint(metadata), unknown
+
+
+def stream_error(error: grpc.RpcError) -> ClientError:
+    """The typed error for a server stream cut after its first message."""
+    code, details, hint, unknown = rpc_error_parts(error)
+    return error_for(code, details, hint=hint, outcome_unknown=unknown)
 
 
 class Client(ClientBase):
     """Calls any node of the cluster; follows leader hints; retries what is safe to retry.
 
-    Every method raises ClientError(code, message) on failure. `timeout` bounds each call as a
-    whole, retries included.
+    Every method raises ClientError(code, message) on failure, typed by what it says about the
+    outcome (raftsched.client.errors: NotLeaderError, UnavailableError, OutcomeUnknownError).
+    `timeout` bounds each call as a whole, retries included.
     """
 
     def __init__(self, addresses: Sequence[str], *, timeout: float = 10.0, tls: TLSConfig | None = None,
@@ -128,8 +138,7 @@ class Client(ClientBase):
             yield first
             yield from stream
         except grpc.RpcError as e:
-            code, details, _ = rpc_error_parts(e)
-            raise ClientError(code, details) from None
+            raise stream_error(e) from None
         finally:
             stream.cancel()  # a consumer that stops early must not leave the call open
 
@@ -198,6 +207,10 @@ class Client(ClientBase):
     def drain_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
         return self._unary(calls.drain_executor(executor_id), timeout)
 
+    def release_executor(self, executor_id: str, *, timeout: float | None = None) -> jobs_pb2.ExecutorInfo:
+        """End an executor's quarantine before its cool-off is over."""
+        return self._unary(calls.release_executor(executor_id), timeout)
+
     def create_schedule(self, spec: scheduler_pb2.ScheduleSpec, *, timeout: float | None = None,
                         ) -> scheduler_pb2.Schedule:
         return self._unary(calls.create_schedule(spec), timeout)
@@ -254,8 +267,24 @@ class Client(ClientBase):
                  ) -> admin_pb2.ReadLogResponse:
         return self._unary(calls.read_log(from_index, limit), timeout)
 
-    def save_snapshot(self, path: str, *, timeout: float | None = None) -> int:
+    def add_notify_sink(self, name: str, url: str, secret: bytes = b"", events: Iterable[str] = (), *,
+                        timeout: float | None = None) -> notify_pb2.NotifySink:
+        return self._unary(calls.add_notify_sink(name, url, secret, events), timeout)
+
+    def list_notify_sinks(self, stale: bool = False, *, timeout: float | None = None,
+                          ) -> admin_pb2.ListNotifySinksResponse:
+        return self._unary(calls.list_notify_sinks(stale), timeout)
+
+    def remove_notify_sink(self, name: str, *, timeout: float | None = None) -> admin_pb2.RemoveNotifySinkResponse:
+        return self._unary(calls.remove_notify_sink(name), timeout)
+
+    def test_notify_sink(self, name: str, *, timeout: float | None = None) -> admin_pb2.TestNotifySinkResponse:
+        return self._unary(calls.test_notify_sink(name), timeout)
+
+    def save_snapshot(self, path: str, *, timeout: float | None = None,
+                      progress: Callable[[int], None] | None = None) -> int:
         """Stream a snapshot of the leader's state into path; returns its size in bytes.
+        `progress`, when given, gets the bytes received so far after each chunk.
 
         Written to path + '.partial' and renamed at the end, so path never holds a torn backup.
         A transfer cut part way starts again from the beginning.
@@ -264,26 +293,28 @@ class Client(ClientBase):
         partial = path + ".partial"
         while True:
             try:
-                size = self._download(partial, deadline - time.monotonic())
+                size = self._download(partial, deadline - time.monotonic(), progress)
             except ClientError as e:
                 if not e.retryable or time.monotonic() >= deadline:
-                    _remove_quietly(partial)
+                    remove_quietly(partial)
                     raise
                 continue
             os.replace(partial, path)
             return size
 
-    def _download(self, partial: str, timeout: float) -> int:
+    def _download(self, partial: str, timeout: float, progress: Callable[[int], None] | None) -> int:
         size = 0
         with open(partial, "wb", buffering=SNAPSHOT_CHUNK_LIMIT) as f:
             for chunk in self._stream(calls.save_snapshot(), timeout):
                 f.write(chunk.data)
                 size += len(chunk.data)
+                if progress is not None:
+                    progress(size)
             f.flush()
             os.fsync(f.fileno())
         return size
 
 
-def _remove_quietly(path: str) -> None:
+def remove_quietly(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)

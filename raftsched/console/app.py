@@ -6,7 +6,7 @@ running loop and closed with it), and the one place errors become pages.
     GET  /jobs/{id}                one job                POST /jobs/{id}/cancel
     GET  /jobs/{id}/events         its WatchJob as server-sent events
     GET  /jobs/{id}/dependents     jobs that depend on it
-    GET  /executors                executors              POST /executors/{id}/drain
+    GET  /executors                executors              POST /executors/{id}/drain, /release
     GET  /schedules                schedules
     GET  /schedules/{name}         one schedule           POST /schedules/{name}/pause|resume|trigger
     GET  /login                    sign-in (TLS mode)     POST /login, POST /logout
@@ -91,6 +91,7 @@ def routes() -> list[Route | Mount]:
         Route("/jobs/{job_id}/cancel", actions.cancel_job, methods=["POST"]),
         Route("/executors", executors.executors_page),
         Route("/executors/{executor_id}/drain", actions.drain_executor, methods=["POST"]),
+        Route("/executors/{executor_id}/release", actions.release_executor, methods=["POST"]),
         Route("/schedules", schedules.schedules_page),
         Route("/schedules/{name}", schedules.schedule_page),
         Route("/schedules/{name}/pause", actions.pause_schedule, methods=["POST"]),

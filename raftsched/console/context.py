@@ -22,6 +22,7 @@ MAX_FORM_FIELDS = 64
 
 VERBS = {"submit": "submit jobs", "cancel": "cancel jobs", "pause": "pause schedules",
          "resume": "resume schedules", "trigger": "trigger schedules", "drain": "drain executors",
+         "release": "release executors from quarantine",
          "transfer": "transfer leadership"}
 assert set(VERBS) == set(ACTIONS)
 

@@ -13,16 +13,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from raftsched.cli.output import format_ms
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import admin_pb2, jobs_pb2
 
 OUTPUT_TAIL_CHARS = 4096
-TERMINAL = frozenset({jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED,
-                      jobs_pb2.JOB_STATE_SKIPPED})
 JOB_STATES = [name.removeprefix("JOB_STATE_") for name in jobs_pb2.JobState.keys()[1:]]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def when(ms: int) -> str:

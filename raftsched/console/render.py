@@ -15,6 +15,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from raftsched.clock import now_ms
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import admin_pb2
 
 from . import fmt, words
@@ -35,7 +37,7 @@ def make_environment() -> Environment:
     env.filters.update(FILTERS)
     env.globals.update(ago=fmt.ago, sparkline=fmt.sparkline, timeline=fmt.timeline, CSRF_FIELD=CSRF_FIELD,
                        when_words=words.when_words, catchup_words=words.catchup_words,
-                       overlap_words=words.OVERLAP_WORDS, JOB_STATES=fmt.JOB_STATES, TERMINAL=fmt.TERMINAL,
+                       overlap_words=words.OVERLAP_WORDS, JOB_STATES=fmt.JOB_STATES, TERMINAL=TERMINAL,
                        LEADER=admin_pb2.ROLE_LEADER)
     return env
 
@@ -57,7 +59,7 @@ class Renderer:
 
     def page(self, request: Request, visitor: Visitor, template: str, context: Mapping[str, Any], *,
              partial: str | None = None, status: int = 200) -> Response:
-        full = {"site": self.site, "visitor": visitor, "can": visitor.can(), "now": fmt.now_ms(),
+        full = {"site": self.site, "visitor": visitor, "can": visitor.can(), "now": now_ms(),
                 "path": request.url.path, **context}
         name = partial if partial is not None and wants_partial(request) else template
         return self.answer(visitor, self.html(name, full), status)

@@ -43,6 +43,7 @@ ACTIONS: dict[str, str] = {
     "resume": "/raftsched.v1.Scheduler/ResumeSchedule",
     "trigger": "/raftsched.v1.Scheduler/TriggerSchedule",
     "drain": "/raftsched.v1.Scheduler/DrainExecutor",
+    "release": "/raftsched.v1.Scheduler/ReleaseExecutor",
     "transfer": "/raftsched.v1.Admin/TransferLeader",
 }
 

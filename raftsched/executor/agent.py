@@ -423,6 +423,7 @@ class Executor:
             kill_grace_s=self.config.kill_grace_ms / 1000,
             on_started=lambda: self._report_started(key),
             lease_remaining=self._lease.remaining if self.config.guard_tasks else None,
+            executor_id=self.config.id,
         )
         what = " ".join(spec.command)[:200] if spec.command else f"handler={spec.handler}"
         self._event("assigned", key, slots=slots, run=what)

@@ -62,6 +62,7 @@ class TaskContext:
     attempt: int
     payload: bytes
     output: OutputTail
+    executor_id: str = ""  # the executor running the attempt (RAFTSCHED_EXECUTOR_ID for commands)
 
     @property
     def fencing_token(self) -> str:

@@ -52,10 +52,12 @@ def finished(
     )
 
 
-def task_env(key: AttemptKey) -> dict[str, str]:
+def task_env(key: AttemptKey, executor_id: str) -> dict[str, str]:
+    """The executor's environment plus what the task needs to know about its attempt (SPEC §5)."""
     env = dict(os.environ)
     env.update(
-        RAFTSCHED_JOB_ID=key.job_id, RAFTSCHED_ATTEMPT=str(key.attempt), RAFTSCHED_FENCING_TOKEN=key.token
+        RAFTSCHED_JOB_ID=key.job_id, RAFTSCHED_ATTEMPT=str(key.attempt), RAFTSCHED_FENCING_TOKEN=key.token,
+        RAFTSCHED_EXECUTOR_ID=executor_id,
     )
     return env
 
@@ -73,9 +75,12 @@ class AttemptRunner:
         kill_grace_s: float,
         on_started: Callable[[], None] = lambda: None,
         lease_remaining: Callable[[], float] | None = None,
+        executor_id: str = "",
     ) -> None:
-        """`lease_remaining` (seconds of lease left) turns on a guard process for commands."""
+        """`lease_remaining` (seconds of lease left) turns on a guard process for commands;
+        `executor_id` is handed to the task (RAFTSCHED_EXECUTOR_ID, `TaskContext.executor_id`)."""
         self.key = key
+        self.executor_id = executor_id
         self._spec = spec
         self._handlers = handlers
         self._tail = OutputTail(tail_bytes)
@@ -148,7 +153,7 @@ class AttemptRunner:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                env=task_env(self.key),
+                env=task_env(self.key, self.executor_id),
                 start_new_session=True,  # its own process group, so a kill reaches its children
             )
         except OSError as exc:
@@ -248,7 +253,7 @@ class AttemptRunner:
         if self._killed is not None:
             return self._result(jpb.ATTEMPT_END_FAILED, EXIT_NO_CODE, "")
         ctx = TaskContext(job_id=self.key.job_id, attempt=self.key.attempt, payload=self._spec.payload,
-                          output=self._tail)
+                          output=self._tail, executor_id=self.executor_id)
         task: asyncio.Task[object] = asyncio.create_task(fn(ctx))  # type: ignore[arg-type]
         self._task = task
         self._on_started()

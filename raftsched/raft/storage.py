@@ -98,6 +98,8 @@ class MemoryStorage:
             raise CompactedError(lo)
         if hi > self.last_index() + 1:
             raise UnavailableError(hi)
+        if lo >= hi:  # an empty range (a negative slice end below would count from the back)
+            return []
         base = self.snapshot.index + 1
         return limit_size(self.log[lo - base : hi - base], max_bytes)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -92,7 +91,8 @@ class Refusals:
     """Counts refusals by (kind, reason) for the node's life (across leaderships) and logs one
     line per (kind, reason) per `interval`, saying how many more were refused since the last."""
 
-    def __init__(self, *, interval: float = LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, clock: Callable[[], float], interval: float = LOG_INTERVAL_S) -> None:
+        """`clock`: monotonic seconds (the shell passes time.monotonic; the core's simulation its own)."""
         self.counts: dict[tuple[Kind, Reason], int] = {}
         self._interval = interval
         self._clock = clock

@@ -3,7 +3,7 @@
     role       | may call
     -----------+-------------------------------------------------------------------------------
     admin      | every Scheduler and Admin RPC (membership, leader transfer, snapshots, ReadLog,
-               | DrainExecutor included)
+               | DrainExecutor, ReleaseExecutor, notification sinks included)
     submitter  | Scheduler writes (SubmitJob(s), CancelJob, schedule create/pause/resume/trigger/
                | delete) and every read below
     reader     | reads: GetJob, ListJobs, WatchJob, CheckFence, ListExecutors, ListSchedules,
@@ -47,12 +47,15 @@ RULES: dict[str, frozenset[str]] = {
     **{_SCHEDULER + m: _WRITE for m in ("SubmitJob", "SubmitJobs", "CancelJob", "CreateSchedule",
                                         "PauseSchedule", "ResumeSchedule", "TriggerSchedule", "DeleteSchedule")},
     _SCHEDULER + "DrainExecutor": _OPERATE,
+    _SCHEDULER + "ReleaseExecutor": _OPERATE,
     _ADMIN + "Status": _READ | {PEER},
     _ADMIN + "ListMembers": _READ | {PEER},
     _ADMIN + "ListAlarms": _READ | {PEER},
     _ADMIN + "StateHash": _READ | {PEER},  # the leader asks every node for its hash at a check
     **{_ADMIN + m: _OPERATE for m in ("AddMember", "PromoteMember", "RemoveMember", "TransferLeader",
                                       "SaveSnapshot", "ReadLog")},
+    # Sink URLs may carry credentials (many webhook URLs are secrets): admin only, listing too.
+    **{_ADMIN + m: _OPERATE for m in ("AddNotifySink", "ListNotifySinks", "RemoveNotifySink", "TestNotifySink")},
 }
 
 # Whole services open to every authenticated identity: health checks and reflection carry no data.

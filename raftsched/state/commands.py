@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from raftsched.v1 import commands_pb2, jobs_pb2
+from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
 
 VERSION = 1
 OUTPUT_TAIL_MAX_BYTES = 4096
@@ -121,9 +121,18 @@ def executor_up(
     return commands_pb2.Command(executor_up=cmd)
 
 
-def executor_down(executor_id: str, reason: str = "") -> commands_pb2.Command:
-    cmd = commands_pb2.ExecutorDownCmd(executor_id=executor_id, reason=reason)
+def executor_down(executor_id: str, reason: str = "", poison_after: int = 0) -> commands_pb2.Command:
+    cmd = commands_pb2.ExecutorDownCmd(executor_id=executor_id, reason=reason, poison_after=poison_after)
     return commands_pb2.Command(executor_down=cmd)
+
+
+def quarantine(executor_id: str, until_ms: int, reason: str) -> commands_pb2.Command:
+    cmd = commands_pb2.QuarantineExecutorCmd(executor_id=executor_id, until_ms=until_ms, reason=reason)
+    return commands_pb2.Command(quarantine=cmd)
+
+
+def release(executor_id: str, reason: str) -> commands_pb2.Command:
+    return commands_pb2.Command(release=commands_pb2.ReleaseExecutorCmd(executor_id=executor_id, reason=reason))
 
 
 def drain(executor_id: str) -> commands_pb2.Command:
@@ -141,6 +150,37 @@ def purge(job_ids: Iterable[str] = (), idempotency_keys: Iterable[str] = (),
 
 def alarm(node: str, name: str, *, active: bool, reason: str = "") -> commands_pb2.Command:
     return commands_pb2.Command(alarm=commands_pb2.AlarmCmd(node=node, alarm=name, active=active, reason=reason))
+
+
+def check_hash(check_id: int) -> commands_pb2.Command:
+    """Every node hashes its stored state at this entry's index (the corruption check)."""
+    return commands_pb2.Command(check_hash=commands_pb2.CheckHashCmd(check_id=check_id))
+
+
+# --- schedules ---
+
+
+def create_schedule(spec: scheduler_pb2.ScheduleSpec) -> commands_pb2.Command:
+    return commands_pb2.Command(create_schedule=commands_pb2.CreateScheduleCmd(spec=spec))
+
+
+def pause_schedule(name: str, *, paused: bool, note: str = "") -> commands_pb2.Command:
+    return commands_pb2.Command(pause_schedule=commands_pb2.PauseScheduleCmd(name=name, paused=paused, note=note))
+
+
+def delete_schedule(name: str) -> commands_pb2.Command:
+    return commands_pb2.Command(delete_schedule=commands_pb2.DeleteScheduleCmd(name=name))
+
+
+def fire_schedule(name: str, scheduled_time: int, *, manual: bool = False) -> commands_pb2.Command:
+    fire = commands_pb2.FireScheduleCmd(name=name, scheduled_time=scheduled_time, manual=manual)
+    return commands_pb2.Command(fire_schedule=fire)
+
+
+def skip_fires(name: str, fires: Iterable[tuple[int, str]]) -> commands_pb2.Command:
+    """Fire times decided as skipped: (scheduled time, reason)."""
+    items = [scheduler_pb2.SkippedFire(scheduled_time=t, reason=reason) for t, reason in fires]
+    return commands_pb2.Command(skip_fires=commands_pb2.SkipFiresCmd(name=name, fires=items))
 
 
 def _refs(refs: Iterable[tuple[str, int]]) -> list[jobs_pb2.AttemptRef]:

@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
 
+from raftsched.jobstates import TERMINAL
 from raftsched.quoting import quote
-from raftsched.state import lifecycle, schedules
+from raftsched.state import containment, lifecycle, notify, schedules
 from raftsched.state.commands import VERSION, decode
 from raftsched.state.lifecycle import end_name, state_name
-from raftsched.state.model import TERMINAL, Model, current_attempt, job_slots, last_attempt_number
+from raftsched.state.model import Model, current_attempt, job_slots, last_attempt_number
 from raftsched.state.validate import ValidationError, validate_executor, validate_spec
 from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, scheduler_pb2
 
@@ -221,6 +222,9 @@ def _finish_one(m: Model, item: commands_pb2.FinishedItem, executor: str, now: i
     m.touch(job)
     lifecycle.record_outcome(attempt, item.exit_code, item.error, item.output_tail)
     m.end_attempt(job, attempt, item.end, now)
+    containment.record_result(m, attempt.executor, item.end, now)
+    if item.end == J.ATTEMPT_END_FENCED:
+        notify.emit(m, notify.ATTEMPT_FENCED, now, lifecycle.attempt_event(job, attempt))
     if item.end == J.ATTEMPT_END_SUCCEEDED:
         lifecycle.succeed(m, job, now)
     else:
@@ -254,6 +258,8 @@ def on_timed_out(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResul
             m.touch(job)
             attempt.error = f"timed out after {job.spec.timeout_ms} ms"
             m.end_attempt(job, attempt, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
+            containment.record_result(m, attempt.executor, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
+            notify.emit(m, notify.ATTEMPT_TIMED_OUT, cmd.time_ms, lifecycle.attempt_event(job, attempt))
             lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
     return refusals.result()
 
@@ -272,16 +278,15 @@ def on_executor_up(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyRes
     except ValidationError as err:
         return refuse(m, INVALID_ARGUMENT, f"executor_up: {err}")
     old = m.executors.get(up.executor_id)
-    # A drain holds while the executor lives; one that went DOWN and came back starts afresh.
-    draining = old is not None and old.state == J.EXECUTOR_STATE_DRAINING
     info = J.ExecutorInfo(
         id=up.executor_id,
-        state=J.EXECUTOR_STATE_DRAINING if draining else J.EXECUTOR_STATE_CONNECTED,
+        state=containment.state_after_up(old, cmd.time_ms),  # type: ignore[arg-type]
         slots=up.slots,
         labels=dict(up.labels),
         handlers=sorted(set(up.handlers)),
         registered_ms=cmd.time_ms,
     )
+    containment.carry_facts(old, info)
     m.put_executor(info)
     return C.ApplyResult()
 
@@ -293,6 +298,10 @@ def on_executor_down(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyR
     if executor is None:
         return refuse(m, NOT_FOUND, f"executor {quote(down.executor_id)} not found")
     lost = sorted(m.on_executor.get(executor.id, {}), key=lambda job_id: m.active[job_id].seq)
+    if executor.state != J.EXECUTOR_STATE_DOWN:
+        notify.emit(m, notify.EXECUTOR_DOWN, cmd.time_ms, {
+            "executor": executor.id, "reason": notify.text(down.reason), "lost_attempts": len(lost),
+            "lost_jobs": lost[:MAX_REASONS]})
     for job_id in lost:
         job = m.active[job_id]
         attempt = current_attempt(job)
@@ -300,7 +309,10 @@ def on_executor_down(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyR
         m.touch(job)
         attempt.error = f"executor {executor.id} down" + (f": {down.reason}" if down.reason else "")
         m.end_attempt(job, attempt, J.ATTEMPT_END_EXECUTOR_LOST, cmd.time_ms)
-        lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_EXECUTOR_LOST, cmd.time_ms, backoff=False)
+        if containment.is_poison(job, down.poison_after):
+            containment.fail_as_poison(m, job, cmd.time_ms)
+        else:
+            lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_EXECUTOR_LOST, cmd.time_ms, backoff=False)
     executor.state = J.EXECUTOR_STATE_DOWN
     m.put_executor(executor)
     return C.ApplyResult()
@@ -402,4 +414,11 @@ HANDLERS: dict[str, Handler] = {
     "purge": on_purge,
     "check_hash": on_check_hash,
     "alarm": on_alarm,
+    "notify_add": notify.on_add,
+    "notify_remove": notify.on_remove,
+    "notify_test": notify.on_test,
+    "notify_ack": notify.on_ack,
+    "leader_changed": notify.on_leader_changed,
+    "quarantine": containment.on_quarantine,
+    "release": containment.on_release,
 }

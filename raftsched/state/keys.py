@@ -9,11 +9,13 @@
     sm_executors  executor id              -> ExecutorInfo   replicated fields only
     sm_schedules  name                     -> Schedule       next_fire_times is computed on read
     sm_alarms     node | 0x00 | alarm      -> Alarm          alarms raised on nodes (CORRUPT)
+    sm_sinks      name                     -> NotifySink     notification sinks and their counters
+    sm_outbox     sink | 0x00 | index | n  -> NotifyEvent    events not yet delivered (n: u32)
     sm_meta       name                     -> u64
 
 Integers are u64 big-endian, so RocksDB's byte order is numeric order: a walk of sm_by_state from
 (state, seq) is a walk in submit order, and sm_ended and sm_idem_time are walked oldest first.
-Schedule names never hold 0x00 (see `schedules.NAME_RE`), so the separator cannot be forged.
+Schedule and sink names never hold 0x00 (see `schedules.NAME_RE`), so the separator cannot be forged.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ IDEM_TIME = "sm_idem_time"
 EXECUTORS = "sm_executors"
 SCHEDULES = "sm_schedules"
 ALARMS = "sm_alarms"
+SINKS = "sm_sinks"
+OUTBOX = "sm_outbox"
 META = "sm_meta"
 
-FAMILIES = [JOBS, BY_STATE, ENDED, BY_SCHEDULE, IDEM, IDEM_TIME, EXECUTORS, SCHEDULES, ALARMS, META]
+FAMILIES = [JOBS, BY_STATE, ENDED, BY_SCHEDULE, IDEM, IDEM_TIME, EXECUTORS, SCHEDULES, ALARMS, SINKS, OUTBOX, META]
 FORMAT_1_FAMILIES = [JOBS, IDEM, EXECUTORS, SCHEDULES, META]
 
 U64 = struct.Struct(">Q")
@@ -111,3 +115,16 @@ def idem_time_key(time_ms: int, key: str) -> bytes:
 
 def idem_time_key_parts(raw: bytes) -> tuple[int, str]:
     return read_u64(raw[:8]), raw[8:].decode()
+
+
+def outbox_prefix(sink: str) -> bytes:
+    return sink.encode() + SEP
+
+
+def outbox_key(sink: str, event_key: bytes) -> bytes:
+    """`event_key` is `raftsched.state.notify.event_key(index, n)`: 12 bytes."""
+    return outbox_prefix(sink) + event_key
+
+
+def outbox_key_parts(key: bytes) -> tuple[str, bytes]:
+    return key[:-13].decode(), key[-12:]

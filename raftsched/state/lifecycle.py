@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 
-from raftsched.state.model import DEFAULT_MAX_ATTEMPTS, TERMINAL, Model, clamp_u64, current_attempt
+from raftsched.jobstates import TERMINAL
+from raftsched.state import notify
+from raftsched.state.model import DEFAULT_MAX_ATTEMPTS, Model, clamp_u64, current_attempt
 from raftsched.v1 import jobs_pb2
 
 J = jobs_pb2
@@ -76,8 +78,30 @@ def retry_or_fail(m: Model, job: jobs_pb2.Job, end: int, now: int, *, backoff: b
         retry = f"retry {attempt.number + 1} of {max_attempts(job)}"
         m.set_state(job, J.JOB_STATE_QUEUED, now, f"{detail}; {retry}")
         return
-    m.set_state(job, J.JOB_STATE_FAILED, now, f"{detail}; no attempts left (max {max_attempts(job)})")
+    fail(m, job, now, f"{detail}; no attempts left (max {max_attempts(job)})")
+
+
+def fail(m: Model, job: jobs_pb2.Job, now: int, reason: str) -> None:
+    """The job gives up: FAILED, a job.failed event, and what waits on it SKIPPED."""
+    m.set_state(job, J.JOB_STATE_FAILED, now, reason)
+    notify.emit(m, notify.JOB_FAILED, now, failed_event(job))
     skip_dependents(m, job, now)
+
+
+def failed_event(job: jobs_pb2.Job) -> dict[str, object]:
+    """The data of a job.failed event: the job and its last attempt."""
+    attempt = job.attempts[-1]
+    return {"job_id": job.id, "name": notify.text(job.spec.name), "reason": notify.text(job.state_reason),
+            "attempts": attempt.number, "executor": attempt.executor, "end": end_name(attempt.end),
+            "exit_code": attempt.exit_code, "error": notify.text(attempt.error),
+            "schedule": job.schedule_id, "scheduled_time": job.scheduled_time}
+
+
+def attempt_event(job: jobs_pb2.Job, attempt: jobs_pb2.Attempt) -> dict[str, object]:
+    """The data of a job.attempt_timed_out or job.attempt_fenced event."""
+    return {"job_id": job.id, "name": notify.text(job.spec.name), "attempt": attempt.number,
+            "executor": attempt.executor, "error": notify.text(attempt.error),
+            "last_attempt": attempt.number >= max_attempts(job)}
 
 
 def succeed(m: Model, job: jobs_pb2.Job, now: int) -> None:

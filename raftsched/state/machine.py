@@ -18,14 +18,15 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from raftsched.state import keys
+from raftsched.jobstates import TERMINAL
+from raftsched.state import keys, notify
 from raftsched.state import snapshot as snap
 from raftsched.state.handlers import apply_command, job_copy
 from raftsched.state.lifecycle import state_name
 from raftsched.state.listing import JobQuery, cut_page
 from raftsched.state.migrate import STATE_FORMAT, check_format, migrate
-from raftsched.state.model import LIVE, TERMINAL, Before, Model, current_attempt
-from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, scheduler_pb2
+from raftsched.state.model import LIVE, Before, Model, current_attempt
+from raftsched.v1 import admin_pb2, commands_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)
 J = jobs_pb2
@@ -36,6 +37,7 @@ _SUCCEEDED = J.JOB_STATE_SUCCEEDED
 
 JobListener = Callable[[jobs_pb2.Job], None]
 Record = tuple[str, bytes, bytes]
+View = tuple[str, Iterator[tuple[bytes, bytes]]]  # a family and its records as of one point, read once
 
 
 class StateDB(Protocol):
@@ -91,6 +93,7 @@ class SchedulerState:
                 continue
             # Invariant: committed entries are applied in order without gaps (Raft's log matching).
             assert index == last + 1, f"apply gap: entry {index} after applied {last}"
+            self._m.begin_entry(index)
             results.append(None if data is None else apply_command(self._m, data))
             last = index
             if self._m.hash_points:
@@ -102,7 +105,7 @@ class SchedulerState:
 
     def _hash_point(self, index: int) -> None:
         """A CheckHashCmd was applied: write everything up to it, then let the node take a view
-        of exactly this state (RocksDB snapshots, cheap) to hash while apply goes on."""
+        of exactly this state (`views`: RocksDB iterators, cheap) to hash while apply goes on."""
         self._m.applied_index = index
         self._notify(self._flush())
         checks, self._m.hash_points = self._m.hash_points, []
@@ -134,6 +137,7 @@ class SchedulerState:
                 batch.delete(keys.alarm_key(node, name), handle)
             else:
                 batch.put(keys.alarm_key(node, name), alarm.SerializeToString(deterministic=True), handle)
+        self._stage_notify(batch)
         handle = self._db.handle(keys.META)
         for meta_key, value in _meta(m).items():
             batch.put(meta_key, keys.u64(value), handle)
@@ -164,6 +168,22 @@ class SchedulerState:
                 for family, key in _index_entries(job, on_disk):
                     batch.delete(key, self._db.handle(family))
         return changed
+
+    def _stage_notify(self, batch: Any) -> None:
+        m = self._m
+        handle = self._db.handle(keys.SINKS)
+        for name in m.dirty_sinks:
+            sink = m.sinks.get(name)
+            if sink is None:
+                batch.delete(name.encode(), handle)
+            else:
+                batch.put(name.encode(), sink.SerializeToString(deterministic=True), handle)
+        handle = self._db.handle(keys.OUTBOX)
+        for (name, key), raw in m.outbox_writes.items():
+            if raw is None:
+                batch.delete(keys.outbox_key(name, key), handle)
+            else:
+                batch.put(keys.outbox_key(name, key), raw, handle)
 
     def _stage_keys(self, batch: Any) -> None:
         m = self._m
@@ -218,6 +238,13 @@ class SchedulerState:
         for _key, value in self._db.cf(keys.ALARMS).items():
             alarm = admin_pb2.Alarm.FromString(value)
             m.alarms[(alarm.node, alarm.alarm)] = alarm
+        for key, value in self._db.cf(keys.SINKS).items():
+            m.sinks[bytes(key).decode()] = notify_pb2.NotifySink.FromString(value)
+        for key in self._db.cf(keys.OUTBOX).keys():  # noqa: SIM118 (a rocksdict view); oldest first
+            name, event_key = keys.outbox_key_parts(bytes(key))
+            m.outbox.setdefault(name, {})[event_key] = None
+        m.event_counts = {kind: meta[_event_count_key(kind)] for kind in notify.EVENT_TYPES
+                          if _event_count_key(kind) in meta}
         live = sorted(self._live_jobs(), key=lambda job: job.seq)  # ordered indexes as before the restart
         for job in live:
             m.index_live(job)
@@ -247,10 +274,17 @@ class SchedulerState:
             pass
         return digest.value()
 
-    def views(self) -> list[tuple[str, Any]]:
-        """A consistent read view of every family (RocksDB snapshots, taken together between two
-        applies): what `StateDigest` reads while apply goes on."""
-        return [(name, self._db.cf(name).snapshot()) for name in COLUMN_FAMILIES]
+    def views(self) -> list[View]:
+        """Every family's records as of now, for `StateDigest` to read while apply goes on: one
+        RocksDB iterator per family, all made here between two applies. An iterator whose
+        ReadOptions name no snapshot reads from one taken when it is made, and pins the memtables
+        and files it needs: later writes, flushes, compactions, even the family being dropped (a
+        snapshot install) do not reach it. Drop the views soon: what they pin stays in memory.
+
+        Not rocksdict's `Snapshot`: its `iter()`/`items()` set the snapshot on a ReadOptions they
+        then throw away and read the live database (rocksdict 0.3.29, src/snapshot.rs; its point
+        reads do use it), so a node hashed entries applied after the check and was called CORRUPT."""
+        return [(name, self._db.cf(name).items()) for name in COLUMN_FAMILIES]
 
     def snapshot(self) -> bytes:
         """The record stream as one checked blob (`raftsched.state.snapshot`); for small states."""
@@ -407,6 +441,42 @@ class SchedulerState:
             out.append(idem_key)
         return out
 
+    # --- notification sinks (SPEC §10) ---------------------------------------------------------
+
+    def notify_sinks(self) -> list[notify_pb2.NotifySink]:
+        """Every sink by name, with its secret (for the leader's delivery; the API strips it)."""
+        return [_copy(s) for _, s in sorted(self._m.sinks.items())]
+
+    def notify_sink(self, name: str) -> notify_pb2.NotifySink | None:
+        found = self._m.sinks.get(name)
+        return _copy(found) if found is not None else None
+
+    def pending_events(self, sink: str, *, skip: Callable[[str], bool], limit: int,
+                       scan: int) -> list[notify_pb2.NotifyEvent]:
+        """Up to `limit` events of a sink's outbox, oldest first, stepping over those `skip` names
+        (in flight, backing off) and looking at `scan` ids at most."""
+        outbox = self._m.outbox.get(sink, {})
+        view = self._db.cf(keys.OUTBOX)
+        out: list[notify_pb2.NotifyEvent] = []
+        for key in itertools.islice(outbox, scan):
+            if len(out) >= limit:
+                break
+            index, n = keys.read_u64(key[:8]), int.from_bytes(key[8:], "big")
+            if skip(notify.event_id(index, n)):
+                continue
+            raw = view.get(keys.outbox_key(sink, key))
+            assert raw is not None, f"outbox of {sink} lists {index}.{n} that {keys.OUTBOX} lacks"
+            out.append(notify_pb2.NotifyEvent.FromString(raw))
+        return out
+
+    def is_pending(self, sink: str, event_id: str) -> bool:
+        key = notify.key_of(event_id)
+        return key is not None and key in self._m.outbox.get(sink, {})
+
+    def event_counts(self) -> dict[str, int]:
+        """Events made since the cluster began, by type (replicated)."""
+        return dict(self._m.event_counts)
+
     # --- schedules ------------------------------------------------------------------------------
 
     def schedules(self) -> list[scheduler_pb2.Schedule]:
@@ -451,7 +521,7 @@ class StateDigest:
     """A digest of every record of the given views, computed a bounded number of records at a
     time (`step`), so a node can hash millions of records without holding its event loop."""
 
-    def __init__(self, views: list[tuple[str, Any]]) -> None:
+    def __init__(self, views: list[View]) -> None:
         self._digest = hashlib.blake2b(digest_size=16)
         self._views = iter(views)
         self._name = ""
@@ -464,8 +534,7 @@ class StateDigest:
                 nxt = next(self._views, None)
                 if nxt is None:
                     return True
-                self._name, view = nxt
-                self._items = iter(view.items())
+                self._name, self._items = nxt
             for key, value in itertools.islice(self._items, budget):
                 key, value = bytes(key), bytes(value)
                 self._digest.update(b"%s\x00%d:%b%d:%b" % (self._name.encode(), len(key), key, len(value), value))
@@ -530,7 +599,12 @@ def _meta(m: Model) -> dict[bytes, int]:
         b"keys_forgotten": m.counters.keys_forgotten,
     }
     out.update({_count_key(state): n for state, n in m.counts.items()})
+    out.update({_event_count_key(kind): n for kind, n in m.event_counts.items()})
     return out
+
+
+def _event_count_key(kind: str) -> bytes:
+    return b"notify_events_" + kind.encode()
 
 
 def _copy(message: Any) -> Any:

@@ -19,8 +19,8 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
+from raftsched.jobstates import TERMINAL
 from raftsched.state import keys
-from raftsched.state.model import TERMINAL
 from raftsched.storage.errors import StoreError
 from raftsched.v1 import jobs_pb2, scheduler_pb2
 

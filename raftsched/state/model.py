@@ -24,12 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from raftsched.jobstates import TERMINAL
 from raftsched.state import keys
 from raftsched.state.indexes import SortedKeys
-from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
+from raftsched.v1 import admin_pb2, jobs_pb2, notify_pb2, scheduler_pb2
 
 J = jobs_pb2
-TERMINAL = frozenset({J.JOB_STATE_SUCCEEDED, J.JOB_STATE_FAILED, J.JOB_STATE_CANCELLED, J.JOB_STATE_SKIPPED})
 ACTIVE = frozenset({J.JOB_STATE_ASSIGNED, J.JOB_STATE_RUNNING})  # an attempt is in flight
 LIVE = frozenset({J.JOB_STATE_PENDING, J.JOB_STATE_QUEUED, *ACTIVE})
 DEFAULT_MAX_ATTEMPTS = 3
@@ -115,8 +115,14 @@ class Model:
     executors: dict[str, jobs_pb2.ExecutorInfo] = field(default_factory=dict)
     schedules: dict[str, scheduler_pb2.Schedule] = field(default_factory=dict)  # by name (= id)
     alarms: dict[tuple[str, str], admin_pb2.Alarm] = field(default_factory=dict)  # (node, alarm) -> it
+    sinks: dict[str, notify_pb2.NotifySink] = field(default_factory=dict)  # by name
+    # sink -> the event keys in its outbox, oldest first (an ordered set; values are in RocksDB)
+    outbox: dict[str, dict[bytes, None]] = field(default_factory=dict)
+    event_counts: dict[str, int] = field(default_factory=dict)  # events made, by type
     next_seq: int = 1
     applied_index: int = 0
+    entry_index: int = 0  # the entry being applied (event ids derive from it)
+    event_n: int = 0  # events made so far by that entry
     counters: Counters = field(default_factory=Counters)
     # --- pending writes besides jobs ---
     idem_put: dict[str, tuple[int, str]] = field(default_factory=dict)  # key -> (time, job id)
@@ -124,6 +130,8 @@ class Model:
     dirty_executors: dict[str, None] = field(default_factory=dict)  # an ordered set
     dirty_schedules: dict[str, None] = field(default_factory=dict)  # put or deleted (absent)
     dirty_alarms: dict[tuple[str, str], None] = field(default_factory=dict)  # put or deleted (absent)
+    dirty_sinks: dict[str, None] = field(default_factory=dict)  # put or deleted (absent)
+    outbox_writes: dict[tuple[str, bytes], bytes | None] = field(default_factory=dict)  # None: delete
     ended_scheduled: list[str] = field(default_factory=list)  # jobs of schedules that just ended
     hash_points: list[int] = field(default_factory=list)  # check ids applied, to hash the state after
 
@@ -357,6 +365,27 @@ class Model:
             self.alarms[(node, name)] = alarm
         self.dirty_alarms[(node, name)] = None
 
+    def put_sink(self, sink: notify_pb2.NotifySink) -> None:
+        self.sinks[sink.name] = sink
+        self.dirty_sinks[sink.name] = None
+
+    def delete_sink(self, name: str) -> None:
+        del self.sinks[name]
+        self.dirty_sinks[name] = None
+
+    def outbox_put(self, sink: str, key: bytes, raw: bytes) -> None:
+        # Invariant: keys are added in log order, so each outbox dict stays oldest first.
+        self.outbox.setdefault(sink, {})[key] = None
+        self.outbox_writes[(sink, key)] = raw
+
+    def outbox_remove(self, sink: str, key: bytes) -> None:
+        self.outbox[sink].pop(key)
+        self.outbox_writes[(sink, key)] = None
+
+    def begin_entry(self, index: int) -> None:
+        self.entry_index = index
+        self.event_n = 0
+
     # --- after a flush --------------------------------------------------------------------------
 
     def flushed(self) -> None:
@@ -368,6 +397,8 @@ class Model:
         self.dirty_executors.clear()
         self.dirty_schedules.clear()
         self.dirty_alarms.clear()
+        self.dirty_sinks.clear()
+        self.outbox_writes.clear()
         for job in self.touched.values():
             if job.state in LIVE:  # finished jobs are rarely read again: RocksDB has them
                 self._cache_put(job)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 
+from raftsched.jobstates import TERMINAL
 from raftsched.quoting import quote
-from raftsched.state import firetimes, lifecycle
+from raftsched.state import firetimes, lifecycle, notify
 from raftsched.state.firetimes import OVERLAP, PAUSED, FireTimeError
-from raftsched.state.model import TERMINAL, Model, clamp_u64
+from raftsched.state.model import Model, clamp_u64
 from raftsched.state.validate import ValidationError, validate_spec
 from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
 
@@ -174,7 +175,7 @@ def on_fire(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
         reason = f"scheduled time {fire.scheduled_time} is already decided (up to {decided_until(schedule)})"
         return C.ApplyResult(error=reason, code=FAILED_PRECONDITION, schedule=_copy(schedule))
     if schedule.paused:
-        _record_skip(m, schedule, fire.scheduled_time, PAUSED)
+        _record_skip(m, schedule, fire.scheduled_time, PAUSED, cmd.time_ms)
         return C.ApplyResult(schedule=_copy(schedule))
     job = _fire_with_overlap(m, schedule, fire.scheduled_time, cmd.time_ms)
     return C.ApplyResult(job=job, schedule=_copy(schedule))
@@ -185,11 +186,11 @@ def _fire_with_overlap(m: Model, schedule: scheduler_pb2.Schedule, t: int, now: 
     running = last is not None and last.state not in TERMINAL
     policy = schedule.spec.overlap
     if running and policy == S.OVERLAP_POLICY_SKIP:
-        _record_skip(m, schedule, t, OVERLAP)
+        _record_skip(m, schedule, t, OVERLAP, now)
         return None
     if running and policy == S.OVERLAP_POLICY_BUFFER_ONE:
         if schedule.buffered:  # the waiting time gives way to the newer one
-            _record_skip(m, schedule, schedule.last_fired_time, OVERLAP, keep_order=False)
+            _record_skip(m, schedule, schedule.last_fired_time, OVERLAP, now, keep_order=False)
         schedule.buffered = True
         schedule.last_fired_time = t
         m.put_schedule(schedule)
@@ -222,12 +223,14 @@ def on_skip(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     for fire in skip.fires:
         if fire.scheduled_time > decided_until(schedule):
             reason = fire.reason if fire.reason in REASONS else firetimes.MISSED
-            _record_skip(m, schedule, fire.scheduled_time, reason)
+            _record_skip(m, schedule, fire.scheduled_time, reason, cmd.time_ms)
     return C.ApplyResult(schedule=_copy(schedule))
 
 
-def _record_skip(m: Model, schedule: scheduler_pb2.Schedule, t: int, reason: str, *, keep_order: bool = True) -> None:
-    """Append a skipped time (bounded: the oldest records go, the count stays).
+def _record_skip(m: Model, schedule: scheduler_pb2.Schedule, t: int, reason: str, now: int, *,
+                 keep_order: bool = True) -> None:
+    """Append a skipped time (bounded: the oldest records go, the count stays) and make its
+    schedule.skipped event.
 
     `keep_order=False` is for a buffered time given up: it is older than the watermark already,
     so it goes just before the newest record to keep the newest time last.
@@ -242,6 +245,7 @@ def _record_skip(m: Model, schedule: scheduler_pb2.Schedule, t: int, reason: str
     schedule.last_skipped_time = max(schedule.last_skipped_time, t)
     schedule.skipped_count += 1
     m.put_schedule(schedule)
+    notify.emit(m, notify.SCHEDULE_SKIPPED, now, {"schedule": schedule.id, "scheduled_time": t, "reason": reason})
 
 
 def trim_skipped(m: Model, name: str, before_ms: int) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -67,6 +68,29 @@ def _generation_of(name: str) -> tuple[str, int]:
     return (base, int(gen)) if sep and gen.isdigit() else (name, 0)
 
 
+_ROCKSDB_FILE = re.compile(r"\b(\d{6}\.(?:log|sst)|MANIFEST-\d+)\b")
+_LOG_TAIL_BYTES = 64 * 1024
+
+
+def _damaged_file_hint(path: Path, error: str) -> str:
+    """RocksDB's corruption status often leaves out the file (a WAL checksum mismatch does);
+    its info log (LOG) names it. "; damaged file: NAME" when the error or the LOG's last
+    corruption line names one, else ""."""
+    if _ROCKSDB_FILE.search(error) or "orrupt" not in error:
+        return ""
+    try:
+        with (path / "LOG").open("rb") as f:
+            f.seek(max(0, f.seek(0, 2) - _LOG_TAIL_BYTES))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    for line in reversed(tail.splitlines()):
+        found = _ROCKSDB_FILE.search(line)
+        if found and ("orrupt" in line or "checksum" in line or "dropping" in line):
+            return f"; damaged file: {found.group(1)} (RocksDB's LOG: {line.strip()[-200:]})"
+    return ""
+
+
 class NodeDB:
     """Opens (creating if missing) and exclusively locks a node's data directory."""
 
@@ -100,7 +124,8 @@ class NodeDB:
             self._rdict = Rdict(str(self.path), self._options(),
                                 column_families={n: self._options() for n in existing})
         except Exception as exc:  # rocksdict raises a bare Exception for every RocksDB status
-            raise StoreError(f"cannot open RocksDB in {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open RocksDB in {self.path}: {exc}{_damaged_file_hint(self.path, str(exc))}"
+                             ) from exc
         for name in existing:
             self._map(name)
         for name in (RAFT_LOG, RAFT_META):

@@ -5,14 +5,17 @@ metadata (first chunk), the data in CHUNK_BYTES pieces and a crc32 of the whole 
 Receiver: `receive_snapshot` writes the chunks to a file of its own, checking offsets, size and
 checksum; only a whole, intact file is handed on (the node then checks the file's own digests):
 a broken or partial transfer changes nothing on the follower. Neither side holds the snapshot in
-memory, whatever its size.
+memory, whatever its size. The receiver logs its progress (a node catching up by snapshot is a
+daemon: a person follows it in the log): when the transfer starts, every PROGRESS_LOG_S, and at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +29,10 @@ from raftsched.raft.validate import Problem
 from raftsched.transport import convert
 from raftsched.v1 import raft_pb2 as pb
 
+log = logging.getLogger("raftsched.transport")
+
 CHUNK_BYTES = 1 << 20
+PROGRESS_LOG_S = 5.0  # a catching-up follower logs how much of the snapshot arrived this often
 MAX_SNAPSHOT_BYTES = 64 << 30
 _names = itertools.count(1)
 Admit = Callable[[SnapshotRequest], "Problem | None"]  # why a snapshot request is refused, or None
@@ -127,6 +133,10 @@ async def receive_snapshot(request_iterator: AsyncIterator[pb.InstallSnapshotChu
 async def _receive(first: pb.InstallSnapshotChunk, request_iterator: AsyncIterator[pb.InstallSnapshotChunk],
                    out: BinaryIO) -> None:
     size = crc = 0
+    started = time.monotonic()
+    next_log = started + PROGRESS_LOG_S
+    log.info("node=%s receiving a snapshot at index %d from %s", first.to, first.last_included_index,
+             getattr(first, "from"))
     chunk = first
     while True:
         if (chunk.last_included_index, chunk.term) != (first.last_included_index, first.term):
@@ -138,11 +148,18 @@ async def _receive(first: pb.InstallSnapshotChunk, request_iterator: AsyncIterat
             raise SnapshotTransferError(f"snapshot larger than {MAX_SNAPSHOT_BYTES} bytes")
         out.write(chunk.data)
         crc = zlib.crc32(chunk.data, crc)
+        now = time.monotonic()
         if chunk.done:
             if crc != chunk.crc32c:
                 raise SnapshotTransferError("checksum mismatch: the snapshot was damaged in transfer")
             out.flush()
+            log.info("node=%s received the snapshot at index %d: %d bytes in %.1f s", first.to,
+                     first.last_included_index, size, now - started)
             return
+        if now >= next_log:
+            next_log = now + PROGRESS_LOG_S
+            log.info("node=%s receiving the snapshot at index %d: %.1f MiB so far (%.1f MiB/s)", first.to,
+                     first.last_included_index, size / (1 << 20), size / (1 << 20) / max(now - started, 1e-3))
         following = await anext(request_iterator, None)
         if following is None:
             raise SnapshotTransferError("stream ended before the last chunk")

@@ -1,4 +1,5 @@
 from raftsched.v1 import raft_pb2 as _raft_pb2
+from raftsched.v1 import notify_pb2 as _notify_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -195,3 +196,49 @@ class StateHashResponse(_message.Message):
     node: str
     applied_index: int
     def __init__(self, ready: _Optional[bool] = ..., index: _Optional[int] = ..., digest: _Optional[bytes] = ..., node: _Optional[str] = ..., applied_index: _Optional[int] = ...) -> None: ...
+
+class AddNotifySinkRequest(_message.Message):
+    __slots__ = ("name", "url", "secret", "events")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    secret: bytes
+    events: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[bytes] = ..., events: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListNotifySinksRequest(_message.Message):
+    __slots__ = ("stale",)
+    STALE_FIELD_NUMBER: _ClassVar[int]
+    stale: bool
+    def __init__(self, stale: _Optional[bool] = ...) -> None: ...
+
+class ListNotifySinksResponse(_message.Message):
+    __slots__ = ("sinks",)
+    SINKS_FIELD_NUMBER: _ClassVar[int]
+    sinks: _containers.RepeatedCompositeFieldContainer[_notify_pb2.NotifySink]
+    def __init__(self, sinks: _Optional[_Iterable[_Union[_notify_pb2.NotifySink, _Mapping]]] = ...) -> None: ...
+
+class RemoveNotifySinkRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RemoveNotifySinkResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TestNotifySinkRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class TestNotifySinkResponse(_message.Message):
+    __slots__ = ("event_id",)
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    def __init__(self, event_id: _Optional[str] = ...) -> None: ...

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from raftsched.v1 import admin_pb2 as raftsched_dot_v1_dot_admin__pb2
+from raftsched.v1 import notify_pb2 as raftsched_dot_v1_dot_notify__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -85,6 +86,26 @@ class AdminStub:
                 request_serializer=raftsched_dot_v1_dot_admin__pb2.StateHashRequest.SerializeToString,
                 response_deserializer=raftsched_dot_v1_dot_admin__pb2.StateHashResponse.FromString,
                 _registered_method=True)
+        self.AddNotifySink = channel.unary_unary(
+                '/raftsched.v1.Admin/AddNotifySink',
+                request_serializer=raftsched_dot_v1_dot_admin__pb2.AddNotifySinkRequest.SerializeToString,
+                response_deserializer=raftsched_dot_v1_dot_notify__pb2.NotifySink.FromString,
+                _registered_method=True)
+        self.ListNotifySinks = channel.unary_unary(
+                '/raftsched.v1.Admin/ListNotifySinks',
+                request_serializer=raftsched_dot_v1_dot_admin__pb2.ListNotifySinksRequest.SerializeToString,
+                response_deserializer=raftsched_dot_v1_dot_admin__pb2.ListNotifySinksResponse.FromString,
+                _registered_method=True)
+        self.RemoveNotifySink = channel.unary_unary(
+                '/raftsched.v1.Admin/RemoveNotifySink',
+                request_serializer=raftsched_dot_v1_dot_admin__pb2.RemoveNotifySinkRequest.SerializeToString,
+                response_deserializer=raftsched_dot_v1_dot_admin__pb2.RemoveNotifySinkResponse.FromString,
+                _registered_method=True)
+        self.TestNotifySink = channel.unary_unary(
+                '/raftsched.v1.Admin/TestNotifySink',
+                request_serializer=raftsched_dot_v1_dot_admin__pb2.TestNotifySinkRequest.SerializeToString,
+                response_deserializer=raftsched_dot_v1_dot_admin__pb2.TestNotifySinkResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -152,6 +173,31 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddNotifySink(self, request, context):
+        """Notification sinks (SPEC §10); sinks come back without their secret.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNotifySinks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNotifySink(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestNotifySink(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +250,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.StateHash,
                     request_deserializer=raftsched_dot_v1_dot_admin__pb2.StateHashRequest.FromString,
                     response_serializer=raftsched_dot_v1_dot_admin__pb2.StateHashResponse.SerializeToString,
+            ),
+            'AddNotifySink': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddNotifySink,
+                    request_deserializer=raftsched_dot_v1_dot_admin__pb2.AddNotifySinkRequest.FromString,
+                    response_serializer=raftsched_dot_v1_dot_notify__pb2.NotifySink.SerializeToString,
+            ),
+            'ListNotifySinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotifySinks,
+                    request_deserializer=raftsched_dot_v1_dot_admin__pb2.ListNotifySinksRequest.FromString,
+                    response_serializer=raftsched_dot_v1_dot_admin__pb2.ListNotifySinksResponse.SerializeToString,
+            ),
+            'RemoveNotifySink': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNotifySink,
+                    request_deserializer=raftsched_dot_v1_dot_admin__pb2.RemoveNotifySinkRequest.FromString,
+                    response_serializer=raftsched_dot_v1_dot_admin__pb2.RemoveNotifySinkResponse.SerializeToString,
+            ),
+            'TestNotifySink': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestNotifySink,
+                    request_deserializer=raftsched_dot_v1_dot_admin__pb2.TestNotifySinkRequest.FromString,
+                    response_serializer=raftsched_dot_v1_dot_admin__pb2.TestNotifySinkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -477,6 +543,114 @@ class Admin:
             '/raftsched.v1.Admin/StateHash',
             raftsched_dot_v1_dot_admin__pb2.StateHashRequest.SerializeToString,
             raftsched_dot_v1_dot_admin__pb2.StateHashResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddNotifySink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftsched.v1.Admin/AddNotifySink',
+            raftsched_dot_v1_dot_admin__pb2.AddNotifySinkRequest.SerializeToString,
+            raftsched_dot_v1_dot_notify__pb2.NotifySink.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotifySinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftsched.v1.Admin/ListNotifySinks',
+            raftsched_dot_v1_dot_admin__pb2.ListNotifySinksRequest.SerializeToString,
+            raftsched_dot_v1_dot_admin__pb2.ListNotifySinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNotifySink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftsched.v1.Admin/RemoveNotifySink',
+            raftsched_dot_v1_dot_admin__pb2.RemoveNotifySinkRequest.SerializeToString,
+            raftsched_dot_v1_dot_admin__pb2.RemoveNotifySinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestNotifySink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftsched.v1.Admin/TestNotifySink',
+            raftsched_dot_v1_dot_admin__pb2.TestNotifySinkRequest.SerializeToString,
+            raftsched_dot_v1_dot_admin__pb2.TestNotifySinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,5 +1,6 @@
 from raftsched.v1 import jobs_pb2 as _jobs_pb2
 from raftsched.v1 import scheduler_pb2 as _scheduler_pb2
+from raftsched.v1 import notify_pb2 as _notify_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -9,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Command(_message.Message):
-    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires", "purge", "check_hash", "alarm")
+    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires", "purge", "check_hash", "alarm", "notify_add", "notify_remove", "notify_test", "notify_ack", "leader_changed", "quarantine", "release")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     SUBMIT_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +30,13 @@ class Command(_message.Message):
     PURGE_FIELD_NUMBER: _ClassVar[int]
     CHECK_HASH_FIELD_NUMBER: _ClassVar[int]
     ALARM_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_ADD_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_REMOVE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_TEST_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_ACK_FIELD_NUMBER: _ClassVar[int]
+    LEADER_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     version: int
     time_ms: int
     submit: SubmitJobsCmd
@@ -48,7 +56,14 @@ class Command(_message.Message):
     purge: PurgeCmd
     check_hash: CheckHashCmd
     alarm: AlarmCmd
-    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ..., purge: _Optional[_Union[PurgeCmd, _Mapping]] = ..., check_hash: _Optional[_Union[CheckHashCmd, _Mapping]] = ..., alarm: _Optional[_Union[AlarmCmd, _Mapping]] = ...) -> None: ...
+    notify_add: NotifyAddCmd
+    notify_remove: NotifyRemoveCmd
+    notify_test: NotifyTestCmd
+    notify_ack: NotifyAckCmd
+    leader_changed: LeaderChangedCmd
+    quarantine: QuarantineExecutorCmd
+    release: ReleaseExecutorCmd
+    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ..., purge: _Optional[_Union[PurgeCmd, _Mapping]] = ..., check_hash: _Optional[_Union[CheckHashCmd, _Mapping]] = ..., alarm: _Optional[_Union[AlarmCmd, _Mapping]] = ..., notify_add: _Optional[_Union[NotifyAddCmd, _Mapping]] = ..., notify_remove: _Optional[_Union[NotifyRemoveCmd, _Mapping]] = ..., notify_test: _Optional[_Union[NotifyTestCmd, _Mapping]] = ..., notify_ack: _Optional[_Union[NotifyAckCmd, _Mapping]] = ..., leader_changed: _Optional[_Union[LeaderChangedCmd, _Mapping]] = ..., quarantine: _Optional[_Union[QuarantineExecutorCmd, _Mapping]] = ..., release: _Optional[_Union[ReleaseExecutorCmd, _Mapping]] = ...) -> None: ...
 
 class SubmitJobsCmd(_message.Message):
     __slots__ = ("specs",)
@@ -138,18 +153,38 @@ class ExecutorUpCmd(_message.Message):
     def __init__(self, executor_id: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., handlers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExecutorDownCmd(_message.Message):
-    __slots__ = ("executor_id", "reason")
+    __slots__ = ("executor_id", "reason", "poison_after")
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    POISON_AFTER_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     reason: str
-    def __init__(self, executor_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    poison_after: int
+    def __init__(self, executor_id: _Optional[str] = ..., reason: _Optional[str] = ..., poison_after: _Optional[int] = ...) -> None: ...
 
 class DrainExecutorCmd(_message.Message):
     __slots__ = ("executor_id",)
     EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     def __init__(self, executor_id: _Optional[str] = ...) -> None: ...
+
+class QuarantineExecutorCmd(_message.Message):
+    __slots__ = ("executor_id", "until_ms", "reason")
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    until_ms: int
+    reason: str
+    def __init__(self, executor_id: _Optional[str] = ..., until_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReleaseExecutorCmd(_message.Message):
+    __slots__ = ("executor_id", "reason")
+    EXECUTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    executor_id: str
+    reason: str
+    def __init__(self, executor_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CreateScheduleCmd(_message.Message):
     __slots__ = ("spec",)
@@ -227,18 +262,52 @@ class AlarmCmd(_message.Message):
     reason: str
     def __init__(self, node: _Optional[str] = ..., alarm: _Optional[str] = ..., active: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class NotifyAddCmd(_message.Message):
+    __slots__ = ("sink",)
+    SINK_FIELD_NUMBER: _ClassVar[int]
+    sink: _notify_pb2.NotifySink
+    def __init__(self, sink: _Optional[_Union[_notify_pb2.NotifySink, _Mapping]] = ...) -> None: ...
+
+class NotifyRemoveCmd(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class NotifyTestCmd(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class NotifyAckCmd(_message.Message):
+    __slots__ = ("sinks",)
+    SINKS_FIELD_NUMBER: _ClassVar[int]
+    sinks: _containers.RepeatedCompositeFieldContainer[_notify_pb2.NotifyProgress]
+    def __init__(self, sinks: _Optional[_Iterable[_Union[_notify_pb2.NotifyProgress, _Mapping]]] = ...) -> None: ...
+
+class LeaderChangedCmd(_message.Message):
+    __slots__ = ("leader", "term")
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    leader: str
+    term: int
+    def __init__(self, leader: _Optional[str] = ..., term: _Optional[int] = ...) -> None: ...
+
 class ApplyResult(_message.Message):
-    __slots__ = ("submitted", "job", "error", "code", "schedule", "refused_items")
+    __slots__ = ("submitted", "job", "error", "code", "schedule", "refused_items", "event_id")
     SUBMITTED_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     REFUSED_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     submitted: _containers.RepeatedCompositeFieldContainer[_scheduler_pb2.SubmitResult]
     job: _jobs_pb2.Job
     error: str
     code: int
     schedule: _scheduler_pb2.Schedule
     refused_items: int
-    def __init__(self, submitted: _Optional[_Iterable[_Union[_scheduler_pb2.SubmitResult, _Mapping]]] = ..., job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ..., error: _Optional[str] = ..., code: _Optional[int] = ..., schedule: _Optional[_Union[_scheduler_pb2.Schedule, _Mapping]] = ..., refused_items: _Optional[int] = ...) -> None: ...
+    event_id: str
+    def __init__(self, submitted: _Optional[_Iterable[_Union[_scheduler_pb2.SubmitResult, _Mapping]]] = ..., job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ..., error: _Optional[str] = ..., code: _Optional[int] = ..., schedule: _Optional[_Union[_scheduler_pb2.Schedule, _Mapping]] = ..., refused_items: _Optional[int] = ..., event_id: _Optional[str] = ...) -> None: ...

@@ -156,7 +156,7 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., submitted_ms: _Optional[int] = ..., updated_ms: _Optional[int] = ..., seq: _Optional[int] = ..., not_before_ms: _Optional[int] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., schedule_id: _Optional[str] = ..., scheduled_time: _Optional[int] = ..., stale_results_refused: _Optional[int] = ..., state_reason: _Optional[str] = ...) -> None: ...
 
 class ExecutorInfo(_message.Message):
-    __slots__ = ("id", "state", "slots", "labels", "handlers", "registered_ms", "last_seen_ms", "lease_remaining_ms", "running", "free_slots")
+    __slots__ = ("id", "state", "slots", "labels", "handlers", "registered_ms", "last_seen_ms", "lease_remaining_ms", "running", "free_slots", "consecutive_failures", "failing_since_ms", "last_success_ms", "quarantined_until_ms", "quarantines", "state_reason")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +174,12 @@ class ExecutorInfo(_message.Message):
     LEASE_REMAINING_MS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    FAILING_SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_MS_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINES_FIELD_NUMBER: _ClassVar[int]
+    STATE_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: ExecutorState
     slots: int
@@ -184,7 +190,13 @@ class ExecutorInfo(_message.Message):
     lease_remaining_ms: int
     running: _containers.RepeatedCompositeFieldContainer[AttemptRef]
     free_slots: int
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[ExecutorState, str]] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., handlers: _Optional[_Iterable[str]] = ..., registered_ms: _Optional[int] = ..., last_seen_ms: _Optional[int] = ..., lease_remaining_ms: _Optional[int] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., free_slots: _Optional[int] = ...) -> None: ...
+    consecutive_failures: int
+    failing_since_ms: int
+    last_success_ms: int
+    quarantined_until_ms: int
+    quarantines: int
+    state_reason: str
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[ExecutorState, str]] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., handlers: _Optional[_Iterable[str]] = ..., registered_ms: _Optional[int] = ..., last_seen_ms: _Optional[int] = ..., lease_remaining_ms: _Optional[int] = ..., running: _Optional[_Iterable[_Union[AttemptRef, _Mapping]]] = ..., free_slots: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., failing_since_ms: _Optional[int] = ..., last_success_ms: _Optional[int] = ..., quarantined_until_ms: _Optional[int] = ..., quarantines: _Optional[int] = ..., state_reason: _Optional[str] = ...) -> None: ...
 
 class AttemptRef(_message.Message):
     __slots__ = ("job_id", "attempt")

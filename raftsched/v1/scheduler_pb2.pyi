@@ -163,6 +163,12 @@ class DrainExecutorRequest(_message.Message):
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
+class ReleaseExecutorRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
 class ScheduleSpec(_message.Message):
     __slots__ = ("name", "cron", "timezone", "every_ms", "start_ms", "end_ms", "jitter_ms", "template", "overlap", "catchup", "catchup_window_ms", "catchup_max", "keep_succeeded", "keep_failed")
     NAME_FIELD_NUMBER: _ClassVar[int]

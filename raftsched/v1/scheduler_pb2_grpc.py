@@ -82,6 +82,11 @@ class SchedulerStub:
                 request_serializer=raftsched_dot_v1_dot_scheduler__pb2.DrainExecutorRequest.SerializeToString,
                 response_deserializer=raftsched_dot_v1_dot_jobs__pb2.ExecutorInfo.FromString,
                 _registered_method=True)
+        self.ReleaseExecutor = channel.unary_unary(
+                '/raftsched.v1.Scheduler/ReleaseExecutor',
+                request_serializer=raftsched_dot_v1_dot_scheduler__pb2.ReleaseExecutorRequest.SerializeToString,
+                response_deserializer=raftsched_dot_v1_dot_jobs__pb2.ExecutorInfo.FromString,
+                _registered_method=True)
         self.CreateSchedule = channel.unary_unary(
                 '/raftsched.v1.Scheduler/CreateSchedule',
                 request_serializer=raftsched_dot_v1_dot_scheduler__pb2.CreateScheduleRequest.SerializeToString,
@@ -178,6 +183,13 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReleaseExecutor(self, request, context):
+        """ends a quarantine early
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateSchedule(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -266,6 +278,11 @@ def add_SchedulerServicer_to_server(servicer, server):
             'DrainExecutor': grpc.unary_unary_rpc_method_handler(
                     servicer.DrainExecutor,
                     request_deserializer=raftsched_dot_v1_dot_scheduler__pb2.DrainExecutorRequest.FromString,
+                    response_serializer=raftsched_dot_v1_dot_jobs__pb2.ExecutorInfo.SerializeToString,
+            ),
+            'ReleaseExecutor': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseExecutor,
+                    request_deserializer=raftsched_dot_v1_dot_scheduler__pb2.ReleaseExecutorRequest.FromString,
                     response_serializer=raftsched_dot_v1_dot_jobs__pb2.ExecutorInfo.SerializeToString,
             ),
             'CreateSchedule': grpc.unary_unary_rpc_method_handler(
@@ -548,6 +565,33 @@ class Scheduler:
             target,
             '/raftsched.v1.Scheduler/DrainExecutor',
             raftsched_dot_v1_dot_scheduler__pb2.DrainExecutorRequest.SerializeToString,
+            raftsched_dot_v1_dot_jobs__pb2.ExecutorInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseExecutor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftsched.v1.Scheduler/ReleaseExecutor',
+            raftsched_dot_v1_dot_scheduler__pb2.ReleaseExecutorRequest.SerializeToString,
             raftsched_dot_v1_dot_jobs__pb2.ExecutorInfo.FromString,
             options,
             channel_credentials,

@@ -40,6 +40,8 @@ from benchlib.phases import guarded, log, measure_failover, measure_level
 from benchlib.procs import ProcessSet
 from benchlib.systems import System
 
+from raftsched.cli import progress
+
 Results = dict[str, Any]
 
 
@@ -234,13 +236,15 @@ async def bench_all(plan: Plan, root: Path, procs: ProcessSet, only: tuple[str, 
     results: Results = {}
     systems = (("raftsched", bench_raftsched), ("etcd", bench_etcd), ("pysyncobj", bench_pysyncobj),
                ("grpc_floor", bench_floor), ("growth", bench_growth))
-    for name, bench in systems:
-        if name not in only:
-            continue
-        started = time.monotonic()
-        log(f"--- {name}")
-        results[name] = await bench(plan, root, procs)
-        results[name]["bench_seconds"] = round(time.monotonic() - started, 1)
+    chosen = [(name, bench) for name, bench in systems if name in only]
+    # On a terminal, a bar over the phases (raftsched.cli.progress); the log lines go on above it.
+    with progress.phases("bench", [name for name, _ in chosen]) as begin:
+        for name, bench in chosen:
+            begin(name)
+            started = time.monotonic()
+            log(f"--- {name}")
+            results[name] = await bench(plan, root, procs)
+            results[name]["bench_seconds"] = round(time.monotonic() - started, 1)
     results["ratios"] = report.ratios(results, plan.levels)
     return results
 

@@ -35,7 +35,8 @@ def test_check_all_on_a_valid_run(tmp_path: Path) -> None:
     bad = {name: r for name, r in results["checkers"].items() if not r["valid"]}
     assert results["valid"], bad
     assert set(results["checkers"]) == {"lost_writes", "idempotency", "monotonic_states", "linearizability",
-                                        "fencing", "no_overlap", "log_prefix", "schedules", "liveness", "figures"}
+                                        "fencing", "no_overlap", "log_prefix", "elections", "schedules", "liveness",
+                                        "figures", "load"}
     json.dumps(results, allow_nan=False)  # results.json must be plain JSON
 
 

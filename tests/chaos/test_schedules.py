@@ -154,3 +154,18 @@ def test_a_run_without_schedules_is_valid_and_the_checker_is_registered() -> Non
     result = check({"jobs": {"j1": {"id": "j1", "state": "JOB_STATE_SUCCEEDED"}}, "logs": {}})
     assert result == {"valid": True, "schedules": 0, "note": "no schedules in this run"}
     assert CHECKERS["schedules"] is schedules.check
+
+
+def test_buffer_one_time_waiting_for_its_job_is_not_a_gap_and_the_leader_stamp_counts() -> None:
+    """buffer-one records a time as fired (buffered) before its job exists; a job created before
+    its time by the leader's own clock is early whatever the harness's clock said."""
+    name = "s-buffer"
+    skipped = [(t, "paused") for t in AFTER_PAUSE]
+    rec = record(name, "skip", DUE, skipped, fired_count=10)
+    jobs = [sjob(f"j{k}", name, t) for k, t in enumerate(DUE[:10])]
+    assert not check(state([rec], jobs))["valid"]  # the newest fired time has no job
+    rec["buffered"] = True
+    assert check(state([rec], jobs))["valid"]
+    jobs[3]["submittedMs"] = str(DUE[3] - 5_000)
+    result = check(state([rec], jobs))
+    assert result["violations"] == {"fired before its time by the leader's own clock": 1}

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from integration.cluster import BIN, WaitTimeout, free_ports
+from integration.cluster import BIN, WaitTimeout
+
+from raftsched.testing.procs import free_port_range
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +84,7 @@ class ConsoleProcess:
     cluster: str
     log: Path
     extra: Sequence[str] = ()
-    port: int = field(default_factory=lambda: free_ports(1)[0])
+    port: int = field(default_factory=lambda: free_port_range(1)[0])
     popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -138,7 +140,7 @@ class Browser:
 
     def __init__(self, profile: Path, log: Path, width: int = 1400, height: int = 900) -> None:
         marionette = _marionette()
-        self.port = free_ports(1)[0]
+        self.port = free_port_range(1)[0]
         profile.mkdir(parents=True, exist_ok=True)
         prefs = {"marionette.port": self.port, **FIREFOX_PREFS}
         (profile / "user.js").write_text("".join(f"user_pref({_js(k)}, {_js(v)});\n" for k, v in prefs.items()))

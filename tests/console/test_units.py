@@ -4,6 +4,7 @@ and the Host check and headers (the ASGI middleware called directly, no cluster)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -269,3 +270,14 @@ async def test_guard_checks_the_host_and_adds_security_headers() -> None:
     assert (await call(guard, "127.0.0.1:8080", "POST"))[0] == 413  # no length given
     assert (await call(guard, "127.0.0.1:8080", "POST", str(2 << 20)))[0] == 413
     assert host_name("[::1]:8080") == "::1" and host_name("localhost") == "localhost"
+
+
+def test_a_quarantined_executor_shows_why_the_time_left_and_a_release_button() -> None:
+    executor = J.ExecutorInfo(id="e1", state=J.EXECUTOR_STATE_QUARANTINED, slots=4, free_slots=4,
+                              quarantined_until_ms=90_000, state_reason="5 attempts in a row failed on it")
+    html = make_environment().get_template("_executors_table.html").render(
+        executors=[executor], now=30_000, can={"drain": True, "release": True},
+        visitor=SimpleNamespace(role="admin", csrf="t"), ago=lambda _ms, _now: "-")
+    assert "5 attempts in a row failed on it; 1m00s left" in html
+    assert 'action="/executors/e1/release"' in html and 'data-action="release"' in html
+    assert may("admin", "release") and not may("submitter", "release")

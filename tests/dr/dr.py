@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from integration.cluster import Cluster, free_ports, wait_for
+from integration.cluster import Cluster, wait_for
 
 from raftsched.client import Client, ClientError
+from raftsched.testing.procs import free_port_range
 from raftsched.v1 import jobs_pb2
 
 # Compact often and keep a short tail, so that a node down for a few thousand entries can only
@@ -120,7 +121,7 @@ def assert_acked_present(jobs: dict[str, jobs_pb2.Job], acked: dict[str, str], w
 
 def add_node_id(c: Cluster, nid: str) -> str:
     """Give the cluster one more node id with a free port (not started); returns its address."""
-    (port,) = free_ports(1)
+    (port,) = free_port_range(1)
     c.addr[nid] = f"127.0.0.1:{port}"
     c.ids.append(nid)
     c._per_node = {}  # status clients are made for the ids known at first use

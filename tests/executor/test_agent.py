@@ -68,8 +68,9 @@ async def test_handlers_report_started_and_finished(leader: tuple[FakeLeader, st
 
 async def test_command_gets_payload_env_and_exit_code(leader: tuple[FakeLeader, str]) -> None:
     fake, address = leader
-    script = 'echo "$RAFTSCHED_JOB_ID $RAFTSCHED_ATTEMPT $RAFTSCHED_FENCING_TOKEN"; cat; echo oops >&2; exit 3'
-    async with running_executor(make_config(address)):
+    script = ('echo "$RAFTSCHED_JOB_ID $RAFTSCHED_ATTEMPT $RAFTSCHED_FENCING_TOKEN $RAFTSCHED_EXECUTOR_ID"; cat; '
+              'echo oops >&2; exit 3')
+    async with running_executor(make_config(address, id="exec-7")):
         await fake.wait_for(lambda: fake.streams)
         fake.assign("j7", 2, command=["sh", "-c", script], payload=b"from-stdin\n")
         fake.assign("ok", command=["sh", "-c", "echo fine"])
@@ -77,7 +78,7 @@ async def test_command_gets_payload_env_and_exit_code(leader: tuple[FakeLeader, 
         failed, ok, missing = (await fake.wait_result("j7", 2), await fake.wait_result("ok"),
                                await fake.wait_result("missing"))
     assert (END(failed.end), failed.exit_code) == ("ATTEMPT_END_FAILED", 3)
-    assert failed.output_tail == b"j7 2 j7:2\nfrom-stdin\noops\n"
+    assert failed.output_tail == b"j7 2 j7:2 exec-7\nfrom-stdin\noops\n"
     assert ("j7", 2) in fake.started
     assert (END(ok.end), ok.exit_code, ok.output_tail) == ("ATTEMPT_END_SUCCEEDED", 0, b"fine\n")
     assert END(missing.end) == "ATTEMPT_END_FAILED" and "cannot start" in missing.error

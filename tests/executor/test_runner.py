@@ -28,6 +28,22 @@ async def test_handler_output_and_return_value_form_the_tail() -> None:
     assert (END(result.end), result.output_tail) == ("ATTEMPT_END_SUCCEEDED", b"j:1 done")
 
 
+async def test_handler_and_command_know_their_executor() -> None:
+    registry = HandlerRegistry()
+
+    @registry.handler("who")
+    async def who(ctx: TaskContext) -> str:
+        return ctx.executor_id
+
+    def on(spec: jpb.JobSpec) -> AttemptRunner:
+        return AttemptRunner(AttemptKey("j", 1), spec, handlers=registry, tail_bytes=1024, kill_grace_s=0.2,
+                             executor_id="e9")
+
+    handler = await on(jpb.JobSpec(handler="who")).run()
+    command = await on(jpb.JobSpec(command=["sh", "-c", 'printf "%s" "$RAFTSCHED_EXECUTOR_ID"'])).run()
+    assert (handler.output_tail, command.output_tail) == (b"e9", b"e9")
+
+
 async def test_handler_with_a_wrong_return_type_fails() -> None:
     registry = HandlerRegistry()
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from raftsched.client import Client, ClientError
+from raftsched.testing.procs import Proc, free_port_range
 from raftsched.v1 import admin_pb2, jobs_pb2
 
 T = TypeVar("T")
@@ -34,10 +33,6 @@ BIN = Path(os.environ.get("RAFTSCHED_BIN") or Path(sys.executable).parent / "raf
 FAST: tuple[str, ...] = ("--heartbeat-ms", "50", "--election-ms", "500")
 DEFAULT: tuple[str, ...] = ()
 STATUS_TIMEOUT_S = 1.0  # one node's local status; a paused or dead node does not answer
-TERMINAL = frozenset({
-    jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED,
-    jobs_pb2.JOB_STATE_CANCELLED, jobs_pb2.JOB_STATE_SKIPPED,
-})
 
 
 class WaitTimeout(AssertionError):
@@ -66,44 +61,6 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str = "con
         time.sleep(interval)
 
 
-def free_ports(count: int, lo: int = 20000, hi: int = 40000) -> list[int]:
-    """`count` consecutive ports from a random base in [lo, hi), each checked free with a bind."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(lo, hi - count)
-        ports = list(range(base, base + count))
-        if all(_bindable(p) for p in ports):
-            return ports
-    raise RuntimeError(f"no {count} consecutive free ports in {lo}..{hi}")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@dataclass
-class Proc:
-    """One started process and where its output goes."""
-
-    name: str
-    argv: list[str]
-    log: Path
-    popen: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-
 @dataclass
 class Cluster:
     """N scheduler nodes (n1..nN) and any number of executors, all real processes."""
@@ -125,7 +82,7 @@ class Cluster:
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.ids = [f"n{i + 1}" for i in range(self.size)]
-        ports = free_ports(self.size)
+        ports = free_port_range(self.size)
         self.addr = {nid: f"127.0.0.1:{port}" for nid, port in zip(self.ids, ports, strict=True)}
 
     # --- addresses ---
@@ -145,12 +102,7 @@ class Cluster:
     # --- processes ---
 
     def _spawn(self, name: str, args: list[str]) -> Proc:
-        proc = Proc(name, [str(BIN), *args], self.root / f"{name}.log")
-        with open(proc.log, "ab") as out:  # the child keeps its own descriptor
-            out.write(f"=== {time.strftime('%H:%M:%S')} start {' '.join(args)}\n".encode())
-            out.flush()
-            proc.popen = subprocess.Popen(proc.argv, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = Proc(name, [str(BIN), *args], self.root / f"{name}.log").start()
         self._all.append(proc)
         return proc
 
@@ -168,7 +120,7 @@ class Cluster:
 
     def kill(self, nid: str) -> None:
         """SIGKILL node `nid` (its whole process group) and reap it."""
-        _kill(self.nodes[nid])
+        self.nodes[nid].kill9()
 
     def restart(self, nid: str) -> None:
         self.kill(nid)
@@ -188,7 +140,7 @@ class Cluster:
         return self.executors[eid]
 
     def kill_executor(self, eid: str) -> None:
-        _kill(self.executors[eid])
+        self.executors[eid].kill9()
 
     def live(self) -> list[str]:
         """Nodes whose process runs and is not paused."""
@@ -205,7 +157,7 @@ class Cluster:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGCONT)  # a stopped group still dies of SIGKILL, but be plain
         for proc in self._all:
-            _kill(proc)
+            proc.kill9()
         for pgid in self._pgids:  # task process groups the tests learnt of (tasks run in their own session)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
@@ -321,16 +273,6 @@ class Cluster:
 
 def _if(value: T, pred: Callable[[T], bool]) -> T | None:
     return value if pred(value) else None
-
-
-def _kill(proc: Proc) -> None:
-    if proc.popen is None:
-        return
-    if proc.popen.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.popen.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.popen.wait(10)
 
 
 def state_name(job: jobs_pb2.Job) -> str:

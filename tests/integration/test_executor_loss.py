@@ -8,9 +8,10 @@ import time
 
 import pytest
 
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import jobs_pb2
 
-from .cluster import TERMINAL, wait_for
+from .cluster import wait_for
 
 pytestmark = pytest.mark.integration
 

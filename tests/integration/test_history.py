@@ -5,13 +5,13 @@ version (state format 1, tests/fixtures) wrote."""
 
 from __future__ import annotations
 
-import socket
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from raftsched.client import ClientError
+from raftsched.testing.procs import free_port
 from raftsched.v1 import jobs_pb2, scheduler_pb2
 
 from .cluster import FAST, Cluster, run_cli, wait_for
@@ -89,12 +89,6 @@ def test_a_schedule_keeps_only_its_last_jobs(short_history: Cluster) -> None:
     assert "keeps the last 2 succeeded" in detail.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_node_starts_on_a_data_directory_of_the_previous_version(tmp_path: Path) -> None:
     with tarfile.open(FIXTURES / "v1-node.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
@@ -146,7 +140,7 @@ def test_a_backup_of_an_unknown_format_is_refused_naming_both_versions(tmp_path:
     bad.write_bytes(bytes(blob))
     target = tmp_path / "data"
     out = run_cli("snapshot", "restore", str(bad), "--data-dir", str(target), "--id", "n1",
-                  "--peers", f"n1=127.0.0.1:{_free_port()}", cluster="127.0.0.1:1")
+                  "--peers", f"n1=127.0.0.1:{free_port()}", cluster="127.0.0.1:1")
     assert out.returncode != 0
     assert "version 7" in out.stderr and "1 and 2" in out.stderr
     assert not target.exists() or not any(target.iterdir())

@@ -412,6 +412,9 @@ async def test_a_lost_attempts_late_result_is_still_recorded_stale_and_a_stale_r
     client = live.client()
     first = Hand(channel)
     await first.open(register("s1"))
+    # The leader answers a registration before its executor_up commits: wait until s1 is recorded,
+    # or the submit may find no executor with its handler (seen once under parallel load).
+    wait_for(lambda: any(e.id == "s1" for e in client.list_executors().executors), 10, "s1 recorded")
     job = client.submit_job(J.JobSpec(handler="only-s1", name="stale", max_attempts=3)).job
     await first.until(lambda m: _ref(job.id, 1) in [_ref(a.job_id, a.attempt) for a in m.assign], "assignment 1")
     await first.send(started=[E.TaskStarted(job_id=job.id, attempt=1)])

@@ -25,9 +25,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from raftsched.testing.procs import free_port_range
 from raftsched.v1 import admin_pb2, raft_pb2, raft_pb2_grpc
 
-from .cluster import FAST, Cluster, free_ports, wait_for
+from .cluster import FAST, Cluster, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ class MetricsCluster(Cluster):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        ports = free_ports(self.size)
+        ports = free_port_range(self.size)
         self.metrics = {nid: f"127.0.0.1:{port}" for nid, port in zip(self.ids, ports, strict=True)}
 
     def start(self, nid: str) -> None:

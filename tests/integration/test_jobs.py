@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import jobs_pb2
 
-from .cluster import TERMINAL, run_cli, state_name, wait_for
+from .cluster import run_cli, state_name, wait_for
 
 pytestmark = pytest.mark.integration
 J = jobs_pb2

@@ -17,9 +17,10 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
+from raftsched.testing.procs import free_port_range
 from raftsched.v1 import jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
 
-from .cluster import BIN, FAST, Cluster, free_ports, wait_for
+from .cluster import BIN, FAST, Cluster, wait_for
 
 pytestmark = pytest.mark.integration
 J = jobs_pb2
@@ -150,7 +151,7 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def test_metrics_after_a_few_jobs_show_plausible_values(tmp_path, cluster_with):
-    ports = free_ports(3, 40000, 50000)
+    ports = free_port_range(3, 40000, 50000)
     c = Cluster(tmp_path / "m", timing=FAST)
     try:
         for nid, port in zip(c.ids, ports, strict=True):
@@ -196,7 +197,7 @@ def _settled(m: dict[str, float]) -> dict[str, float] | None:
 
 
 def test_metrics_count_snapshots(tmp_path):
-    port = free_ports(1, 40000, 50000)[0]
+    port = free_port_range(1, 40000, 50000)[0]
     c = Cluster(tmp_path / "s", timing=FAST,
                 node_flags=("--snapshot-entries", "20", "--snapshot-keep-tail", "0"))
     try:

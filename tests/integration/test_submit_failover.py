@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import pytest
 
 from raftsched.client import ClientError
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import jobs_pb2
 
-from .cluster import TERMINAL, Cluster, WaitTimeout, state_name, wait_for
+from .cluster import Cluster, WaitTimeout, state_name, wait_for
 
 pytestmark = pytest.mark.integration
 

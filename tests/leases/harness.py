@@ -23,7 +23,6 @@ import os
 import select
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import TypeVar
 
 from raftsched import procmark
 from raftsched.client import Client, ClientError
+from raftsched.testing.procs import Proc, free_port
 from raftsched.v1 import admin_pb2, jobs_pb2
 
 T = TypeVar("T")
@@ -51,10 +51,6 @@ LEASE_S = 3.0
 KILL_GRACE_S = 1.0
 EXECUTOR_HEARTBEAT_S = 1.0
 
-TERMINAL = frozenset({
-    jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED,
-    jobs_pb2.JOB_STATE_CANCELLED, jobs_pb2.JOB_STATE_SKIPPED,
-})
 
 
 class WaitTimeout(AssertionError):
@@ -76,12 +72,6 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str, inter
             detail = f" (last error: {last_error})" if last_error else ""
             raise WaitTimeout(f"{what}: not within {timeout:.1f} s{detail}")
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def end_name(attempt: jobs_pb2.Attempt) -> str:
@@ -139,21 +129,6 @@ class Proxy:
 
 
 @dataclass
-class Proc:
-    name: str
-    argv: list[str]
-    log: Path
-    popen: subprocess.Popen[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-
-@dataclass
 class LeaseCluster:
     """Nodes n1..n3 (FAST Raft timers, default executor timeout and lease) and executors behind proxies."""
 
@@ -194,13 +169,7 @@ class LeaseCluster:
     # --- processes ---
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
-        log = self.root / f"{name}.log"
-        with open(log, "ab") as out:
-            out.write(f"=== {time.strftime('%H:%M:%S')} start {' '.join(args)}\n".encode())
-            out.flush()
-            popen = subprocess.Popen([str(BIN), *args], stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        proc = Proc(name, [str(BIN), *args], log, popen)
+        proc = Proc(name, [str(BIN), *args], self.root / f"{name}.log", env=env).start()
         self._procs.append(proc)
         return proc
 

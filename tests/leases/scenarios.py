@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raftsched.client import ClientError
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import jobs_pb2
 
 from .harness import (
-    TERMINAL,
     Interval,
     LeaseCluster,
     Ledger,

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from raftsched.client import ClientError
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import jobs_pb2
 
 from .harness import (
@@ -27,7 +28,6 @@ from .harness import (
     FENCED_SINK,
     KILL_GRACE_S,
     LEASE_S,
-    TERMINAL,
     LeaseCluster,
     Ledger,
     end_name,

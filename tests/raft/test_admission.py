@@ -9,8 +9,6 @@ import random
 
 import pytest
 
-pytest.importorskip("raftsched.raft.core")
-
 from raftsched.raft.core import RaftConfig, RaftCore
 from raftsched.raft.errors import ProposalDroppedError, StateOutOfRangeError
 from raftsched.raft.messages import (

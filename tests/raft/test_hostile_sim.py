@@ -14,10 +14,6 @@ import random
 import time
 from collections import Counter
 
-import pytest
-
-pytest.importorskip("raftsched.raft.core")
-
 from raftsched.raft.refusals import Reason
 
 from .sim.cluster import Cluster, SimConfig

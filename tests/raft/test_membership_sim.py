@@ -22,8 +22,6 @@ from collections import Counter
 
 import pytest
 
-pytest.importorskip("raftsched.raft.core")
-
 from .member_bugs import MEMBER_BUGS
 from .sim.member_schedule import (
     MemberOutcome,

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("raftsched.raft.core")
-
 from .sim.schedule import run_schedule
 
 SEEDS: list[tuple[int, int, str]] = [

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("raftsched.raft.core")
-
 from raftsched.raft.errors import NotLeaderError
 from raftsched.raft.messages import NO_NODE, AppendResponse, EntryType, LeaderLost, Role
 

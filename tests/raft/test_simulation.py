@@ -2,8 +2,9 @@
 then a liveness phase, with every checker of `sim/checkers.py` applied at every step.
 
 Three ways in:
-  * `test_seed_sweep_*`: a plain loop over seeds 0..N (cheapest per schedule; CI explores 2,000).
-    Set RAFTSCHED_SIM_SEEDS=20000 (and RAFTSCHED_SIM_BASE=...) to explore further.
+  * `test_seed_sweep_*`: a plain loop over seeds 0..N (cheapest per schedule; CI explores 2,000),
+    in CHUNKS parts so that `make test`'s workers share them. Set RAFTSCHED_SIM_SEEDS=20000 (and
+    RAFTSCHED_SIM_BASE=...) to explore further.
   * `test_random_seeds`: hypothesis draws seeds from the whole 32-bit space (derandomized, so a
     run is reproducible; a failure prints the seed and the replay command).
   * `ClusterMachine`: hypothesis drives the cluster rule by rule (tick, deliver, propose, read,
@@ -22,9 +23,6 @@ import random
 import time
 
 import pytest
-
-pytest.importorskip("raftsched.raft.core")
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -43,24 +41,29 @@ from .sim.schedule import run_liveness_phase, run_schedule
 SEEDS_3 = int(os.environ.get("RAFTSCHED_SIM_SEEDS", "1500"))
 SEEDS_5 = max(SEEDS_3 // 3, 1)
 BASE = int(os.environ.get("RAFTSCHED_SIM_BASE", "0"))
+CHUNKS = 6  # each sweep is split so that the test workers (pytest-xdist) run its parts side by side
 
 
-def sweep(nodes: int, count: int) -> None:
+def sweep(nodes: int, count: int, chunk: int) -> None:
+    """Part `chunk` of CHUNKS of the seeds BASE..BASE+count-1 (every CHUNKS-th seed)."""
     started = time.perf_counter()
     acked = 0
-    for seed in range(BASE, BASE + count):
+    seeds = range(BASE + chunk, BASE + count, CHUNKS)
+    for seed in seeds:
         acked += run_schedule(seed, nodes).acked
     elapsed = time.perf_counter() - started
-    print(f"\nsimulation: {count} schedules of {nodes} nodes (seeds {BASE}..{BASE + count - 1}), "
-          f"{acked} acknowledged proposals, {elapsed:.1f}s")  # fmt: skip
+    print(f"\nsimulation: {len(seeds)} schedules of {nodes} nodes (seeds {BASE}..{BASE + count - 1}, part "
+          f"{chunk + 1} of {CHUNKS}), {acked} acknowledged proposals, {elapsed:.1f}s")  # fmt: skip
 
 
-def test_seed_sweep_3_nodes() -> None:
-    sweep(3, SEEDS_3)
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_seed_sweep_3_nodes(chunk: int) -> None:
+    sweep(3, SEEDS_3, chunk)
 
 
-def test_seed_sweep_5_nodes() -> None:
-    sweep(5, SEEDS_5)
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_seed_sweep_5_nodes(chunk: int) -> None:
+    sweep(5, SEEDS_5, chunk)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)

@@ -8,9 +8,6 @@ FOUND_AT; the bound leaves room for harmless changes to the harness or the core.
 from __future__ import annotations
 
 import pytest
-
-pytest.importorskip("raftsched.raft.core")
-
 from hypothesis import Phase, settings
 from hypothesis.errors import FlakyFailure
 

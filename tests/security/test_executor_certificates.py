@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
-from integration.cluster import free_ports, wait_for
+from integration.cluster import wait_for
 from integration.test_hostile_executor import Hand, register
 
 from raftsched.config import TLSConfig
 from raftsched.security import certs
 from raftsched.security.tls import channel_credentials
+from raftsched.testing.procs import free_port_range
 from raftsched.v1 import jobs_pb2
 
 from .test_tls_cluster import TLSCluster
@@ -36,7 +37,7 @@ class Cluster(TLSCluster):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.metrics = dict(zip(self.ids, (f"127.0.0.1:{p}" for p in free_ports(self.size)), strict=True))
+        self.metrics = dict(zip(self.ids, (f"127.0.0.1:{p}" for p in free_port_range(self.size)), strict=True))
 
     def start(self, nid: str) -> None:
         flags = self.node_flags

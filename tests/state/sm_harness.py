@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from raftsched.jobstates import TERMINAL
 from raftsched.state import commands as c
 from raftsched.state import keys
 from raftsched.state.listing import query_from_request
@@ -19,7 +20,6 @@ from raftsched.storage.db import NodeDB
 from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
 
 J = jobs_pb2
-TERMINAL = {J.JOB_STATE_SUCCEEDED, J.JOB_STATE_FAILED, J.JOB_STATE_CANCELLED, J.JOB_STATE_SKIPPED}
 T0 = 1_700_000_000_000
 
 

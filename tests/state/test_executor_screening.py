@@ -126,7 +126,7 @@ def test_refusals_are_counted_each_and_logged_once_per_kind_and_reason_per_inter
 
 def test_a_refusal_log_line_echoes_at_most_100_characters_of_the_id(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="raftsched.scheduler"):
-        Refusals().add(Refusal(Kind.REGISTER, Reason.INVALID, "E" * 100_000, "executor_id: too long"))
+        Refusals(clock=lambda: 0.0).add(Refusal(Kind.REGISTER, Reason.INVALID, "E" * 100_000, "executor_id: too long"))
     assert len(caplog.records[0].getMessage()) < 300
 
 

@@ -153,3 +153,21 @@ class StoreVersusModel(RuleBasedStateMachine):
 
 StoreVersusModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestStoreVersusModel = StoreVersusModel.TestCase
+
+
+def test_an_inverted_range_is_empty_in_both_stores(tmp_path: Path) -> None:
+    """Found by the machine above under `make test`'s two workers: MemoryStorage sliced
+    log[lo-base : hi-base] with hi < lo, and a negative end counts from the back of the list."""
+    config = ConfigState(voters=frozenset({"n1"}), learners=frozenset())
+    entries = [Entry(term=0, index=1), Entry(term=0, index=2)]
+    model = MemoryStorage.bootstrap(config.voters, config.learners)
+    model.append(entries)
+    db = NodeDB(tmp_path)
+    try:
+        store = RaftStore(db, cache_entries=4)
+        store.bootstrap(config)
+        store.save(None, entries)
+        assert store.entries(1, 0) == model.entries(1, 0) == []
+        assert store.entries(2, 2) == model.entries(2, 2) == []
+    finally:
+        db.close()

@@ -8,7 +8,6 @@ the real reply routes (vote futures and inbound append streams).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +27,6 @@ from raftsched.raft.messages import (
 from raftsched.transport import RaftTransport, server_options
 
 WAIT = 20.0  # generous deadline for conditions; tests never assert on speed
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Inbox:
@@ -149,4 +141,10 @@ async def stop_all(nodes: Iterable[Node]) -> None:
         await node.t.close()
         await node.server.stop(grace=1.0)
     leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if leftovers:
+        # grpc's server.stop() cancels the handlers still running after its grace but does not wait
+        # for their tasks to unwind (seen under load: a TimeoutNow handler's task). Let them finish;
+        # anything still running after that was left behind by close().
+        await asyncio.wait(leftovers, timeout=2.0)
+        leftovers = [t for t in leftovers if not t.done()]
     assert leftovers == [], f"tasks left running after close(): {leftovers}"

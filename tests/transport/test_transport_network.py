@@ -30,13 +30,14 @@ from raftsched.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
+from raftsched.testing.procs import free_port
 from raftsched.transport import convert
 from raftsched.transport.peers import APPEND_QUEUE_LIMIT
 from raftsched.transport.snapshots import CHUNK_BYTES, ReceivedSnapshot, SnapshotFile, file_chunks
 from raftsched.v1 import raft_pb2 as pb
 from raftsched.v1 import raft_pb2_grpc
 
-from .conftest import MakeCluster, Node, bind, free_port, start
+from .conftest import MakeCluster, Node, bind, start
 
 
 def append(frm: str, to: str, i: int) -> AppendRequest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from raftsched.cli import progress
 from raftsched.cli.common import Printer, make_client
 from raftsched.cli.output import alarms_table, job_counts_line, members_table, status_table
 from raftsched.config import check_address, check_id
@@ -73,8 +74,8 @@ def cmd_leader_transfer(args: argparse.Namespace) -> int:
 
 def cmd_snapshot_save(args: argparse.Namespace) -> int:
     out = Printer(args)
-    with make_client(args, admin=True) as client:
-        size = client.save_snapshot(args.file)
+    with make_client(args, admin=True) as client, progress.transfer(f"saving a snapshot to {args.file}") as shown:
+        size = client.save_snapshot(args.file, progress=shown)
     if out.json:
         print(json.dumps({"path": args.file, "bytes": size}), flush=True)
     else:

@@ -1,4 +1,4 @@
-"""`raftsched executor list | drain ID` (the executor process itself is in processes.py)."""
+"""`raftsched executor list | drain ID | release ID` (the executor process itself is in processes.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,17 @@ def cmd_executor_drain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_executor_release(args: argparse.Namespace) -> int:
+    out = Printer(args)
+    with make_client(args, admin=True) as client:
+        info = client.release_executor(args.id)
+    if out.json:
+        out.message(info)
+    else:
+        out.show(executors_table([info]))
+    return 0
+
+
 def register_admin(executor_sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    client: argparse.ArgumentParser) -> None:
     listing = executor_sub.add_parser("list", parents=[client], help="executors, their leases and work")
@@ -39,3 +50,7 @@ def register_admin(executor_sub: argparse._SubParsersAction[argparse.ArgumentPar
                                     help="stop giving an executor work; its running tasks finish")
     drain.add_argument("id")
     drain.set_defaults(handler_fn=cmd_executor_drain)
+    release = executor_sub.add_parser("release", parents=[client],
+                                      help="end an executor's quarantine now (it takes work again)")
+    release.add_argument("id")
+    release.set_defaults(handler_fn=cmd_executor_release)

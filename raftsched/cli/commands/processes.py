@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from raftsched.cli import progress
 from raftsched.cli.commands import cluster, executors
 from raftsched.cli.common import lazy_attr
 from raftsched.cli.errors import CommandFailed
@@ -43,9 +44,10 @@ def cmd_snapshot_restore(args: argparse.Namespace) -> int:
     peers = parse_peers(args.peers, "--peers")
     if args.id not in peers:
         raise ConfigError(f"--peers must include this node's id {args.id!r}")
-    restore = lazy_attr("raftsched.storage.restore", "restore_snapshot", "snapshot restore")
+    restore = lazy_attr("raftsched.restore", "restore_snapshot", "snapshot restore")
     try:
-        restore(args.file, args.data_dir, args.id, peers)
+        with progress.steps(f"restoring {args.file}") as step:
+            restore(args.file, args.data_dir, args.id, peers, step)
     except (ValueError, OSError) as e:
         raise CommandFailed(f"cannot restore {args.file}: {e}") from e
     print(f"restored {args.file} into {args.data_dir}; start it with: raftsched node --id {args.id} "
@@ -123,14 +125,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def _register_executor(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                        client: argparse.ArgumentParser) -> None:
-    """`executor` runs the agent; `executor list` and `executor drain ID` ask the cluster.
+    """`executor` runs the agent; `executor list`, `executor drain ID` and `executor release ID` ask the cluster.
 
     The first positional word tells them apart: the process takes only flags.
     """
     executor = commands.add_parser(
-        "executor", help="run an executor, or list/drain executors",
+        "executor", help="run an executor, or list/drain/release executors",
         usage="raftsched executor --cluster ADDR[,ADDR...] --id ID [--slots N] [--label K=V ...]\n"
-              "       raftsched executor list | drain ID")
+              "       raftsched executor list | drain ID | release ID")
     add_setting_flags(executor, EXECUTOR_SETTINGS)
     executor.set_defaults(handler_fn=cmd_executor_process)
     sub = executor.add_subparsers(dest="executor_command", metavar="COMMAND", required=False)

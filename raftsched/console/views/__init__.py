@@ -12,6 +12,7 @@ FLASH = {
     "resumed": "Schedule resumed.",
     "triggered": "Schedule triggered: this is the job it made.",
     "drained": "Executor draining: it gets no new work; its running tasks finish.",
+    "released": "Quarantine ended: the executor takes new work again.",
     "transferred": "Leadership transfer requested.",
     "signed-in": "Signed in.",
 }

@@ -71,6 +71,12 @@ async def drain_executor(request: Request) -> Response:
     return _done("/executors", "drained")
 
 
+async def release_executor(request: Request) -> Response:
+    visitor, _ = await action_form(request, "release")
+    await console_of(request).client(visitor).release_executor(request.path_params["executor_id"])
+    return _done("/executors", "released")
+
+
 async def transfer_leader(request: Request) -> Response:
     visitor, form = await action_form(request, "transfer")
     await console_of(request).client(visitor).transfer_leader((form.get("target") or "").strip()[:64])

@@ -5,9 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from raftsched.jobstates import TERMINAL
+
 from .. import queries
 from ..context import console_of, visitor_of
-from ..fmt import TERMINAL
 from ..forms import FormError, JobFilters, job_filters
 from ..render import wants_partial
 from . import flash

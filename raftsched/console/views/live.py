@@ -18,10 +18,11 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from raftsched.client.aio import AsyncClient
 from raftsched.client.errors import ClientError
+from raftsched.clock import now_ms
+from raftsched.jobstates import TERMINAL
 from raftsched.v1 import jobs_pb2
 
 from ..context import MAX_STREAMS, Console, console_of, visitor_of
-from ..fmt import TERMINAL, now_ms
 
 KEEPALIVE_S = 15.0
 

@@ -1,5 +1,6 @@
 """Every process the benchmark starts: tracked, each in its own process group, and ended at the end
-(also on Ctrl-C or an exception). Ports are picked free on 127.0.0.1."""
+(also on Ctrl-C or an exception). Ports are picked free on 127.0.0.1. Proc and the port helpers
+are raftsched.testing.procs, shared with the tests and the chaos harness."""
 
 from __future__ import annotations
 
@@ -13,26 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from raftsched.testing.procs import HOST, Proc, free_port, free_ports
+
+__all__ = ["HOST", "Proc", "ProcessSet", "cpu_seconds", "free_port", "free_ports", "wait_port"]
+
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct free ports (held open together so none is handed out twice)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind((HOST, 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -42,61 +28,6 @@ def cpu_seconds(pid: int) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15 of stat)
-
-
-@dataclass
-class Proc:
-    """One long-running process that can be killed with SIGKILL and started again with the same argv."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    env: dict[str, str] | None = None
-    popen: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid if self.popen is not None else 0
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def start(self) -> None:
-        if self.alive():
-            raise RuntimeError(f"{self.name} is already running")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            log.write(f"--- bench: start #{self.starts + 1}: {' '.join(self.argv)}\n".encode())
-            log.flush()
-            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        self.starts += 1
-
-    def kill9(self) -> None:
-        """SIGKILL the process and its group (tasks it started), then reap it."""
-        if self.popen is None:
-            return
-        if self.popen.poll() is None:  # never signal a group whose leader was reaped: its id may be reused
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
-
-    def stop(self, grace: float = 2.0) -> None:
-        if self.popen is None:
-            return
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(grace)
-        self.kill9()
-
-    def log_tail(self, lines: int = 15) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
 
 
 @dataclass

@@ -1,0 +1,52 @@
+"""Schedule firing as commands (pure): turns `firetimes.plan` into FireScheduleCmd / SkipFiresCmd.
+
+The core proposes them; the state machine decides (a time at or below a schedule's watermark
+`decided_until` is refused, so a proposal repeated by a later leader changes nothing).
+"""
+
+from __future__ import annotations
+
+from raftsched.state import firetimes
+from raftsched.state.schedules import MAX_SKIPS_PER_CMD, decided_until
+from raftsched.v1 import commands_pb2, scheduler_pb2
+
+NO_WINDOW_MS = 10 * 365 * 86_400_000  # what a planted bug uses as the catch-up window
+
+
+def fire_cmd(name: str, t: int, *, manual: bool = False) -> commands_pb2.Command:
+    return commands_pb2.Command(fire_schedule=commands_pb2.FireScheduleCmd(name=name, scheduled_time=t, manual=manual))
+
+
+def skip_cmd(name: str, fires: list[tuple[int, str]]) -> commands_pb2.Command:
+    items = [scheduler_pb2.SkippedFire(scheduled_time=t, reason=reason) for t, reason in fires]
+    return commands_pb2.Command(skip_fires=commands_pb2.SkipFiresCmd(name=name, fires=items))
+
+
+def plan_commands(schedule: scheduler_pb2.Schedule, now: int, *, ignore_window: bool = False,
+                  manual: bool = False) -> tuple[list[commands_pb2.Command], int | None]:
+    """The commands that carry out `firetimes.plan` for one schedule, in the order to propose them
+    (a firing alone, runs of skipped times together), and the next due moment. `ignore_window`
+    and `manual` exist only for planted bugs (raftsched.scheduler.bugs)."""
+    spec = schedule.spec
+    if ignore_window:
+        spec = type(spec)()
+        spec.CopyFrom(schedule.spec)
+        spec.catchup_window_ms = NO_WINDOW_MS
+        spec.catchup_max = 1000
+    plan = firetimes.plan(spec, decided_until(schedule), now, paused=schedule.paused)
+    out: list[commands_pb2.Command] = []
+    skips: list[tuple[int, str]] = []
+    for d in plan.decisions:
+        if not d.fire:
+            skips.append((d.time, d.reason))
+        if skips and (d.fire or len(skips) >= MAX_SKIPS_PER_CMD):
+            out.append(skip_cmd(schedule.id, skips))
+            skips = []
+        if d.fire:
+            out.append(fire_cmd(schedule.id, d.time, manual=manual))
+    if skips:
+        out.append(skip_cmd(schedule.id, skips))
+    return out, plan.next_due_ms
+
+
+__all__ = ["fire_cmd", "plan_commands", "skip_cmd"]
