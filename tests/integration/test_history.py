@@ -36,6 +36,9 @@ def short_history(tmp_path: Path):
     finally:
         c.close()
 
+# The fixtures' records carry the times they were made. With the default retention (7 d) and
+# idempotency window (24 h) a node would purge them as the fixtures age, so keep everything.
+KEEP_HISTORY = ("--job-retention", "0", "--idempotency-window", "0")
 
 def counts(c: Cluster) -> dict[str, int]:
     status = c.local_status(c.wait_leader())
@@ -92,7 +95,7 @@ def test_a_schedule_keeps_only_its_last_jobs(short_history: Cluster) -> None:
 def test_a_node_starts_on_a_data_directory_of_the_previous_version(tmp_path: Path) -> None:
     with tarfile.open(FIXTURES / "v1-node.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
-    c = Cluster(tmp_path / "c", size=1, timing=FAST)
+    c = Cluster(tmp_path / "c", size=1, timing=FAST, node_flags=KEEP_HISTORY)
     (tmp_path / "n1").rename(c.data_dir("n1"))
     try:
         c.start_all()
@@ -116,7 +119,7 @@ def test_a_node_starts_on_a_data_directory_of_the_previous_version(tmp_path: Pat
 
 
 def test_a_backup_of_the_previous_version_restores(tmp_path: Path) -> None:
-    c = Cluster(tmp_path / "r", size=1, timing=FAST)
+    c = Cluster(tmp_path / "r", size=1, timing=FAST, node_flags=KEEP_HISTORY)
     out = run_cli("snapshot", "restore", str(FIXTURES / "v1-backup.rsbak"), "--data-dir", str(c.data_dir("n1")),
                   "--id", "n1", "--peers", c.peers, cluster=c.cluster)
     assert out.returncode == 0, out.stderr
