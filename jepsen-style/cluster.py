@@ -29,6 +29,7 @@ from raftsched.v1 import admin_pb2, admin_pb2_grpc
 
 RAFTSCHED = str(Path(sys.executable).with_name("raftsched"))
 STATUS_TIMEOUT = 1.0
+ANY_SOURCE = "*"  # the source label of a shared proxy: the caller's registered process decides
 # Debian's libfaketime (scripts/install-chaos-deps.sh). The multi-threaded variant: nodes run
 # RocksDB and gRPC threads.
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
@@ -85,6 +86,9 @@ class Cluster:
         self.proxy: ProxyControl | None = None
         self.proxy_to_node: dict[str, str] = {}  # proxy address -> the real address it forwards to
         self.links: dict[str, int] = {}  # "src->dst" -> proxy port
+        # dst -> a proxy any node may dial to reach dst; the proxy tells the caller by its process
+        # (registered below), so partitions still cut a node re-added at this address
+        self.shared: dict[str, str] = {}
         (run_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.code_dir: Path | None = None
@@ -137,12 +141,13 @@ class Cluster:
                 if src != dst:
                     self.nodes[src].peers[dst] = await self._link(src, dst)
             self.nodes[src].peers[src] = self.nodes[src].address
+            self.shared[src] = await self._link(ANY_SOURCE, src)
         for eid in self.executor_ids:
             cluster = [await self._link(eid, dst) for dst in self.node_ids]
             self.executors[eid] = Executor(eid, proc=None, cluster=cluster)  # type: ignore[arg-type]
         for node in self.nodes.values():
             node.proc = self._node_proc(node)
-            node.proc.start()
+            await self.start_node(node.id)
         for ex in self.executors.values():
             ex.proc = self._executor_proc(ex)
             await self.start_executor(ex.id)
@@ -160,7 +165,7 @@ class Cluster:
         data = self.run_dir / "data" / node.id
         data.parent.mkdir(parents=True, exist_ok=True)
         argv = [RAFTSCHED, "node", "--id", node.id, "--listen", node.address, "--data-dir", str(data),
-                "--peers", peers]
+                "--peers", peers, "--advertise", self.shared[node.id]]
         log = self.run_dir / "logs" / f"{node.id}.log"
         return Proc(node.id, argv, log, env=self._env(node.id), cwd=log.parent)
 
@@ -170,14 +175,22 @@ class Cluster:
         log = self.run_dir / "logs" / f"{ex.id}.log"
         return Proc(ex.id, argv, log, env=self._env(ex.id, JEPSEN_EXECUTOR_ID=ex.id), cwd=log.parent)
 
+    async def start_node(self, nid: str) -> None:
+        """(Re)start a node and tell the proxies which process it is: a connection it opens
+        through any proxy (a shared one, or another node's link named in a snapshot's address
+        book after a rebuild) then obeys its own links."""
+        await self._start_registered(self.nodes[nid].proc, nid)
+
     async def start_executor(self, eid: str) -> None:
         """(Re)start an executor and tell the proxies which process it is."""
-        ex = self.executors[eid]
+        await self._start_registered(self.executors[eid].proc, eid)
+
+    async def _start_registered(self, proc: Proc, label: str) -> None:
         assert self.proxy is not None
-        if ex.proc.pid:
-            await self.proxy.call("unregister", pid=ex.proc.pid)
-        ex.proc.start()
-        await self.proxy.call("register", pid=ex.proc.pid, label=eid)
+        if proc.pid:
+            await self.proxy.call("unregister", pid=proc.pid)
+        proc.start()
+        await self.proxy.call("register", pid=proc.pid, label=label)
 
     def real_address(self, address: str) -> str:
         """A proxy address (as named in a leader hint) mapped to the node it forwards to."""
@@ -248,7 +261,7 @@ class Cluster:
         for node in self.nodes.values():
             node.proc.resume()
             if not node.proc.alive():
-                node.proc.start()
+                await self.start_node(node.id)
         for ex in self.executors.values():
             ex.proc.resume()
             if not ex.proc.alive():

@@ -125,7 +125,7 @@ class DiskFault(Fault):
         proc = c.nodes[self.target].proc
         log_from = proc.log_path.stat().st_size if proc.log_path.exists() else 0
         if not proc.alive():
-            proc.start()
+            await c.start_node(self.target)
         outcome = await self._watch_start(c)
         value: dict[str, Any] = {"targets": [self.target], "kind": self.kind, "file": self.damage.get("file", ""),
                                  "outcome": outcome}
@@ -159,7 +159,7 @@ class DiskFault(Fault):
         while True:
             proc.argv = [*argv, "--rebuild-from-peers"]
             try:
-                proc.start()
+                await c.start_node(self.target)
             finally:
                 proc.argv = argv
             while proc.alive() and loop.time() - t0 < REJOIN_DEADLINE_S:

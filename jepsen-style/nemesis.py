@@ -50,9 +50,8 @@ class KillNode(Fault):
         return {"targets": [target]}
 
     async def stop(self, c: Cluster) -> dict[str, Any]:
-        proc = c.nodes[self.target].proc
-        if not proc.alive():
-            proc.start()
+        if not c.nodes[self.target].proc.alive():
+            await c.start_node(self.target)
         return {"targets": [self.target], "action": "restart"}
 
 
@@ -206,7 +205,7 @@ class MembershipChange(Fault):
     start: `member remove ID` (in a background task, so the start is recorded before the change);
     with `restart`, the removed node is also killed -9. stop: waits for the removal to be decided,
     then, by what the leader's ListMembers says, `member add ID ADDR --learner` (ADDR: the node's
-    own listen address, so the other nodes reach it past the proxies from then on), restarts the
+    shared proxy, which tells each caller by its process, so partitions cut it as before), restarts the
     node from its data directory if it is not running, and `member promote ID`; retried until
     READD_DEADLINE. The node counts as impaired from start until stop() has returned."""
 
@@ -261,15 +260,17 @@ class MembershipChange(Fault):
             learners = {m.id for m in members.learners}
             if self.target in voters:
                 if not proc.alive():  # removal failed while the restart variant killed it
-                    proc.start()
+                    await c.start_node(self.target)
                     steps.append("restart")
                 break
             if self.target not in learners:
-                step, call = "add", calls.add_member(self.target, c.nodes[self.target].address, True)
+                # through its shared proxy, so that partitions still cut it (the proxy tells each
+                # caller by its process)
+                step, call = "add", calls.add_member(self.target, c.shared[self.target], True)
                 timeout = MEMBER_CALL_TIMEOUT
             else:
                 if not proc.alive():
-                    proc.start()
+                    await c.start_node(self.target)
                     steps.append("restart")
                 step, call, timeout = "promote", calls.promote_member(self.target), PROMOTE_TIMEOUT
             assert lead is not None

@@ -43,6 +43,7 @@ class NodeConfig:
     data_dir: str
     peers: dict[str, str] = field(default_factory=dict)  # id -> address, this node included
     join: str = ""  # address of a running member, instead of peers
+    advertise: str = ""  # where the other members reach this node when it adds itself; default listen
     tick_ms: int = 10
     heartbeat_ms: int = 100
     election_ms: int = 1000  # randomized in [election_ms, 2 * election_ms)
@@ -142,6 +143,8 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "str", "RocksDB directory of this node"),
     Setting("peers", "peers", "initial members: ID=HOST:PORT,... including this node"),
     Setting("join", "str", "address of a running member to join instead of --peers"),
+    Setting("advertise", "str", "host:port the other members reach this node at, when it re-adds itself "
+            "(--rebuild-from-peers; default: listen)"),
     Setting("tick_ms", "int", "length of one Raft tick"),
     Setting("heartbeat_ms", "int", "leader heartbeat interval"),
     Setting("election_ms", "int", "election timeout (randomized up to twice this)"),
@@ -460,6 +463,8 @@ def validate_node_config(config: NodeConfig, *, has_state: bool = False) -> None
     """Check every rule that spans fields; has_state: the data dir already holds a node."""
     check_id(config.id)
     check_address(config.listen, "listen")
+    if config.advertise:
+        check_address(config.advertise, "advertise")
     if config.metrics_listen:
         check_address(config.metrics_listen, "metrics_listen")
     _check_membership(config, has_state)

@@ -50,8 +50,9 @@ def rebuild_from_peers(config: NodeConfig) -> tuple[NodeConfig, bool]:
             log.warning("rebuild: removing %s from the membership before wiping its data", config.id)
             client.remove_member(config.id)
         _wipe(Path(config.data_dir))
-        log.warning("rebuild: wiped %s; adding %s back as a learner at %s", config.data_dir, config.id, config.listen)
-        client.add_member(config.id, config.listen, learner=True)
+        address = config.advertise or config.listen
+        log.warning("rebuild: wiped %s; adding %s back as a learner at %s", config.data_dir, config.id, address)
+        client.add_member(config.id, address, learner=True)
     except ClientError as err:
         raise RebuildError(f"the cluster refused the rebuild ({err.code}: {err.message}); "
                            "see docs/operations.md, 'Rebuilding a node from its peers'") from None

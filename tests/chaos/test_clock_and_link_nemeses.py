@@ -158,3 +158,62 @@ def test_bad_shapes_are_refused() -> None:
         with pytest.raises(ValueError):
             Shape.parse(*args)
     assert json.dumps(Shape.parse("slow", [50, 500], 0.01).delay_ms) == "[50, 500]"
+
+
+CALLER = """
+import socket, sys
+port = int(sys.stdin.readline())
+s = socket.create_connection(("127.0.0.1", port), timeout=3)
+try:
+    s.sendall(b"ping")
+    print((s.recv(16) or b"closed").decode(), flush=True)
+except OSError as e:
+    print(type(e).__name__, flush=True)
+"""
+
+
+async def _call_as(net: Network, label: str, port: int) -> str:
+    """What a separate process registered as `label` hears back through the proxy at `port`."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", CALLER, stdin=subprocess.PIPE,
+                                                stdout=subprocess.PIPE)
+    net.sources[proc.pid] = label
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(b"%d\n" % port), 10)
+    finally:
+        net.sources.pop(proc.pid, None)
+    return out.decode().strip()
+
+
+def test_a_shared_proxy_applies_the_link_of_the_calling_process() -> None:
+    """The `*->b` proxy a re-added node is reached at: each caller obeys its own link to b."""
+
+    async def scenario() -> dict[str, str]:
+        async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await r.read(1024):
+                    w.write(data)
+                    await w.drain()
+            w.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        net = Network()
+        shared = Listener(net, "*->b", "*", "b", server.sockets[0].getsockname()[1])
+        port = await shared.start()
+        try:
+            net.set_modes([("n1", "b")], "drop")
+            heard = {"n1": await _call_as(net, "n1", port), "n2": await _call_as(net, "n2", port)}
+            r, w = await asyncio.open_connection("127.0.0.1", port)  # unregistered: the "*" link
+            w.write(b"ping")
+            heard["unregistered"] = (await asyncio.wait_for(r.read(16), 3)).decode()
+            w.close()
+            return heard
+        finally:
+            for conn in list(net.conns):
+                conn.abort()
+            await shared.close()
+            server.close()
+            await server.wait_closed()
+
+    heard = asyncio.run(scenario())
+    assert heard["n1"] in ("closed", "ConnectionResetError"), heard  # its link to b is cut
+    assert heard["n2"] == "ping" and heard["unregistered"] == "ping", heard

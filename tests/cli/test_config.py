@@ -67,6 +67,7 @@ def test_listen_defaults_to_this_nodes_peer_address() -> None:
     ({"log_level": "loud"}, "log_level"),
     ({"log_format": "xml"}, "log_format"),
     ({"metrics_listen": "nowhere"}, "metrics_listen"),
+    ({"advertise": "nowhere"}, "advertise"),
     ({"max_inflight": "0"}, "max_inflight"),
     ({"tls_cert": "/nonexistent.crt"}, "tls"),
 ])
