@@ -83,6 +83,11 @@ class Progress:
             return True
         if self.next - 1 != rejected:
             return False
+        if rejected <= self.match:
+            # It rejects our probe at an index it acknowledged: its log lost its tail (a WAL cut
+            # or damaged after a crash). Count it for nothing until it acknowledges again, and
+            # probe down from what it holds; otherwise we would probe here forever.
+            self.match = 0
         self.next = max(min(rejected, probe_hint + 1), self.match + 1)
         self.probe_sent = False
         return True
