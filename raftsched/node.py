@@ -436,6 +436,7 @@ class Node:
     async def _promote_when_caught_up(self) -> None:
         """After --rebuild-from-peers: once this learner has caught up, ask to be a voter again."""
         committed_before: int | None = None  # the commit index one check ago
+        next_note = time.monotonic() + PROMOTE_NOTE_EVERY_S
         while self.promote_when_caught_up:
             await asyncio.sleep(1.0)
             st = self.driver.core.status()
@@ -444,6 +445,10 @@ class Node:
             caught_up = keeping_up(self.driver.applied_index, committed_before)
             committed_before = st.commit
             if not st.leader or not caught_up or not self.leader_address():
+                if time.monotonic() >= next_note:  # say why, now and then: a learner for good is a problem
+                    next_note = time.monotonic() + PROMOTE_NOTE_EVERY_S
+                    log.info("node %s: not asking to be a voter yet: leader %r at %r, applied %d, commit %d",
+                             self.id, st.leader, self.leader_address(), self.driver.applied_index, st.commit)
                 continue
             stub = admin_pb2_grpc.AdminStub(self.forwarder.channel(self.leader_address()))
             try:
@@ -668,6 +673,7 @@ async def _main(config: NodeConfig, log_context: Any = None, *, promote: bool = 
 
 # How a proposal may fail that its caller expects and handles (raftsched.api.errors maps them).
 PROPOSAL_ERRORS = (RaftError, OutcomeUnknownError, ProposalLostError, OverloadedError)
+PROMOTE_NOTE_EVERY_S = 15  # how often a rebuilt learner says why it is not asking to be a voter
 TRIM_EVERY_S = 10  # give freed heap back to the OS this often (raftsched.memtrim)
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (default 700)
 

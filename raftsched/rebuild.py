@@ -59,6 +59,8 @@ def rebuild_from_peers(config: NodeConfig) -> tuple[NodeConfig, bool]:
     finally:
         client.close()
     rejoin = dataclasses.replace(config, peers={}, join=peers[0], rebuild_from_peers=False)
+    log.warning("rebuild: %s was a %s; %s", config.id, "voter" if was_voter else "learner",
+                "it asks to be a voter again once it has caught up" if was_voter else "it stays a learner")
     return rejoin, was_voter
 
 

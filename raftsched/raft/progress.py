@@ -24,6 +24,7 @@ class Progress:
         self.read_acked = 0  # highest ReadIndex heartbeat round this follower confirmed
         self.max_inflight = max_inflight
         self.inflight: deque[int] = deque()  # last index of each append in flight, ascending
+        self.doubted = 0  # PROBE: an index it acknowledged, then rejected once (stale, or lost?)
 
     def __repr__(self) -> str:
         return f"Progress(match={self.match}, next={self.next}, {self.state.name})"
@@ -69,6 +70,7 @@ class Progress:
         if updated:
             self.match = index
             self.probe_sent = False
+        self.doubted = 0
         self.next = max(self.next, index + 1)
         while self.inflight and self.inflight[0] <= index:
             self.inflight.popleft()
@@ -84,10 +86,14 @@ class Progress:
         if self.next - 1 != rejected:
             return False
         if rejected <= self.match:
-            # It rejects our probe at an index it acknowledged: its log lost its tail (a WAL cut
-            # or damaged after a crash). Count it for nothing until it acknowledges again, and
-            # probe down from what it holds; otherwise we would probe here forever.
-            self.match = 0
+            # It rejects an index it acknowledged. Once may be an old answer arriving late; twice in
+            # a row, to two probes there, means its log lost its tail (a WAL cut or damaged after a
+            # crash): count it for nothing until it acknowledges again and probe where it ends.
+            # Without this we would probe at the same index forever.
+            if self.doubted != rejected:
+                self.doubted = rejected
+            else:
+                self.match, self.doubted = 0, 0
         self.next = max(min(rejected, probe_hint + 1), self.match + 1)
         self.probe_sent = False
         return True

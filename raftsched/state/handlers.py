@@ -258,7 +258,8 @@ def on_timed_out(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResul
             m.touch(job)
             attempt.error = f"timed out after {job.spec.timeout_ms} ms"
             m.end_attempt(job, attempt, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
-            containment.record_result(m, attempt.executor, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
+            if attempt.started_ms:  # a run that never started is not held against the executor
+                containment.record_result(m, attempt.executor, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
             notify.emit(m, notify.ATTEMPT_TIMED_OUT, cmd.time_ms, lifecycle.attempt_event(job, attempt))
             lifecycle.retry_or_fail(m, job, J.ATTEMPT_END_TIMED_OUT, cmd.time_ms)
     return refusals.result()

@@ -12,25 +12,27 @@ def _probing(match: int) -> Progress:
     return pr
 
 
-def test_a_stale_rejection_changes_nothing() -> None:
-    pr = _probing(10)
-    assert not pr.maybe_decrease(7, 3)  # an answer to an older probe (ours is after 10)
-    assert (pr.match, pr.next) == (10, 11)
-
-
 def test_a_rejection_below_the_match_index_while_replicating_is_stale() -> None:
     pr = _probing(10)
     pr.become_replicate()
-    assert not pr.maybe_decrease(9, 5)
+    assert not pr.maybe_decrease(10, 6)
     assert (pr.match, pr.next) == (10, 11)
 
 
-def test_a_follower_that_lost_acknowledged_entries_is_probed_from_what_it_holds() -> None:
-    """Our probe after index 10, which it acknowledged, is rejected with its log ending at 6: it
-    lost its tail. Before, next stayed at match + 1 and the probe was repeated forever."""
+def test_one_rejection_of_an_acknowledged_index_may_be_a_late_answer() -> None:
     pr = _probing(10)
-    pr.sent(10, 1)
+    assert pr.maybe_decrease(10, 6)  # probe again, at the same place
+    assert (pr.match, pr.next) == (10, 11)
+    assert pr.maybe_update(12)  # it did hold 10: the doubt is gone
+    pr.become_probe()
+    assert pr.maybe_decrease(12, 6) and pr.match == 12  # a new doubt, not a second one
+
+
+def test_two_rejections_of_an_acknowledged_index_mean_the_follower_lost_entries() -> None:
+    """Its log was cut to 6 after it acknowledged 10: before, the leader probed after 10 forever
+    (every rejection looked like a late one); now, on the second, it probes where the log ends."""
+    pr = _probing(10)
     assert pr.maybe_decrease(10, 6)
-    assert pr.match == 0 and pr.next == 7 and not pr.probe_sent
-    assert pr.maybe_update(9)  # it acknowledges again: counted again
-    assert pr.match == 9
+    assert pr.maybe_decrease(10, 6)
+    assert (pr.match, pr.next) == (0, 7)
+    assert pr.maybe_update(9) and pr.match == 9  # counted again once it acknowledges

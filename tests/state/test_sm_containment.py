@@ -46,9 +46,23 @@ def test_a_timeout_counts_as_a_failure(node: Node) -> None:
     node.up("e1")
     job = node.submit(timeout_ms=100)
     node.assign(job.id)
+    node.start(job.id, 1)
     node.tick(200)
     assert not node.run(c.timed_out([(job.id, 1)])).error
     assert executor(node, "e1").consecutive_failures == 1
+
+
+def test_a_timeout_of_a_run_that_never_started_is_not_held_against_the_executor(node: Node) -> None:
+    """An assignment that never started within its deadline says more about its delivery (a
+    cut link, leaders changing) than about the executor: make chaos quarantined two healthy
+    executors of three after a leader change timed out assignments that had not reached them."""
+    node.up("e1")
+    job = node.submit(timeout_ms=100)
+    node.assign(job.id)
+    node.tick(200)
+    assert not node.run(c.timed_out([(job.id, 1)])).error
+    assert node.job(job.id).attempts[0].end == J.ATTEMPT_END_TIMED_OUT  # still timed out and retried
+    assert executor(node, "e1").consecutive_failures == 0
 
 
 def test_quarantine_takes_no_work_emits_an_event_and_release_ends_it(node: Node) -> None:
