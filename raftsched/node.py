@@ -46,6 +46,7 @@ from raftsched.raft.messages import (
 )
 from raftsched.raft.storage import CompactedError, UnavailableError
 from raftsched.raft_driver import OutcomeUnknownError, OverloadedError, ProposalLostError, RaftDriver
+from raftsched.rebuild import promotion_done, promotion_pending
 from raftsched.scheduler.corruption import PeerAnswer
 from raftsched.scheduler.dispatcher import LeaderScheduler
 from raftsched.snapshotting import Snapshot, SnapshotKeeper, Staged, StateInstall
@@ -441,6 +442,7 @@ class Node:
             await asyncio.sleep(1.0)
             st = self.driver.core.status()
             if self.id in st.config.voters:
+                promotion_done(self.config.data_dir)
                 return
             caught_up = keeping_up(self.driver.applied_index, committed_before)
             committed_before = st.commit
@@ -454,6 +456,7 @@ class Node:
             try:
                 await stub.PromoteMember(admin_pb2.PromoteMemberRequest(id=self.id), timeout=60)
                 log.warning("node %s: rebuilt from its peers and caught up: a voter again", self.id)
+                promotion_done(self.config.data_dir)
                 return
             except grpc.aio.AioRpcError as err:
                 log.info("node %s: promotion after the rebuild not yet possible: %s", self.id, err.details())
@@ -690,7 +693,7 @@ def run_node(config: NodeConfig) -> int:
         import uvloop
 
         uvloop.install()
-    promote = False
+    promote = promotion_pending(config.data_dir)  # a rebuild that was stopped before its promotion
     if config.rebuild_from_peers:
         from raftsched.rebuild import RebuildError, rebuild_from_peers
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from raftsched.client import Client, ClientError
@@ -29,6 +30,10 @@ from raftsched.storage.members import load_addresses
 
 log = logging.getLogger("raftsched.rebuild")
 TIMEOUT_S = 60.0
+LISTED_WAIT_S = 30.0  # how long to wait for a peer that has applied our re-add
+# In the new data directory while a voter's rebuild is not complete: a rebuild that stops after
+# the re-add (and is run again) or a plain restart still asks to be a voter again.
+PROMOTE_MARK = "REBUILT_VOTER"
 
 
 class RebuildError(Exception):
@@ -45,11 +50,13 @@ def rebuild_from_peers(config: NodeConfig) -> tuple[NodeConfig, bool]:
     try:
         members = client.list_members()
         voters = {m.id for m in members.voters}
-        was_voter = config.id in voters
+        was_voter = config.id in voters or promotion_pending(config.data_dir)
         if was_voter or config.id in {m.id for m in members.learners}:
             log.warning("rebuild: removing %s from the membership before wiping its data", config.id)
             client.remove_member(config.id)
         _wipe(Path(config.data_dir))
+        if was_voter:
+            (Path(config.data_dir) / PROMOTE_MARK).write_text("promote this node once it has caught up\n")
         address = config.advertise or config.listen
         log.warning("rebuild: wiped %s; adding %s back as a learner at %s", config.data_dir, config.id, address)
         client.add_member(config.id, address, learner=True)
@@ -58,10 +65,42 @@ def rebuild_from_peers(config: NodeConfig) -> tuple[NodeConfig, bool]:
                            "see docs/operations.md, 'Rebuilding a node from its peers'") from None
     finally:
         client.close()
-    rejoin = dataclasses.replace(config, peers={}, join=peers[0], rebuild_from_peers=False)
+    # A peer that has applied the re-add: the first one asked may not have yet, and the start
+    # would then fail ("does not list n4 as a member"), as seen in make chaos.
+    rejoin = dataclasses.replace(config, peers={}, join=_listing_peer(config, peers), rebuild_from_peers=False)
     log.warning("rebuild: %s was a %s; %s", config.id, "voter" if was_voter else "learner",
                 "it asks to be a voter again once it has caught up" if was_voter else "it stays a learner")
     return rejoin, was_voter
+
+
+def promotion_pending(data_dir: str) -> bool:
+    """Whether this node was a voter before a rebuild and has not been promoted since."""
+    return (Path(data_dir) / PROMOTE_MARK).exists()
+
+
+def promotion_done(data_dir: str) -> None:
+    (Path(data_dir) / PROMOTE_MARK).unlink(missing_ok=True)
+
+
+def _listing_peer(config: NodeConfig, peers: list[str]) -> str:
+    """The first peer whose membership lists this node, waiting up to LISTED_WAIT_S."""
+    deadline = time.monotonic() + LISTED_WAIT_S
+    last = ""
+    while True:
+        for address in peers:
+            with Client([address], timeout=2.0) as client:
+                try:
+                    members = client.list_members()
+                except ClientError as err:
+                    last = f"{address}: {err.code}"
+                    continue
+            if config.id in {m.id for m in [*members.voters, *members.learners]}:
+                return address
+            last = f"{address} does not list it yet"
+        if time.monotonic() > deadline:
+            raise RebuildError(f"no peer lists {config.id} as a member {LISTED_WAIT_S:.0f} s after it was "
+                               f"added back ({last}); see docs/operations.md, 'Rebuilding a node from its peers'")
+        time.sleep(0.5)
 
 
 def _peer_addresses(config: NodeConfig) -> list[str]:

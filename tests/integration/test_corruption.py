@@ -225,3 +225,32 @@ def test_a_node_rebuilt_under_steady_writes_becomes_a_voter_again(tmp_path: Path
         for writer in writers:
             writer.join(15)
         c.close()
+
+
+def test_a_rebuild_run_again_after_stopping_midway_still_makes_the_node_a_voter(tmp_path: Path) -> None:
+    """Regression: a rebuild that stopped after re-adding the node as a learner (in make chaos
+    its --join reached a peer that had not applied the re-add yet, and it exited) was run again;
+    the second run found a learner, not a voter, and the node stayed a learner for good."""
+    c = Cluster(tmp_path / "c", timing=FAST)
+    try:
+        c.start_all()
+        leader = c.wait_leader(30)
+        victim = next(n for n in c.ids if n != leader)
+        client = c.client(timeout=20)
+        client.submit_jobs([jobs_pb2.JobSpec(handler="noop") for _ in range(10)])
+        c.wait_caught_up(victim)
+        c.nodes[victim].popen.terminate()
+        c.nodes[victim].popen.wait(30)
+        c.node_flags = ("--rebuild-from-peers",)
+        c.start(victim)
+        wait_for(lambda: b"back as a learner" in c.nodes[victim].log.read_bytes(), 30, "the re-add")
+        c.kill(victim)  # stopped midway: a learner now, not yet promoted
+        assert victim in {m.id for m in client.list_members().learners}
+        c.start(victim)  # the rebuild, run again
+        c.node_flags = ()
+        wait_for(lambda: victim in {m.id for m in client.list_members().voters}, 60, f"{victim} a voter again")
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        c.close()
