@@ -441,9 +441,6 @@ class Node:
         while self.promote_when_caught_up:
             await asyncio.sleep(1.0)
             st = self.driver.core.status()
-            if self.id in st.config.voters:
-                promotion_done(self.config.data_dir)
-                return
             caught_up = keeping_up(self.driver.applied_index, committed_before)
             committed_before = st.commit
             if not st.leader or not caught_up or not self.leader_address():
@@ -454,6 +451,13 @@ class Node:
                 continue
             stub = admin_pb2_grpc.AdminStub(self.forwarder.channel(self.leader_address()))
             try:
+                # The leader's view, not ours: the snapshot we started from may predate our removal
+                # and list us as a voter until the later changes apply (a rebuilt node took that
+                # for done and stayed a learner for good, in make chaos).
+                members = await stub.ListMembers(admin_pb2.ListMembersRequest(), timeout=5)
+                if self.id in {m.id for m in members.voters}:
+                    promotion_done(self.config.data_dir)
+                    return
                 await stub.PromoteMember(admin_pb2.PromoteMemberRequest(id=self.id), timeout=60)
                 log.warning("node %s: rebuilt from its peers and caught up: a voter again", self.id)
                 promotion_done(self.config.data_dir)

@@ -9,8 +9,9 @@
     reader     | reads: GetJob, ListJobs, WatchJob, CheckFence, ListExecutors, ListSchedules,
                | GetSchedule, Admin.Status, Admin.ListMembers
     executor   | Executor.Connect only
-    peer       | the Raft service; Admin.Status and ListMembers (status fan-out, --join); and a
-               | call a follower forwards to the leader, judged by the original caller's role
+    peer       | the Raft service; Admin.Status and ListMembers (status fan-out, --join);
+               | PromoteMember (a node rebuilt from its peers promotes itself once caught up);
+               | and a call a follower forwards to the leader, judged by the original caller's role
     (any)      | grpc.health.v1.Health and server reflection, once authenticated
 
 Anything not in the table is refused (deny by default). The Raft service is open to `peer` alone,
@@ -52,8 +53,9 @@ RULES: dict[str, frozenset[str]] = {
     _ADMIN + "ListMembers": _READ | {PEER},
     _ADMIN + "ListAlarms": _READ | {PEER},
     _ADMIN + "StateHash": _READ | {PEER},  # the leader asks every node for its hash at a check
-    **{_ADMIN + m: _OPERATE for m in ("AddMember", "PromoteMember", "RemoveMember", "TransferLeader",
-                                      "SaveSnapshot", "ReadLog")},
+    **{_ADMIN + m: _OPERATE for m in ("AddMember", "RemoveMember", "TransferLeader", "SaveSnapshot", "ReadLog")},
+    # A node that speaks Raft could do more than this already; the leader still waits for its log.
+    _ADMIN + "PromoteMember": _OPERATE | {PEER},
     # Sink URLs may carry credentials (many webhook URLs are secrets): admin only, listing too.
     **{_ADMIN + m: _OPERATE for m in ("AddNotifySink", "ListNotifySinks", "RemoveNotifySink", "TestNotifySink")},
 }
