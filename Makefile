@@ -41,7 +41,7 @@ lint: $(STAMP)
 chaos: $(STAMP)  ## 5 nodes, 5 minutes of every fault kind at 120 ops/s, then the checkers' verdict
 	$(PY) jepsen-style/run.py --nodes 5 --executors 3 --time 300 --nemesis all --nemesis-interval 5 \
 	  --rate 120 --clients 96 --slots 8 --noop-jobs 0.7 --long-jobs 0.1 --dependencies 0.1 --schedules 5 \
-	  --recovery-timeout 180 --seed $${SEED:-1} --store store
+	  --seed $${SEED:-1} --store store
 
 bench: $(STAMP)
 	$(PY) scripts/bench/run.py --json bench.json

@@ -65,8 +65,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stale-reads", action="store_true",
                    help="some reads are stale=True against followers, cut-off ones first (the checker must "
                         "catch them: a run with this flag is expected to be invalid)")
-    p.add_argument("--recovery-timeout", type=float, default=60.0,
-                   help="after healing, seconds to wait for every job to end")
+    p.add_argument("--recovery-timeout", type=float, default=180.0,
+                   help="after healing, seconds to wait for every job to end (a bound: it returns as "
+                        "soon as they have; the backlog a run at the asked rate leaves on 1-2 executors "
+                        "took over 60 s)")
     p.add_argument("--op-timeout", type=float, default=5.0,
                    help="seconds a client operation may take, retries included; then it is recorded as info")
     p.add_argument("--job-timeout", type=float, default=10.0,
