@@ -36,7 +36,7 @@ def test_smoke_run_under_kill_pause_partition_is_valid(tmp_path: Path) -> None:
     proc, results, history = _run(
         tmp_path,
         "--nodes", "3", "--executors", "2", "--time", "60", "--seed", "7",
-        "--nemesis", "kill,pause,partition",
+        "--nemesis", "kill,pause,partition", "--recovery-timeout", "60",
         timeout=420,
     )
     bad = {name: r for name, r in results["checkers"].items() if not r.get("valid")}
@@ -53,7 +53,7 @@ def test_stale_reads_from_cut_off_followers_are_flagged(tmp_path: Path) -> None:
     proc, results, _ = _run(
         tmp_path,
         "--nodes", "3", "--executors", "1", "--time", "25", "--seed", "3",
-        "--nemesis", "partition", "--nemesis-interval", "3", "--stale-reads",
+        "--nemesis", "partition", "--nemesis-interval", "3", "--stale-reads", "--recovery-timeout", "60",
         timeout=300,
     )
     assert proc.returncode == 1, f"want exit 1 (invalid), got {proc.returncode}: {proc.stdout[-1500:]}"
@@ -67,7 +67,7 @@ def test_short_run_under_clock_one_way_slow_disk_is_valid(tmp_path: Path) -> Non
     proc, results, history = _run(
         tmp_path,
         "--nodes", "5", "--executors", "2", "--time", "40", "--seed", "4317", "--nemesis-interval", "3",
-        "--nemesis", "clock,one-way,slow,disk",
+        "--nemesis", "clock,one-way,slow,disk", "--recovery-timeout", "60",
         timeout=420,
     )
     bad = {name: r for name, r in results["checkers"].items() if not r.get("valid")}
