@@ -92,15 +92,16 @@ def test_one_way_links_pair_each_direction() -> None:
     assert forward == [("n1", "n2"), ("n1", "n3")] and back == [("n2", "n1"), ("n3", "n1")]
 
 
-async def _echo_through(net: Network, shape: Shape | None, payloads: int = 3) -> tuple[list[bytes], float]:
-    async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await r.read(1024):
-                w.write(data)
-                await w.drain()
-        w.close()
+async def _echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await r.read(1024):
+            w.write(data)
+            await w.drain()
+    w.close()
 
-    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+
+async def _echo_through(net: Network, shape: Shape | None, payloads: int = 3) -> tuple[list[bytes], float]:
+    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
     target = server.sockets[0].getsockname()[1]
     lst = Listener(net, "a->b", "a", "b", target)
     port = await lst.start()
@@ -188,14 +189,7 @@ def test_a_shared_proxy_applies_the_link_of_the_calling_process() -> None:
     """The `*->b` proxy a re-added node is reached at: each caller obeys its own link to b."""
 
     async def scenario() -> dict[str, str]:
-        async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await r.read(1024):
-                    w.write(data)
-                    await w.drain()
-            w.close()
-
-        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        server = await asyncio.start_server(_echo, "127.0.0.1", 0)
         net = Network()
         shared = Listener(net, "*->b", "*", "b", server.sockets[0].getsockname()[1])
         port = await shared.start()

@@ -6,10 +6,12 @@ by default: no TLS means loopback, unless --insecure."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,20 +50,42 @@ def alarms(c: Cluster) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
-@pytest.fixture
-def checked(tmp_path: Path):
-    c = Cluster(tmp_path / "c", timing=FAST, node_flags=CHECK)
+@contextlib.contextmanager
+def running(tmp_path: Path, node_flags: tuple[str, ...] = ()) -> Iterator[Cluster]:
+    """A started 3-node cluster with a leader; its logs printed if the test fails; closed after."""
+    c = Cluster(tmp_path / "c", timing=FAST, node_flags=node_flags)
     try:
         c.start_all()
         c.wait_leader(30)
-        c.start_executor("e1", 4)
-        c.wait_executors("e1")
         yield c
     except BaseException:
         print(c.logs())
         raise
     finally:
         c.close()
+
+
+@contextlib.contextmanager
+def writing(c: Cluster, writers: int) -> Iterator[None]:
+    """`writers` clients submitting batches until the block ends."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=_write_until, args=(c, stop), daemon=True) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+
+
+@pytest.fixture
+def checked(tmp_path: Path) -> Iterator[Cluster]:
+    with running(tmp_path, CHECK) as c:
+        c.start_executor("e1", 4)
+        c.wait_executors("e1")
+        yield c
 
 
 def test_a_changed_record_on_a_follower_is_caught_contained_and_rebuilt(checked: Cluster) -> None:
@@ -112,26 +136,11 @@ def test_replicas_that_apply_while_they_hash_are_not_called_corrupt(tmp_path: Pa
     entries applied after the check, so a node busy applying had a digest of its own and a healthy
     node (even the leader) was called CORRUPT. Writes go on during every check here; the old code
     failed this in 3 of 4 runs (tests/state/test_sm_alarms.py pins it down deterministically)."""
-    c = Cluster(tmp_path / "c", timing=FAST, node_flags=("--corrupt-check-interval", "250ms"))
-    stop = threading.Event()
-    writers = [threading.Thread(target=_write_until, args=(c, stop), daemon=True) for _ in range(4)]
-    try:
-        c.start_all()
-        c.wait_leader(30)
-        for writer in writers:
-            writer.start()
+    with running(tmp_path, ("--corrupt-check-interval", "250ms")) as c, writing(c, 4):
         verdicts = wait_for(lambda: found if len(found := _verdicts(c)) >= 4 else None, 20,
                             "four corruption checks under writes")
         assert all(b"3 of 3 members agree, 0 differ, 0 silent" in v for v in verdicts), verdicts
         assert [c.local_status(n).alarms for n in c.ids] == [[], [], []]
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        stop.set()
-        for writer in writers:
-            writer.join(15)
-        c.close()
 
 
 def _write_until(c: Cluster, stop: threading.Event) -> None:
@@ -168,11 +177,8 @@ def test_a_follower_that_lost_the_tail_of_its_log_catches_up(tmp_path: Path) -> 
     does) starts with a shorter log than it had acknowledged. Regression: the leader kept probing
     at the index the follower had acknowledged, took each rejection as stale, and the follower
     never caught up (seen in `make chaos`: n3 stuck 3,000 entries behind for two minutes)."""
-    c = Cluster(tmp_path / "c", timing=FAST)
-    try:
-        c.start_all()
-        leader = c.wait_leader(30)
-        victim = next(n for n in c.ids if n != leader)
+    with running(tmp_path) as c:
+        victim = next(n for n in c.ids if n != c.wait_leader())
         client = c.client(timeout=20)
         for _ in range(20):
             client.submit_jobs([jobs_pb2.JobSpec(handler="noop") for _ in range(10)])
@@ -188,69 +194,43 @@ def test_a_follower_that_lost_the_tail_of_its_log_catches_up(tmp_path: Path) -> 
                  f"{victim} finds that it lost acknowledged entries")
         client.submit_jobs([jobs_pb2.JobSpec(handler="noop") for _ in range(10)])
         c.wait_caught_up(victim, timeout=20)
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 def test_a_node_rebuilt_under_steady_writes_becomes_a_voter_again(tmp_path: Path) -> None:
     """Regression: a rebuilt learner asked to be promoted only when a 1 s sample found it had
     applied exactly the commit index, which steady writes never allow: it stayed a learner (seen
     in make chaos at 120 ops/s)."""
-    c = Cluster(tmp_path / "c", timing=FAST)
-    stop = threading.Event()
-    writers = [threading.Thread(target=_write_until, args=(c, stop), daemon=True) for _ in range(2)]
-    try:
-        c.start_all()
-        leader = c.wait_leader(30)
-        victim = next(n for n in c.ids if n != leader)
-        for writer in writers:
-            writer.start()
+    with running(tmp_path) as c, writing(c, 2):
+        victim = next(n for n in c.ids if n != c.wait_leader())
         c.wait_caught_up(victim)
-        c.nodes[victim].popen.terminate()
-        c.nodes[victim].popen.wait(30)
-        c.node_flags = ("--rebuild-from-peers",)
-        c.start(victim)
+        _stop_and_rebuild(c, victim)
         c.node_flags = ()
         client = c.client(timeout=20)
         wait_for(lambda: victim in {m.id for m in client.list_members().voters}, 60,
                  f"{victim} a voter again while writes go on")
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        stop.set()
-        for writer in writers:
-            writer.join(15)
-        c.close()
 
 
 def test_a_rebuild_run_again_after_stopping_midway_still_makes_the_node_a_voter(tmp_path: Path) -> None:
     """Regression: a rebuild that stopped after re-adding the node as a learner (in make chaos
     its --join reached a peer that had not applied the re-add yet, and it exited) was run again;
     the second run found a learner, not a voter, and the node stayed a learner for good."""
-    c = Cluster(tmp_path / "c", timing=FAST)
-    try:
-        c.start_all()
-        leader = c.wait_leader(30)
-        victim = next(n for n in c.ids if n != leader)
+    with running(tmp_path) as c:
+        victim = next(n for n in c.ids if n != c.wait_leader())
         client = c.client(timeout=20)
         client.submit_jobs([jobs_pb2.JobSpec(handler="noop") for _ in range(10)])
         c.wait_caught_up(victim)
-        c.nodes[victim].popen.terminate()
-        c.nodes[victim].popen.wait(30)
-        c.node_flags = ("--rebuild-from-peers",)
-        c.start(victim)
+        _stop_and_rebuild(c, victim)
         wait_for(lambda: b"back as a learner" in c.nodes[victim].log.read_bytes(), 30, "the re-add")
         c.kill(victim)  # stopped midway: a learner now, not yet promoted
         assert victim in {m.id for m in client.list_members().learners}
         c.start(victim)  # the rebuild, run again
         c.node_flags = ()
         wait_for(lambda: victim in {m.id for m in client.list_members().voters}, 60, f"{victim} a voter again")
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
+
+
+def _stop_and_rebuild(c: Cluster, victim: str) -> None:
+    """Stop `victim` cleanly and start it with --rebuild-from-peers (left in c.node_flags)."""
+    c.nodes[victim].popen.terminate()
+    c.nodes[victim].popen.wait(30)
+    c.node_flags = ("--rebuild-from-peers",)
+    c.start(victim)
