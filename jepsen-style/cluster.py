@@ -75,8 +75,9 @@ class Cluster:
     """Nodes n1..nN and executors e1..eM on 127.0.0.1, every link through a proxy."""
 
     def __init__(self, run_dir: Path, run_id: str, n_nodes: int, n_executors: int, slots: int = 4,
-                 faketime: bool = False) -> None:
+                 faketime: bool = False, node_args: list[str] | None = None) -> None:
         self.run_dir, self.run_id = run_dir, run_id
+        self.node_args = list(node_args or [])  # extra `raftsched node` flags for every node
         self.faketime = faketime  # some processes' wall clocks under their own offset files (clock nemesis)
         self.node_ids = [f"n{i + 1}" for i in range(n_nodes)]
         self.executor_ids = [f"e{i + 1}" for i in range(n_executors)]
@@ -165,7 +166,7 @@ class Cluster:
         data = self.run_dir / "data" / node.id
         data.parent.mkdir(parents=True, exist_ok=True)
         argv = [RAFTSCHED, "node", "--id", node.id, "--listen", node.address, "--data-dir", str(data),
-                "--peers", peers, "--advertise", self.shared[node.id]]
+                "--peers", peers, "--advertise", self.shared[node.id], *self.node_args]
         log = self.run_dir / "logs" / f"{node.id}.log"
         return Proc(node.id, argv, log, env=self._env(node.id), cwd=log.parent)
 

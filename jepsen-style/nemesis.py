@@ -19,6 +19,7 @@ from cluster import Cluster
 from faultbase import Fault, pick_node
 from faults_clock import ClockFault
 from faults_disk import DiskFault
+from faults_divergence import Divergence
 from faults_links import OneWay, SlowLinks
 from history import History
 from workload import ProxyAwareClient
@@ -27,6 +28,8 @@ from raftsched.client import ClientError, calls
 from raftsched.v1 import admin_pb2, admin_pb2_grpc
 
 KINDS = ("kill", "pause", "partition", "executor", "membership", "clock", "one-way", "slow", "disk")
+# Scripted scenarios: asked for by name, never by `all` (they take the cluster below a majority).
+SCENARIOS = ("divergence",)
 PARTITION_MODES = ("drop", "blackhole")
 
 
@@ -328,6 +331,8 @@ def make_fault(kind: str, rng: random.Random, n_nodes: int) -> Fault:
         return SlowLinks(lossy=rng.random() < 0.5)
     if kind == "disk":
         return DiskFault(kind=rng.choice(["truncate-wal", "bitflip", "delete"]))
+    if kind == "divergence":
+        return Divergence()
     raise ValueError(f"unknown fault kind {kind!r}")
 
 
@@ -358,6 +363,8 @@ class Nemesis:
     def _budget_ok(self, fault: Fault) -> bool:
         minority = (len(self.cluster.node_ids) - 1) // 2
         current = self.active + self.stopping
+        if isinstance(fault, Divergence) or any(isinstance(f, Divergence) for f in current):
+            return not current  # a scenario runs alone
         impaired = set().union(*(f.impairs for f in current)) if current else set()
         if _sets_links(fault) and any(_sets_links(f) for f in current):
             return False  # one fault at a time sets proxy modes: a heal never undoes another's cut

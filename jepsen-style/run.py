@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import Cluster, kill_run_leftovers
 from google.protobuf.json_format import MessageToDict
 from history import History
-from nemesis import KINDS, Nemesis
+from nemesis import KINDS, SCENARIOS, Nemesis
 from workload import ProxyAwareClient, Workload, WorkloadConfig
 
 from raftsched.cli import progress
@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--slots", type=int, default=4, help="slots per executor")
     p.add_argument("--time", type=float, default=60.0, help="seconds of workload and faults")
     p.add_argument("--nemesis", default="kill,pause,partition",
-                   help=f"comma list of {', '.join(KINDS)}, or all (or none)")
+                   help=f"comma list of {', '.join(KINDS)}, or all (or none); or the scripted scenario "
+                        f"{', '.join(SCENARIOS)} (3 nodes, never part of all)")
     p.add_argument("--nemesis-interval", type=float, default=5.0, help="mean seconds between fault starts")
     p.add_argument("--rate", type=float, default=50.0, help="client operations per second, all clients")
     p.add_argument("--clients", type=int, default=96,
@@ -83,6 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="fraction of new jobs that depend on 1-2 recently acknowledged jobs")
     p.add_argument("--noop-jobs", type=float, default=0.0,
                    help="fraction of jobs run by the executors' noop handler (no process, so no ledger line)")
+    p.add_argument("--max-append-bytes", type=int, default=None,
+                   help="the nodes' --max-append-bytes (1: one log entry per append message, which the "
+                        "divergence scenario needs to show an early commit)")
     p.add_argument("--keep-data", action="store_true", help="keep the nodes' RocksDB dirs of a valid run")
     args = p.parse_args(argv)
     if args.seed is None:
@@ -101,10 +105,14 @@ def parse_kinds(text: str, nodes: int = 5) -> tuple[list[str], list[str]]:
     wanted = [k.strip() for k in text.split(",") if k.strip() and k.strip() != "none"]
     if "all" in wanted:
         wanted = list(KINDS)
-    unknown = [k for k in wanted if k not in KINDS]
+    unknown = [k for k in wanted if k not in KINDS + SCENARIOS]
     if unknown:
-        raise SystemExit(f"run.py: unknown --nemesis kind(s) {unknown}; choose from {', '.join(KINDS)}, all")
+        raise SystemExit(f"run.py: unknown --nemesis kind(s) {unknown}; choose from "
+                         f"{', '.join(KINDS + SCENARIOS)}, all")
     notes = []
+    if "divergence" in wanted and nodes != 3:
+        wanted.remove("divergence")
+        notes.append("divergence scenario skipped: it needs --nodes 3")
     if "membership" in wanted and nodes < 5:
         wanted.remove("membership")
         notes.append("membership nemesis skipped: it needs --nodes 5 (removing one of 3 voters leaves no "
@@ -121,8 +129,9 @@ class Run:
         self.args, self.run_dir = args, run_dir
         self.run_id = f"{run_dir.name}-{os.getpid()}"
         self.rng = random.Random(args.seed)
+        node_args = [] if args.max_append_bytes is None else ["--max-append-bytes", str(args.max_append_bytes)]
         self.cluster = Cluster(run_dir, self.run_id, args.nodes, args.executors, args.slots,
-                               faketime="clock" in args.kinds)
+                               faketime="clock" in args.kinds, node_args=node_args)
         self.info: dict[str, Any] = {
             "options": {k: v for k, v in vars(args).items() if k not in ("kinds", "notes")},
             "seed": args.seed, "nemesis_kinds": args.kinds, "notes": list(args.notes),

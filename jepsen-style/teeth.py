@@ -107,6 +107,8 @@ def run_one(bug: Bug, seconds: float, seed: int, keep: Path | None) -> tuple[boo
     work = Path(tempfile.mkdtemp(prefix=f"teeth-{bug.name}-"))
     try:
         tree = make_tree(bug, work)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
         store = Path(tempfile.mkdtemp(prefix=f"{bug.name}-", dir=keep)) if keep is not None else work / "store"
         cmd = [sys.executable, str(tree / "jepsen-style" / "run.py"), "--time", f"{seconds:g}", "--seed", str(seed),
                "--store", str(store), *bug.run_args]

@@ -52,6 +52,7 @@ class NodeConfig:
     kill_grace_ms: int = 1000
     max_inflight: int = 64
     max_message_bytes: int = 16 << 20
+    max_append_bytes: int = 1 << 20  # log entries per append message (at least one is always sent)
     max_pending_proposals: int = 10_000
     snapshot_entries: int = 50_000
     snapshot_bytes: int = 64 << 20
@@ -153,6 +154,7 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("kill_grace_ms", "int", "time an executor gives a task between SIGTERM and SIGKILL"),
     Setting("max_inflight", "int", "append messages in flight per follower"),
     Setting("max_message_bytes", "int", "largest gRPC message"),
+    Setting("max_append_bytes", "int", "log entries per append message to a follower, in bytes (one entry at least)"),
     Setting("max_pending_proposals", "int", "proposals waiting for commit before refusing more"),
     Setting("snapshot_entries", "int", "applied entries between snapshots"),
     Setting("snapshot_bytes", "int", "log bytes between snapshots"),
@@ -469,7 +471,7 @@ def validate_node_config(config: NodeConfig, *, has_state: bool = False) -> None
         check_address(config.metrics_listen, "metrics_listen")
     _check_membership(config, has_state)
     _check_node_timing(config)
-    for name in ("max_inflight", "max_message_bytes", "max_pending_proposals", "snapshot_entries",
+    for name in ("max_inflight", "max_message_bytes", "max_append_bytes", "max_pending_proposals", "snapshot_entries",
                  "snapshot_bytes"):
         _at_least(name, getattr(config, name), 1)
     _at_least("snapshot_keep_tail", config.snapshot_keep_tail, 0)

@@ -120,6 +120,7 @@ class Node:
                 heartbeat_ticks=ticks,
                 election_ticks=max(ticks + 1, config.election_ms // config.tick_ms),
                 max_inflight=config.max_inflight,
+                max_msg_bytes=config.max_append_bytes,
             ),
             tick_seconds=config.tick_ms / 1000,
             on_soft_state=self._on_soft_state,

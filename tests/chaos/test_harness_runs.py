@@ -75,3 +75,25 @@ def test_short_run_under_clock_one_way_slow_disk_is_valid(tmp_path: Path) -> Non
     faults = {op["f"] for op in history if op["process"] == "nemesis"}
     for kind in ("clock", "one-way", "slow", "disk"):
         assert any(kind in f for f in faults), f"no {kind} fault in {sorted(faults)}"
+
+
+def test_the_divergence_scenario_reaches_its_last_step_and_a_correct_leader_waits_for_its_own_entry(
+        tmp_path: Path) -> None:
+    """Figure 3.7 played once on the real code: the old leader, back in charge, must not move its
+    commit index before its own term's entry is on the voter, so the voter (holding it) wins the
+    last election, not the killed rival, and the run is valid."""
+    proc, results, history = _run(
+        tmp_path,
+        "--nodes", "3", "--executors", "1", "--time", "20", "--seed", "5", "--nemesis", "divergence",
+        "--nemesis-interval", "60", "--max-append-bytes", "1", "--recovery-timeout", "60",
+        timeout=300,
+    )
+    bad = {name: r for name, r in results["checkers"].items() if not r.get("valid")}
+    assert results["valid"] and proc.returncode == 0, f"invalid run: {json.dumps(bad)[:3000]}\n{proc.stdout[-2000:]}"
+    starts = [op["value"] for op in history if op["process"] == "nemesis" and op["f"] == "divergence"
+              and op["value"].get("phase") == "start"]
+    assert starts, f"no divergence scenario ran: {proc.stdout[-1500:]}"
+    done = starts[0]
+    assert done.get("reached") == 4, f"the scenario stopped early: {done}"
+    assert done["commit_after"] is not None and done["commit_after"] > done["first_own_entry_at_most"], done
+    assert done["new_leader"] == done["voter"], done
