@@ -6,15 +6,17 @@ the leader validates, proposes and answers once the command is applied. Reads ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias
 
 import grpc
 
-from raftsched.api.errors import ApiError, NotFoundError, code_from_int, guarded
+from raftsched.api.errors import ApiError, NotFoundError, code_from_int, guarded, outcome_unknown, request_id, status_of
 from raftsched.api.forward import call_leader, was_forwarded
+from raftsched.api.submit_batcher import SubmitBatcher
 from raftsched.clock import now_ms
 from raftsched.jobstates import TERMINAL
+from raftsched.logs import REQUEST_ID
 from raftsched.quoting import quote
 from raftsched.seams import LeaderScheduling, LocalNode, Proposer, StateReader
 from raftsched.state import commands as cmds
@@ -26,6 +28,8 @@ from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2, scheduler_pb2_gr
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 MAX_BATCH = 1000  # specs per SubmitJobs request
+STREAM_IN_FLIGHT = 1024  # unanswered submits one SubmitJobStream may hold; beyond, RESOURCE_EXHAUSTED
+FORWARD_TIMEOUT_S = 10.0  # one forwarded stream submit
 WATCH_QUEUE = 256
 
 
@@ -36,6 +40,7 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         self.proposer = proposer
         self.state = state
         self.scheduler = scheduler
+        self.batcher = SubmitBatcher(proposer)
 
     # --- routing helpers ---
 
@@ -111,6 +116,92 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
             for i, item in zip(group, applied.submitted, strict=True):
                 results[i] = item
         return scheduler_pb2.SubmitJobsResponse(results=[r for r in results if r is not None])
+
+    async def SubmitJobStream(self, requests: AsyncIterator[scheduler_pb2.SubmitJobRequest],
+                              context: Context) -> AsyncIterator[scheduler_pb2.SubmitJobStreamResponse]:
+        """Answers in completion order, each with its request's request_id. On the leader, valid
+        submits from every stream go into shared entries (SubmitBatcher); a follower forwards
+        each one to the leader as a SubmitJob."""
+        REQUEST_ID.set(request_id(context))
+        answers: asyncio.Queue[scheduler_pb2.SubmitJobStreamResponse | None] = asyncio.Queue()
+        open_submits = 0
+        read_all = False
+
+        def answer(msg: scheduler_pb2.SubmitJobStreamResponse) -> None:
+            nonlocal open_submits
+            open_submits -= 1
+            answers.put_nowait(msg)
+            if read_all and not open_submits:
+                answers.put_nowait(None)
+
+        async def read() -> None:
+            nonlocal open_submits, read_all
+            async for request in requests:
+                open_submits += 1
+                if open_submits > STREAM_IN_FLIGHT:
+                    answer(self._stream_error(request.request_id, ApiError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"over {STREAM_IN_FLIGHT} submits unanswered on this stream; wait for answers")))
+                else:
+                    self._stream_submit(request, answer)
+            read_all = True
+            if not open_submits:
+                answers.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (msg := await answers.get()) is not None:
+                yield msg
+            await reader
+        finally:
+            reader.cancel()
+
+    def _stream_submit(self, request: scheduler_pb2.SubmitJobRequest,
+                       answer: Callable[[scheduler_pb2.SubmitJobStreamResponse], None]) -> None:
+        rid = request.request_id
+        if not self.node.is_leader:
+            task = asyncio.ensure_future(self._forward_one(request))
+            task.add_done_callback(lambda t: None if t.cancelled() else answer(t.result()))
+            return
+        try:
+            self._validate(request.spec)
+            key = request.spec.idempotency_key
+            existing = self.state.job_by_key(key) if key else None
+        except Exception as err:
+            answer(self._stream_error(rid, err))
+            return
+        if existing is not None:
+            answer(scheduler_pb2.SubmitJobStreamResponse(request_id=rid, job=existing, existed=True))
+            return
+
+        def done(future: asyncio.Future[scheduler_pb2.SubmitResult]) -> None:
+            err = future.exception()
+            if err is not None:
+                answer(self._stream_error(rid, err))
+                return
+            item = future.result()
+            answer(scheduler_pb2.SubmitJobStreamResponse(request_id=rid, job=item.job, existed=item.existed,
+                                                         code=item.code, error=item.error))
+
+        self.batcher.submit(request.spec).add_done_callback(done)
+
+    async def _forward_one(self, request: scheduler_pb2.SubmitJobRequest) -> scheduler_pb2.SubmitJobStreamResponse:
+        try:
+            self._validate(request.spec)
+            reply = await call_leader(self.node.forwarder, self.node.leader_address(),
+                                      scheduler_pb2_grpc.SchedulerStub, "SubmitJob",
+                                      scheduler_pb2.SubmitJobRequest(spec=request.spec), FORWARD_TIMEOUT_S)
+        except Exception as err:
+            return self._stream_error(request.request_id, err)
+        assert isinstance(reply, scheduler_pb2.SubmitJobResponse)
+        return scheduler_pb2.SubmitJobStreamResponse(request_id=request.request_id, job=reply.job,
+                                                     existed=reply.existed, leader=self.node.leader_address())
+
+    def _stream_error(self, rid: str, err: BaseException) -> scheduler_pb2.SubmitJobStreamResponse:
+        code, message = status_of(err)
+        leader = self.node.leader_address() if code == grpc.StatusCode.UNAVAILABLE else ""
+        return scheduler_pb2.SubmitJobStreamResponse(request_id=rid, code=code.value[0], error=message,
+                                                     leader=leader, outcome_unknown=outcome_unknown(err))
 
     def _validate(self, spec: jobs_pb2.JobSpec) -> None:
         validate_spec(spec, self.state.known_handlers())

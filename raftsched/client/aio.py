@@ -19,6 +19,7 @@ from raftsched.client.calls import TERMINAL_STATES, Call
 from raftsched.client.channels import CHANNEL_OPTIONS, credentials
 from raftsched.client.errors import ClientError
 from raftsched.client.routing import leader_hint
+from raftsched.client.stream import STREAM_CALL, SubmitStreams
 from raftsched.client.sync import SNAPSHOT_CHUNK_LIMIT, STUBS, remove_quietly, rpc_error_parts, stream_error
 from raftsched.config import TLSConfig
 from raftsched.v1 import admin_pb2, jobs_pb2, scheduler_pb2
@@ -33,8 +34,12 @@ class AsyncClient(ClientBase):
                  attempt_timeout: float | None = None, token: str = "") -> None:
         super().__init__(addresses, timeout=timeout, tls=tls, attempt_timeout=attempt_timeout, token=token)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._submit_streams: SubmitStreams | None = None
 
     async def close(self) -> None:
+        if self._submit_streams is not None:
+            await self._submit_streams.close()
+            self._submit_streams = None
         channels, self._channels = list(self._channels.values()), {}
         self._stubs.clear()
         for channel in channels:
@@ -103,6 +108,14 @@ class AsyncClient(ClientBase):
     async def submit_job(self, spec: jobs_pb2.JobSpec, *, timeout: float | None = None,
                          ) -> scheduler_pb2.SubmitJobResponse:
         return await self._unary(calls.submit_job(spec), timeout)
+
+    async def submit_job_streamed(self, spec: jobs_pb2.JobSpec, *, timeout: float | None = None,
+                                  ) -> scheduler_pb2.SubmitJobResponse:
+        """As submit_job, over this client's SubmitJobStream to the node: for many concurrent
+        submits, which the node then writes many to an entry (raftsched.client.stream)."""
+        if self._submit_streams is None:
+            self._submit_streams = SubmitStreams(lambda address: self._method(STREAM_CALL, address)(), self._plan)
+        return await self._submit_streams.submit(spec, timeout)
 
     async def submit_jobs(self, specs: Iterable[jobs_pb2.JobSpec], *, timeout: float | None = None,
                           ) -> scheduler_pb2.SubmitJobsResponse:

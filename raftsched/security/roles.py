@@ -45,7 +45,7 @@ RULES: dict[str, frozenset[str]] = {
     _EXECUTOR + "Connect": frozenset({EXECUTOR}),
     **{_SCHEDULER + m: _READ for m in ("GetJob", "ListJobs", "WatchJob", "CheckFence", "ListExecutors",
                                        "ListSchedules", "GetSchedule")},
-    **{_SCHEDULER + m: _WRITE for m in ("SubmitJob", "SubmitJobs", "CancelJob", "CreateSchedule",
+    **{_SCHEDULER + m: _WRITE for m in ("SubmitJob", "SubmitJobs", "SubmitJobStream", "CancelJob", "CreateSchedule",
                                         "PauseSchedule", "ResumeSchedule", "TriggerSchedule", "DeleteSchedule")},
     _SCHEDULER + "DrainExecutor": _OPERATE,
     _SCHEDULER + "ReleaseExecutor": _OPERATE,

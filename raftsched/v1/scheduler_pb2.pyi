@@ -29,10 +29,30 @@ CATCHUP_POLICY_ONCE: CatchupPolicy
 CATCHUP_POLICY_ALL: CatchupPolicy
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("spec",)
+    __slots__ = ("spec", "request_id")
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     spec: _jobs_pb2.JobSpec
-    def __init__(self, spec: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, spec: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SubmitJobStreamResponse(_message.Message):
+    __slots__ = ("request_id", "job", "existed", "code", "error", "leader", "outcome_unknown")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    EXISTED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    job: _jobs_pb2.Job
+    existed: bool
+    code: int
+    error: str
+    leader: str
+    outcome_unknown: bool
+    def __init__(self, request_id: _Optional[str] = ..., job: _Optional[_Union[_jobs_pb2.Job, _Mapping]] = ..., existed: _Optional[bool] = ..., code: _Optional[int] = ..., error: _Optional[str] = ..., leader: _Optional[str] = ..., outcome_unknown: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job", "existed")

@@ -47,6 +47,11 @@ class SchedulerStub:
                 request_serializer=raftsched_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.SerializeToString,
                 response_deserializer=raftsched_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.FromString,
                 _registered_method=True)
+        self.SubmitJobStream = channel.stream_stream(
+                '/raftsched.v1.Scheduler/SubmitJobStream',
+                request_serializer=raftsched_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=raftsched_dot_v1_dot_scheduler__pb2.SubmitJobStreamResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/raftsched.v1.Scheduler/GetJob',
                 request_serializer=raftsched_dot_v1_dot_scheduler__pb2.GetJobRequest.SerializeToString,
@@ -137,6 +142,14 @@ class SchedulerServicer:
 
     def SubmitJobs(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitJobStream(self, request_iterator, context):
+        """Many submits on one stream: each answer carries its request's request_id, in completion
+        order; one bad job fails alone. The node batches what arrives on all streams into entries.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -244,6 +257,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.SubmitJobs,
                     request_deserializer=raftsched_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.FromString,
                     response_serializer=raftsched_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.SerializeToString,
+            ),
+            'SubmitJobStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitJobStream,
+                    request_deserializer=raftsched_dot_v1_dot_scheduler__pb2.SubmitJobRequest.FromString,
+                    response_serializer=raftsched_dot_v1_dot_scheduler__pb2.SubmitJobStreamResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
@@ -377,6 +395,33 @@ class Scheduler:
             '/raftsched.v1.Scheduler/SubmitJobs',
             raftsched_dot_v1_dot_scheduler__pb2.SubmitJobsRequest.SerializeToString,
             raftsched_dot_v1_dot_scheduler__pb2.SubmitJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJobStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/raftsched.v1.Scheduler/SubmitJobStream',
+            raftsched_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
+            raftsched_dot_v1_dot_scheduler__pb2.SubmitJobStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

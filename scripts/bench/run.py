@@ -62,6 +62,9 @@ class Plan:
     e2e_timeout: float = 120.0
     executors: int = 4
     loss_trials: int = 3
+    stream_concurrency: int = 128
+    transfer_trials: int = 7
+    transfer_concurrency: int = 16
     growth_sizes: tuple[int, ...] = growth.FULL_SIZES
     growth_duration: float = 10.0
     growth_fill_timeout: float = 1800.0
@@ -69,7 +72,7 @@ class Plan:
 
 FULL = Plan()
 QUICK = Plan(anchor_levels=(128, 1024), duration=2.5, warmup=0.5, failover_trials=3, steady=0.5,
-             e2e_jobs=1_000, e2e_timeout=20.0, loss_trials=1, growth_sizes=growth.QUICK_SIZES,
+             e2e_jobs=1_000, e2e_timeout=20.0, loss_trials=1, transfer_trials=3, growth_sizes=growth.QUICK_SIZES,
              growth_duration=2.0, growth_fill_timeout=120.0)
 
 
@@ -105,6 +108,16 @@ async def bench_raftsched(plan: Plan, root: Path, procs: ProcessSet) -> Results:
             out["submit_batch"] = batch
             log(f"raftsched: SubmitJobs x{plan.batch}, {plan.batch_concurrency} in flight: "
                 f"{batch['jobs_per_s']:.0f} jobs/s")
+        stream = await guarded("stream", errors, lambda: rs.measure_stream(
+            cluster, plan.stream_concurrency, plan.duration, plan.warmup))
+        if stream is not None:
+            out["stream_writes"] = {str(plan.stream_concurrency): stream}
+            log(f"raftsched: SubmitJobStream, {plan.stream_concurrency} in flight: {stream['tput']:.0f}/s")
+        transfer = await guarded("transfer", errors, lambda: rs.measure_transfers(
+            cluster, plan.transfer_trials, plan.transfer_concurrency, plan.steady))
+        if transfer is not None:
+            out["transfer"] = transfer
+            log(f"raftsched: leader transfer, longest write gap median {transfer['median_ms']} ms")
     except Exception as e:
         errors["start"] = f"{type(e).__name__}: {e}"[:500]
     finally:
@@ -123,6 +136,13 @@ async def bench_raftsched(plan: Plan, root: Path, procs: ProcessSet) -> Results:
             out["end_to_end"] = e2e
             log(f"raftsched: end-to-end {e2e['succeeded']} noop jobs in {e2e['seconds']} s: {e2e['jobs_per_s']:.0f}/s")
         out["executor_loss"] = await executor_loss(jobs, plan, errors)
+        busy = await guarded("submit_1_busy", errors, lambda: rs.measure_lone_submits(jobs, plan.duration, plan.warmup))
+        procs.stop(list(jobs.executors.values()))
+        idle = await guarded("submit_1_idle", errors, lambda: rs.measure_lone_submits(jobs, plan.duration, plan.warmup))
+        if busy is not None and idle is not None:
+            out["lone_submits"] = {"busy": busy, "idle": idle}
+            log(f"raftsched: SubmitJob p50 at 1 in flight: {busy['p50_ms']} ms with executors running them, "
+                f"{idle['p50_ms']} ms without")
     except Exception as e:
         errors["jobs_cluster"] = f"{type(e).__name__}: {e}"[:500]
     finally:

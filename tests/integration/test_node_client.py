@@ -24,7 +24,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if NODE is None or NPM is None:
         pytest.skip("node and npm are not installed: the Node.js example client cannot be tested here")
     work = tmp_path_factory.mktemp("node-client")
-    for name in ("package.json", "package-lock.json", "client.js"):
+    for name in ("package.json", "package-lock.json", "client.js", "stream.js"):
         shutil.copy(EXAMPLE / name, work / name)
     r = subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=work, capture_output=True, text=True,
                        timeout=300, check=False)
@@ -32,9 +32,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def run_example(work: Path, cluster: str, *args: str) -> tuple[int, list[dict[str, object]], str]:
+def run_example(work: Path, cluster: str, *args: str, script: str = "client.js",
+                ) -> tuple[int, list[dict[str, object]], str]:
     env = dict(os.environ, RAFTSCHED_CLUSTER=cluster, RAFTSCHED_PROTO_DIR=str(ROOT / "proto"))
-    r = subprocess.run([str(NODE), "client.js", *args], cwd=work, capture_output=True, text=True, timeout=120,
+    r = subprocess.run([str(NODE), script, *args], cwd=work, capture_output=True, text=True, timeout=120,
                        env=env, check=False)
     events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     return r.returncode, events, r.stderr
@@ -69,3 +70,22 @@ def test_the_node_client_retries_past_a_dead_node(installed, make_cluster):
     assert code == 0, (events, stderr)
     assert any(e["event"] == "retry" and e["code"] == "UNAVAILABLE" for e in events), events
     assert events[-1]["state"] == "SUCCEEDED"
+
+
+def test_the_node_stream_example_submits_many_jobs_on_one_stream(installed, make_cluster):
+    """examples/node-client/stream.js: 300 submits on one SubmitJobStream through a follower (it
+    forwards each), two refused alone; every acknowledged id is a job of the cluster."""
+    c = make_cluster()
+    leader = c.wait_leader()
+    follower = next(n for n in c.ids if n != leader)
+    code, events, stderr = run_example(installed, ",".join([c.addr[follower], c.addr[leader]]), "--count", "300",
+                                       "--bad", "2", "--timeout", "60", script="stream.js")
+    assert code == 0, (events, stderr)
+    done = events[-1]
+    assert done["ok"] == 300 and done["unanswered"] == 0, done
+    assert sorted(done["refused"]) == ["bad-0", "bad-1"], done["refused"]
+    assert all("INVALID_ARGUMENT" in why for why in done["refused"].values()), done["refused"]
+    ids = done["ids"]
+    assert len(set(ids)) == 300
+    for job_id in ids[::50]:
+        assert c.get(str(job_id)).id == job_id

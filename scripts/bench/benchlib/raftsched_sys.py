@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -114,6 +115,15 @@ class RaftschedCluster(ManagedMembers):
 
         return op
 
+    def stream_op(self) -> Op:
+        """One submit over the client's SubmitJobStream (every worker shares the one stream)."""
+        client = self.client()
+
+        async def op(worker: int) -> object:
+            return await client.submit_job_streamed(self.spec())
+
+        return op
+
     def batch_op(self, size: int) -> Op:
         client = self.client()
 
@@ -182,6 +192,56 @@ async def measure_batches(cluster: RaftschedCluster, batch: int, concurrency: in
     out["batch"] = batch
     out["jobs_per_s"] = round(result.throughput * batch, 1)
     return out
+
+
+async def measure_stream(cluster: RaftschedCluster, concurrency: int, duration: float,
+                         warmup: float) -> dict[str, float | int]:
+    """Acknowledged SubmitJobStream submits per second with `concurrency` in flight on one stream."""
+    return (await run_load(cluster.stream_op(), concurrency, duration, warmup=warmup)).summary()
+
+
+async def measure_lone_submits(cluster: RaftschedCluster, duration: float, warmup: float) -> dict[str, float | int]:
+    """SubmitJob with one request in flight (noop jobs: with executors connected, they run at once)."""
+    return (await run_load(await cluster.write_op(), 1, duration, warmup=warmup)).summary()
+
+
+async def transfer_trial(cluster: RaftschedCluster, concurrency: int, steady: float) -> float:
+    """Writes with `concurrency` in flight; TransferLeader to a follower under them. Returns the
+    longest gap (ms) between two acknowledged writes around the transfer."""
+    acks: list[float] = []
+    stop = asyncio.Event()
+
+    def observe(start: float, end: float, ok: bool) -> None:
+        if ok:
+            acks.append(end)
+
+    load = asyncio.create_task(run_load(await cluster.write_op(), concurrency, 120.0, observer=observe, stop=stop))
+    try:
+        await asyncio.sleep(steady)
+        old = await cluster.leader()
+        target = next(m for m in cluster.members if m != old)
+        admin = cluster.client()
+        asked = time.perf_counter()
+        await admin.transfer_leader(target)
+        while await cluster.leader() == old:
+            await asyncio.sleep(0.01)
+        moved = time.perf_counter()
+        await asyncio.sleep(steady)
+    finally:
+        stop.set()
+        await load
+    times = sorted(acks)
+    gaps = [b - a for a, b in itertools.pairwise(times) if b >= asked and a <= moved]
+    if not gaps:
+        raise RuntimeError("no write was acknowledged around the transfer")
+    return round(max(gaps) * 1000, 1)
+
+
+async def measure_transfers(cluster: RaftschedCluster, trials: int, concurrency: int,
+                            steady: float) -> dict[str, float | list[float]]:
+    pauses = [await transfer_trial(cluster, concurrency, steady) for _ in range(trials)]
+    return {"trials": len(pauses), "pauses_ms": pauses, "median_ms": statistics.median(pauses),
+            "max_ms": max(pauses)}
 
 
 async def measure_end_to_end(cluster: RaftschedCluster, jobs: int, timeout: float) -> dict[str, float | int | bool]:

@@ -62,6 +62,14 @@ def ratios(results: Results, levels: Sequence[int]) -> dict[str, float | None]:
         out[f"floor_{c}_tput_vs_etcd"] = ratio(_get(floor, "writes", c, "tput"),
                                                _get(results.get("etcd", {}), "writes", c, "tput"))
         out[f"submit_{c}_tput_vs_floor"] = ratio(_get(mine, "writes", c, "tput"), _get(floor, "writes", c, "tput"))
+    etcd = results.get("etcd", {})
+    top = max(levels)
+    out["stream_128_tput_vs_etcd"] = ratio(_get(mine, "stream_writes", 128, "tput"), _get(etcd, "writes", 128, "tput"))
+    out["submit_1_p50_busy_vs_idle"] = ratio(_get(mine, "lone_submits", "busy", "p50_ms"),
+                                             _get(mine, "lone_submits", "idle", "p50_ms"))
+    out["e2e_tput_vs_etcd128"] = ratio(_get(mine, "end_to_end", "jobs_per_s"), _get(etcd, "writes", top, "tput"))
+    out["submitjobs_tput_vs_etcd128"] = out.get(f"batch_jobs_vs_etcd_{top}_tput")
+    out["transfer_pause_ms"] = _get(mine, "transfer", "median_ms")
     low = min(levels)
     out[f"floor_{low}_p50_vs_etcd"] = ratio(_get(floor, "writes", low, "p50_ms"),
                                            _get(results.get("etcd", {}), "writes", low, "p50_ms"))
@@ -124,7 +132,16 @@ def table(results: Results, levels: Sequence[int]) -> str:
     batch = _get(r, "submit_batch", "batch")
     alone(f"SubmitJobs batches of {fmt(batch)}: jobs/s acknowledged", fmt(_get(r, "submit_batch", "jobs_per_s")),
           fmt_ratio(rs.get(f"batch_jobs_vs_etcd_{top}_tput")), fmt_ratio(rs.get(f"batch_jobs_vs_pysyncobj_{top}_tput")))
-    alone("end-to-end noop jobs/s (4 executors)", fmt(_get(r, "end_to_end", "jobs_per_s")))
+    alone("SubmitJobStream writes/s acknowledged, 128 in flight", fmt(_get(r, "stream_writes", 128, "tput")),
+          fmt_ratio(rs.get("stream_128_tput_vs_etcd")))
+    alone("end-to-end noop jobs/s (4 executors), vs etcd's writes/s at 128", fmt(_get(r, "end_to_end", "jobs_per_s")),
+          fmt_ratio(rs.get("e2e_tput_vs_etcd128")))
+    alone("SubmitJob p50 ms, 1 in flight, executors running them / none",
+          f"{fmt(_get(r, 'lone_submits', 'busy', 'p50_ms'))} / {fmt(_get(r, 'lone_submits', 'idle', 'p50_ms'))}"
+          f" ({fmt_ratio(rs.get('submit_1_p50_busy_vs_idle'))})")
+    alone("leader transfer: longest write gap ms, median", fmt(_get(r, "transfer", "median_ms")))
+    alone("writes/s acknowledged, 128 in flight, vs the gRPC floor", fmt(_get(r, "writes", top, "tput")),
+          f"floor {fmt_ratio(rs.get(f'submit_{top}_tput_vs_floor'))}")
     alone("executor loss: kill → attempt ended, s", fmt(_get(r, "executor_loss", "detect_median_s")))
     alone("executor loss: kill → next attempt assigned, s", fmt(_get(r, "executor_loss", "requeue_median_s")))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
