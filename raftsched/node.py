@@ -34,7 +34,7 @@ from raftsched.notify.delivery import Notifier
 from raftsched.notify.webhook import RetryPolicy
 from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
-from raftsched.raft.errors import RaftError
+from raftsched.raft.errors import RaftError, TransferInProgressError
 from raftsched.raft.messages import (
     ConfigState,
     EntryType,
@@ -45,7 +45,7 @@ from raftsched.raft.messages import (
     SoftState,
 )
 from raftsched.raft.storage import CompactedError, UnavailableError
-from raftsched.raft_driver import OutcomeUnknownError, OverloadedError, ProposalLostError, RaftDriver
+from raftsched.raft_driver import LeaderMovedError, OutcomeUnknownError, OverloadedError, ProposalLostError, RaftDriver
 from raftsched.rebuild import promotion_done, promotion_pending
 from raftsched.scheduler.corruption import PeerAnswer
 from raftsched.scheduler.dispatcher import LeaderScheduler
@@ -134,6 +134,7 @@ class Node:
         self.metrics = self._make_metrics()
         self.loop_watch = LoopWatch()
         self.tasks = TaskOwner(f"node {self.id}")  # owns every background task of this node
+        self._soft_changed = asyncio.Event()  # set (and replaced) at every role or leader change
         self.snapshots = SnapshotKeeper(self.db, COLUMN_FAMILIES, self.loop_watch)
         self._staged: tuple[ReceivedSnapshot, Staged] | None = None
         self.transport.snapshot_source = self._snapshot_for
@@ -367,9 +368,34 @@ class Node:
         return self.addresses.get(self.leader_id, "")
 
     async def propose(self, cmd: commands_pb2.Command, timeout: float = 10.0) -> commands_pb2.ApplyResult:
-        """Stamp the leader's time on a command, replicate it, and return its apply result."""
-        result = await self.driver.propose(cmds.encode(cmd, now_ms()), timeout)
+        """Stamp the leader's time on a command, replicate it, and return its apply result.
+
+        During a leadership transfer the proposal is held, not refused: once the transfer ends
+        (within an election timeout) it is proposed here if this node still leads, else
+        LeaderMovedError names the new leader, so the client sends it there without a backoff."""
+        data = cmds.encode(cmd, now_ms())
+        try:
+            result = await self.driver.propose(data, timeout)
+        except TransferInProgressError:
+            await self._transfer_settled(min(timeout, 2 * self.config.election_ms / 1000))
+            if not self.is_leader:
+                raise LeaderMovedError(self.leader_address()) from None
+            result = await self.driver.propose(data, timeout)
         return result if result is not None else commands_pb2.ApplyResult()
+
+    async def _transfer_settled(self, timeout: float) -> None:
+        """Until this node leads with no transfer under way, or follows a known leader (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.is_leader and not self.driver.core.transferee:
+                return
+            if not self.is_leader and self.leader_address():
+                return
+            waiter = self._soft_changed
+            with contextlib.suppress(TimeoutError):
+                # woken by the step-down and by the new leader's first message; the tick bound
+                # covers a transfer abandoned at its timeout, which changes no soft state
+                await asyncio.wait_for(waiter.wait(), self.config.tick_ms / 1000)
 
     async def propose_internal(self, cmd: commands_pb2.Command, timeout: float = 10.0) -> commands_pb2.ApplyResult:
         """As propose, for the leader's own scheduling work: it may use the headroom above
@@ -540,6 +566,8 @@ class Node:
         self.driver.deliver(msg)
 
     def _on_soft_state(self, soft: SoftState) -> None:
+        self._soft_changed.set()
+        self._soft_changed = asyncio.Event()
         serving = health_pb2.HealthCheckResponse.SERVING if soft.leader else health_pb2.HealthCheckResponse.NOT_SERVING
         self.tasks.spawn(self.health.set("", serving), "health")
         if self.metrics is not None:

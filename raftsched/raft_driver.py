@@ -77,6 +77,15 @@ class OverloadedError(Exception):
     applied). The client should back off and retry."""
 
 
+class LeaderMovedError(Exception):
+    """This node handed leadership on while a proposal waited (certainly not applied here);
+    `leader` is where to send it again ("" when not known yet)."""
+
+    def __init__(self, leader: str) -> None:
+        super().__init__(f"leadership moved to {leader or 'another node'} during this call; send it there")
+        self.leader = leader
+
+
 # Proposals the leader makes for its own scheduling work (assignments, results, failure detection)
 # may exceed the client limit by this much, so that a flood of submits cannot starve execution.
 INTERNAL_HEADROOM_MIN = 100

@@ -14,6 +14,8 @@ after attempt n failed waits for attempt n + 1, and its epoch is n + 1. A job th
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,7 @@ class AttemptView:
     number: int
     executor: str
     end: str  # without the ATTEMPT_END_ prefix; "UNSPECIFIED" while current
+    output: str = ""  # the recorded output tail (the workload's task ends it with "ran JOB ATTEMPT EXECUTOR")
 
 
 @dataclass(frozen=True)
@@ -81,12 +84,23 @@ class JobView:
         return self.state in TERMINAL
 
 
+def _text(raw: Any) -> str:
+    """An output tail as text: bytes fields come base64-encoded in the final state's JSON."""
+    if isinstance(raw, bytes):
+        return raw.decode(errors="replace")
+    try:
+        return base64.b64decode(str(raw), validate=True).decode(errors="replace")
+    except (binascii.Error, ValueError):
+        return str(raw)
+
+
 def job_view(job_id: str, job: dict[str, Any]) -> JobView:
     attempts = tuple(
         AttemptView(
             number=int(a.get("number", 0)),
             executor=str(a.get("executor", "")),
             end=str(a.get("end") or "UNSPECIFIED").removeprefix("ATTEMPT_END_"),
+            output=_text(pick(a, "outputTail", "output_tail", "")),
         )
         for a in job.get("attempts") or []
     )

@@ -22,7 +22,7 @@ import grpc
 
 from raftsched.logs import REQUEST_ID
 from raftsched.raft.errors import NotLeaderError, ProposalDroppedError
-from raftsched.raft_driver import OutcomeUnknownError, OverloadedError, ProposalLostError
+from raftsched.raft_driver import LeaderMovedError, OutcomeUnknownError, OverloadedError, ProposalLostError
 from raftsched.state.validate import ValidationError
 
 log = logging.getLogger("raftsched.api")
@@ -33,6 +33,7 @@ class NotFoundError(Exception):
     pass
 
 
+LEADER_KEY = "raftsched-leader"  # where the leader is, on answers that know (raftsched.client.routing)
 OUTCOME_KEY = "raftsched-outcome"  # "unknown": the write may or may not apply (raftsched.client.errors)
 
 
@@ -57,6 +58,8 @@ def status_of(err: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.NOT_FOUND, str(err)
     if isinstance(err, NotLeaderError):
         return grpc.StatusCode.UNAVAILABLE, f"no leader reachable ({err}); retry"
+    if isinstance(err, LeaderMovedError):
+        return grpc.StatusCode.UNAVAILABLE, f"{err} (not applied)"
     if isinstance(err, ProposalDroppedError):
         return grpc.StatusCode.UNAVAILABLE, f"the leader refused the write for now: {err}; retry"
     if isinstance(err, ProposalLostError):
@@ -82,6 +85,8 @@ async def abort(context: grpc.aio.ServicerContext[Any, Any], err: BaseException)
     code, message = status_of(err)
     if outcome_unknown(err):
         context.set_trailing_metadata(((OUTCOME_KEY, "unknown"),))
+    elif isinstance(err, LeaderMovedError) and err.leader:
+        context.set_trailing_metadata(((LEADER_KEY, err.leader),))  # the client goes there at once
     await context.abort(code, message)
     raise AssertionError("unreachable")  # context.abort raises
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from raftsched.api.forward import LEADER_KEY
+from raftsched.api.errors import LEADER_KEY
 from raftsched.quoting import quote
 from raftsched.scheduler.screening import Kind, Reason, Refusal, check_register
 from raftsched.seams import LeaderScheduling, LocalNode

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import grpc
 
-from raftsched.api.errors import OUTCOME_KEY, ApiError
+from raftsched.api.errors import LEADER_KEY, OUTCOME_KEY, ApiError
 from raftsched.seams import ChannelSource
 from raftsched.security.auth import caller_role
 
 FORWARDED_KEY = "raftsched-forwarded"
-LEADER_KEY = "raftsched-leader"
 
 
 class Forwarder:

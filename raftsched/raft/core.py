@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from raftsched.quoting import quote
 from raftsched.raft import quorum
 from raftsched.raft.config import ConfigChange, InvalidChangeError, apply_change, decode_change, encode_change
-from raftsched.raft.errors import NotLeaderError, ProposalDroppedError, StateOutOfRangeError
+from raftsched.raft.errors import NotLeaderError, ProposalDroppedError, StateOutOfRangeError, TransferInProgressError
 from raftsched.raft.log import RaftLog
 from raftsched.raft.messages import (
     NO_NODE,
@@ -769,7 +769,7 @@ class RaftCore:
         if self.log.last_index() + count > MAX_INDEX:
             raise ProposalDroppedError(f"the log would pass index {MAX_INDEX}")
         if self.transferee != NO_NODE:
-            raise ProposalDroppedError(f"leadership is being transferred to {self.transferee}")
+            raise TransferInProgressError(self.transferee)
         if self.removed_at:
             raise ProposalDroppedError("this leader is being removed from the cluster")
 

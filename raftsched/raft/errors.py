@@ -3,6 +3,7 @@
     RaftError
      +-- NotLeaderError        this node cannot take the request; `leader` is a hint ("" if unknown)
      +-- ProposalDroppedError  the leader refuses for now (transfer or membership change in flight)
+     |    +-- TransferInProgressError  leadership is being handed to `transferee`
      +-- StateOutOfRangeError  the stored term or log is beyond MAX_TERM / MAX_INDEX (validate.py)
 """
 
@@ -21,6 +22,14 @@ class NotLeaderError(RaftError):
 
 class ProposalDroppedError(RaftError):
     """The leader is transferring leadership or already has a membership change in flight."""
+
+
+class TransferInProgressError(ProposalDroppedError):
+    """The leader is handing leadership to `transferee`: it ends within an election timeout."""
+
+    def __init__(self, transferee: str) -> None:
+        super().__init__(f"leadership is being transferred to {transferee}")
+        self.transferee = transferee
 
 
 class StateOutOfRangeError(RaftError):

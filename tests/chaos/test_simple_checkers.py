@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from checkers import fencing, idempotency, liveness, log_prefix, lost_writes
 from checkers.rundata import Run
 
@@ -83,6 +85,19 @@ def test_fencing_catches_two_successes_and_a_success_on_a_failed_job() -> None:
     result = _fencing(two, failed, ledger=lines)
     assert not result["valid"]
     assert result["several_successes"] == 1 and result["success_but_not_succeeded"] == 1
+
+
+def test_fencing_catches_an_older_attempts_result_recorded_on_the_current_one() -> None:
+    """The stale-attempt bug: e1's attempt 1 reports after attempt 2 went to e2, and its result is
+    written on attempt 2. Every other rule holds; the output's "ran" line names attempt 1."""
+    j = job("j1", "SUCCEEDED", [(1, "e1", "EXECUTOR_LOST"), (2, "e2", "SUCCEEDED")])
+    j["attempts"][1]["outputTail"] = base64.b64encode(b"ran j1 1 e1\n").decode()
+    lines = [ledger_line("j1", 1, "e1", 0), ledger_line("j1", 2, "e2", 50)]
+    result = _fencing(j, ledger=lines)
+    assert not result["valid"] and result["result_of_another_attempt"] == 1
+    assert result["examples"][0]["output_says"] == "j1 1 e1"
+    j["attempts"][1]["outputTail"] = base64.b64encode(b"some output\nran j1 2 e2\n").decode()
+    assert _fencing(j, ledger=lines)["valid"]
 
 
 def _log(commit: int, entries: list[tuple[int, int, str]], first: int = 1) -> dict:
