@@ -377,13 +377,13 @@ class Node:
         try:
             result = await self.driver.propose(data, timeout)
         except TransferInProgressError:
-            await self._transfer_settled(min(timeout, 2 * self.config.election_ms / 1000))
+            await self.leader_settled(min(timeout, 2 * self.config.election_ms / 1000))
             if not self.is_leader:
                 raise LeaderMovedError(self.leader_address()) from None
             result = await self.driver.propose(data, timeout)
         return result if result is not None else commands_pb2.ApplyResult()
 
-    async def _transfer_settled(self, timeout: float) -> None:
+    async def leader_settled(self, timeout: float) -> None:
         """Until this node leads with no transfer under way, or follows a known leader (bounded)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -140,6 +140,11 @@ class LocalNode(Protocol):
 
     def leader_address(self) -> str: ...
 
+    async def leader_settled(self, timeout: float) -> None:
+        """Return once this node leads with no transfer under way or knows the leader, or after
+        `timeout` seconds (a transfer or an election in progress settles in milliseconds)."""
+        ...
+
     def local_status(self) -> admin_pb2.NodeStatus: ...
 
 

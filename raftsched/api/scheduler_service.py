@@ -30,6 +30,7 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 MAX_BATCH = 1000  # specs per SubmitJobs request
 STREAM_IN_FLIGHT = 1024  # unanswered submits one SubmitJobStream may hold; beyond, RESOURCE_EXHAUSTED
 FORWARD_TIMEOUT_S = 10.0  # one forwarded stream submit
+LEADER_WAIT_S = 0.2  # how long a node that knows no leader waits for one before answering UNAVAILABLE
 WATCH_QUEUE = 256
 
 
@@ -48,6 +49,12 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
         """None when this node leads (serve here); otherwise the leader's answer."""
         if self.node.is_leader:
             return None
+        if not self.node.leader_address():
+            # Just stepped down (a transfer) or an election under way: the leader is usually
+            # known within milliseconds; a short wait beats sending the client into a backoff.
+            await self.node.leader_settled(LEADER_WAIT_S)
+            if self.node.is_leader:
+                return None
         if was_forwarded(context):
             raise ApiError(grpc.StatusCode.UNAVAILABLE, "forwarded to a node that is no longer the leader; retry")
         remaining = context.time_remaining()
