@@ -53,7 +53,7 @@ while True:
     if left <= 0:
         break
     select.select([], [], [], min(0.1, left))
-sys.stdout.write("ran " + tag.strip() + "\n")  # the recorded outcome must carry its own attempt's line
+sys.stdout.write("ran " + tag.strip() + "\\n")  # the recorded outcome must carry its own attempt's line
 """
 FAIL_CODES = frozenset({"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "ALREADY_EXISTS",
                         "OUT_OF_RANGE", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})

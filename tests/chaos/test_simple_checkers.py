@@ -53,6 +53,13 @@ def test_liveness_wants_every_job_terminal() -> None:
     assert not stuck["valid"] and stuck["examples"] == [{"id": "j2", "state": "RUNNING", "attempt": 0}]
 
 
+def test_liveness_wants_some_job_to_succeed_in_a_run_of_many() -> None:
+    failed = [job(f"j{i}", "FAILED") for i in range(25)]
+    result = liveness.check(Run.from_parts(final_state=final_state(*failed)))
+    assert not result["valid"] and result["none_succeeded"]
+    assert liveness.check(Run.from_parts(final_state=final_state(*failed, job("j99", "SUCCEEDED"))))["valid"]
+
+
 def _fencing(*jobs: dict, ledger: list[str]) -> dict:
     return fencing.check(Run.from_parts(final_state=final_state(*jobs), ledger=ledger))
 
