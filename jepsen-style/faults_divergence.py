@@ -150,16 +150,22 @@ class Divergence(Fault):
         await c.proxy.set([(self.v, self.a)], "pass")
         await c.proxy.set([(self.a, self.v)], "slow", delay_ms=[DELAY_MS, DELAY_MS])
 
+        last_before = 0  # A's last index before it leads again: its own no-op comes right after
+
         async def a_leads() -> admin_pb2.NodeStatus | None:
+            nonlocal last_before
             st = await c.local_status(self.a)
-            leads = st is not None and st.role == admin_pb2.ROLE_LEADER and st.term > self.steps["rival_term"]
-            return st if leads else None
+            if st is None:
+                return None
+            if st.role == admin_pb2.ROLE_LEADER and st.term > self.steps["rival_term"]:
+                return st
+            last_before = st.last_log_index
+            return None
 
         won = await _poll(a_leads, ELECT_TIMEOUT_S)
         if won is None:
             self.steps["note"] = "the old leader did not lead again in time"
             return False
-        own_entry = won.last_log_index  # its first entry of the new term, or a later one
 
         async def moved() -> admin_pb2.NodeStatus | None:
             st = await c.local_status(self.a)
@@ -169,7 +175,7 @@ class Divergence(Fault):
         c.nodes[self.a].proc.pause()
         await c.proxy.set(both_ways(self.a, [self.v, self.w]), "drop")
         self.steps.update(reached=3, leader_term=won.term, commit_before=won.commit_index,
-                          first_own_entry_at_most=own_entry,
+                          own_first_entry=last_before + 1,
                           commit_after=after.commit_index if after is not None else None)
         return True
 

@@ -24,9 +24,14 @@ def test_quick_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"bench failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     figures = json.loads(out.read_text())
     ours = figures["raftsched"]
-    for key in ("writes", "submit_batch", "end_to_end", "failover", "executor_loss"):
+    for key in ("writes", "submit_batch", "end_to_end", "failover", "executor_loss", "stream_writes", "transfer",
+                "lone_submits"):
         assert key in ours, f"raftsched figures lack {key}: {sorted(ours)}"
     assert "submit_128_tput_vs_etcd" in figures["ratios"] or figures["etcd"].get("skipped"), figures["ratios"]
+    for key in ("submit_128_tput_vs_floor", "stream_128_tput_vs_etcd", "submit_1_p50_vs_etcd", "submit_1_p50_busy_vs_idle",
+                "e2e_tput_vs_etcd128", "submitjobs_tput_vs_etcd128", "failover_median_vs_etcd", "transfer_pause_ms"):
+        assert key in figures["ratios"], f"SPEC §9 ratio key {key} missing: {sorted(figures['ratios'])}"
+    assert ours["transfer"]["median_ms"] > 0 and ours["stream_writes"]["128"]["tput"] > 0, ours
     for anchor in ("etcd", "pysyncobj"):
         # An anchor that could not be installed here (no registry) is reported, not faked.
         assert figures[anchor] and (figures[anchor].get("skipped") or len(figures[anchor]) > 1), figures[anchor]
