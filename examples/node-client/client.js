@@ -20,10 +20,8 @@
 'use strict';
 
 const crypto = require('node:crypto');
-const fs = require('node:fs');
-const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
+const { loadScheduler, credentials } = require('./scheduler');
 
 const TERMINAL = new Set(['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_SKIPPED']);
 const RETRY = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED]);
@@ -43,21 +41,6 @@ function parseArgs(argv) {
   }
   opts.cluster = opts.cluster.split(',').map((a) => a.trim()).filter(Boolean);
   return opts;
-}
-
-function loadScheduler() {
-  const protoDir = process.env.RAFTSCHED_PROTO_DIR || path.join(__dirname, '..', '..', 'proto');
-  const definition = protoLoader.loadSync('raftsched/v1/scheduler.proto', {
-    includeDirs: [protoDir], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
-  });
-  return grpc.loadPackageDefinition(definition).raftsched.v1.Scheduler;
-}
-
-function credentials() {
-  const dir = process.env.RAFTSCHED_TLS_DIR;
-  if (!dir) return grpc.credentials.createInsecure();
-  const read = (name) => fs.readFileSync(path.join(dir, name));
-  return grpc.credentials.createSsl(read('ca.crt'), read('client.key'), read('client.crt'));
 }
 
 // One client per address, created on first use; the last address that answered goes first.

@@ -10,15 +10,15 @@
 // next node. Nothing is ever created twice.
 //
 // Usage: node stream.js [--cluster HOST:PORT,...] [--count N] [--handler noop] [--bad N] [--timeout SECONDS]
-// (--bad N: also send N jobs with no command or handler, to see them refused alone.)
+// (--bad N: also send N jobs with no command or handler, to see them refused alone.) Environment as
+// for client.js: RAFTSCHED_CLUSTER, RAFTSCHED_PROTO_DIR, RAFTSCHED_TLS_DIR (scheduler.js).
 // Prints one JSON line: {"event": "done", "ok": N, "refused": {...}, "ids": [...]}; exits 0 when
 // every valid job was acknowledged.
 'use strict';
 
 const crypto = require('node:crypto');
-const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
+const { loadScheduler, credentials } = require('./scheduler');
 
 const RETRY = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED]);
 const BACKOFF_MS = [50, 100, 200, 400, 800, 1000];
@@ -35,14 +35,6 @@ function parseArgs(argv) {
   }
   opts.cluster = opts.cluster.split(',').map((a) => a.trim()).filter(Boolean);
   return opts;
-}
-
-function loadScheduler() {
-  const protoDir = process.env.RAFTSCHED_PROTO_DIR || path.join(__dirname, '..', '..', 'proto');
-  const definition = protoLoader.loadSync('raftsched/v1/scheduler.proto', {
-    includeDirs: [protoDir], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
-  });
-  return grpc.loadPackageDefinition(definition).raftsched.v1.Scheduler;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -66,7 +58,7 @@ async function main() {
   let target = opts.cluster[0];
   let round = 0;
   while (unanswered.size && Date.now() < deadline) {
-    const client = new Scheduler(target, grpc.credentials.createInsecure());
+    const client = new Scheduler(target, credentials());
     let hint = '';
     await new Promise((resolve) => {
       const call = client.SubmitJobStream({ deadline: deadline });

@@ -24,7 +24,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if NODE is None or NPM is None:
         pytest.skip("node and npm are not installed: the Node.js example client cannot be tested here")
     work = tmp_path_factory.mktemp("node-client")
-    for name in ("package.json", "package-lock.json", "client.js", "stream.js"):
+    for name in ("package.json", "package-lock.json", "client.js", "stream.js", "scheduler.js"):
         shutil.copy(EXAMPLE / name, work / name)
     r = subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=work, capture_output=True, text=True,
                        timeout=300, check=False)
