@@ -60,6 +60,15 @@ async def _poll(probe: Callable[[], Awaitable[Any]], timeout: float) -> Any:
     return None
 
 
+async def _leader_among(c: Cluster, nodes: list[str]) -> tuple[str, admin_pb2.NodeStatus] | None:
+    """The first of `nodes` that says it leads, with its status."""
+    for n in nodes:
+        st = await c.local_status(n)
+        if st is not None and st.role == admin_pb2.ROLE_LEADER:
+            return n, st
+    return None
+
+
 @dataclass
 class Divergence(Fault):
     """Figure 3.7 on nodes (A, W, V); see the module docstring."""
@@ -126,14 +135,7 @@ class Divergence(Fault):
         assert c.proxy is not None
         pair = [(others[0], others[1]), (others[1], others[0])]
 
-        async def leader() -> tuple[str, admin_pb2.NodeStatus] | None:
-            for n in others:
-                st = await c.local_status(n)
-                if st is not None and st.role == admin_pb2.ROLE_LEADER:
-                    return n, st
-            return None
-
-        won = await _poll(leader, ELECT_TIMEOUT_S)
+        won = await _poll(lambda: _leader_among(c, others), ELECT_TIMEOUT_S)
         if won is None:
             self.steps["note"] = "no leader among the two in time"
             return False
@@ -185,14 +187,8 @@ class Divergence(Fault):
         await c.proxy.set([(self.w, self.v), (self.v, self.w)], "pass")
         await c.start_node(self.w)
 
-        async def someone() -> str | None:
-            for n in (self.w, self.v):
-                st = await c.local_status(n)
-                if st is not None and st.role == admin_pb2.ROLE_LEADER:
-                    return n
-            return None
-
-        self.steps.update(reached=4, new_leader=await _poll(someone, ELECT_TIMEOUT_S))
+        won = await _poll(lambda: _leader_among(c, [self.w, self.v]), ELECT_TIMEOUT_S)
+        self.steps.update(reached=4, new_leader=won[0] if won else None)
 
     async def stop(self, c: Cluster) -> dict[str, Any]:
         assert c.proxy is not None

@@ -34,11 +34,6 @@ class SubmitBatcher:
             loop.call_soon(self._flush)
         return future
 
-    @property
-    def in_flight(self) -> int:
-        """Batches proposed and not yet applied or failed."""
-        return len(self._proposals)
-
     def _flush(self) -> None:
         self._flush_scheduled = False
         batch, self._pending = self._pending, []
