@@ -156,6 +156,8 @@ class SchedulerService(scheduler_pb2_grpc.SchedulerServicer):
                 answers.put_nowait(None)
 
         reader = asyncio.create_task(read())
+        # A read that fails (the stream broke) ends the answers too; `await reader` raises it.
+        reader.add_done_callback(lambda t: None if t.cancelled() or t.exception() is None else answers.put_nowait(None))
         try:
             while (msg := await answers.get()) is not None:
                 yield msg
