@@ -102,7 +102,7 @@ def submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int, *, schedule_id: str =
     known = m.idem_lookup(key) if key else None
     existing = m.job(known) if known is not None else None
     if existing is not None:  # SPEC §6.2: one job per key, whatever the second spec says
-        return scheduler_pb2.SubmitResult(job=job_copy(existing), existed=True)
+        return scheduler_pb2.SubmitResult(job=existing, existed=True)  # the constructor copies
     try:
         validate_spec(spec, None)  # handlers were checked by the API; executors may come and go
     except ValidationError as err:
@@ -122,7 +122,7 @@ def submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int, *, schedule_id: str =
     m.add_job(job)
     if key:
         m.put_idem(key, job.id, now)
-    return scheduler_pb2.SubmitResult(job=job_copy(job))
+    return scheduler_pb2.SubmitResult(job=job)  # a copy: the constructor copies message fields
 
 
 def on_cancel(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
@@ -132,7 +132,7 @@ def on_cancel(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
         return refuse(m, NOT_FOUND, f"job {quote(cmd.cancel.job_id)} not found")
     if job.state not in TERMINAL:  # a terminal job is returned as it is: cancel is idempotent
         lifecycle.cancel(m, job, cmd.time_ms, cmd.cancel.reason)
-    return C.ApplyResult(job=job_copy(job))
+    return C.ApplyResult(job=job)  # the constructor copies
 
 
 # --- attempts -----------------------------------------------------------------------------------
