@@ -106,6 +106,7 @@ class Node:
             {k: v for k, v in self.addresses.items() if k != self.id},
             self._deliver,
             max_message_bytes=config.max_message_bytes,
+            max_append_bytes=config.max_append_bytes,
             credentials=credentials,
         )
         ticks = max(1, config.heartbeat_ms // config.tick_ms)

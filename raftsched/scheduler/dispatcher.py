@@ -41,6 +41,7 @@ DISPATCH_INTERVAL = 0.05  # seconds between ticks of the core when nothing wakes
 RESEND_AFTER_MS = 2000  # an unstarted assignment missing from heartbeats this long was lost
 CATCH_UP_TIMEOUT_S = 5.0  # a registration waits this long for the new leader to apply its log
 OUTBOX_LIMIT = 4096  # messages queued for one executor before we consider it too slow
+COALESCE_BYTES = 1 << 20  # queued messages merged into one write, at most (the executor takes 16 MiB)
 EXPECTED = (RaftError, ProposalLostError, OutcomeUnknownError, OverloadedError, TimeoutError)
 
 __all__ = ["RESEND_AFTER_MS", "LeaderScheduler", "clock_now"]
@@ -284,8 +285,10 @@ class LeaderScheduler:
 
     @staticmethod
     async def _write_loop(stream: Stream, context: Context) -> None:
+        held: executor_pb2.LeaderMessage | None = None
         while True:
-            msg = await stream.outbox.get()
+            msg = held if held is not None else await stream.outbox.get()
+            msg, held = _coalesce(msg, stream.outbox)
             await context.write(msg)
 
     # --- views ---
@@ -298,6 +301,31 @@ class LeaderScheduler:
 
     def retries_waiting(self) -> int:
         return len(self.core.budget_held)
+
+
+def _coalesce(first: executor_pb2.LeaderMessage, outbox: asyncio.Queue[executor_pb2.LeaderMessage],
+              ) -> tuple[executor_pb2.LeaderMessage, executor_pb2.LeaderMessage | None]:
+    """`first` and the messages queued behind it, as one message for one write (a stream write
+    was 14 % of the leader's samples under end-to-end load, one per assignment or ack), and the
+    message that had to stay out, if any.
+
+    Merging keeps the executor's view in order: it applies a message's lease, acks, cancels,
+    then assignments, and every field but the lease ack is a list of attempts. A later cancel
+    must not overtake an earlier assignment (it could name the same attempt), so a message
+    with cancels starts the next write. A later heartbeat ack replaces an earlier one: acks
+    go out in heartbeat order, and the later one grants the longer lease."""
+    merged: executor_pb2.LeaderMessage | None = None
+    size = first.ByteSize()
+    while not outbox.empty():
+        following = outbox.get_nowait()
+        size += following.ByteSize()
+        if following.cancel or size > COALESCE_BYTES:
+            return (merged or first), following
+        if merged is None:
+            merged = executor_pb2.LeaderMessage()
+            merged.CopyFrom(first)  # queued messages may be shared with other streams
+        merged.MergeFrom(following)
+    return (merged or first), None
 
 
 def _retrieved(read: asyncio.Future[Any]) -> None:

@@ -30,6 +30,7 @@ from typing import Any, Final
 import grpc
 
 from raftsched.quoting import quote
+from raftsched.raft.appends import merge_appends
 from raftsched.raft.messages import (
     AppendRequest,
     AppendResponse,
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 APPEND_QUEUE_LIMIT: Final = 4096  # messages waiting for one peer's append stream
 UNARY_IN_FLIGHT_LIMIT: Final = 16  # concurrent vote / TimeoutNow calls to one peer
+DEFAULT_APPEND_BYTES: Final = 1 << 20  # as the node's max_append_bytes default
 BACKOFF_INITIAL: Final = 0.05  # seconds before reopening a failed append stream, doubling ...
 BACKOFF_MAX: Final = 1.0  # ... up to this
 
@@ -75,11 +77,13 @@ class _Peer:
         *,
         rpc_timeout: float,
         open_channel: ChannelFactory,
+        merge_bytes: int,
     ) -> None:
         self.id = peer_id
         self.address = address
         self._router = router
         self._rpc_timeout = rpc_timeout
+        self._merge_bytes = merge_bytes
         self._channel = open_channel(address)
         self._stub = raft_pb2_grpc.RaftStub(self._channel)  # type: ignore[no-untyped-call]
         self._appends: asyncio.Queue[AppendMessage] = asyncio.Queue(maxsize=APPEND_QUEUE_LIMIT)
@@ -228,7 +232,7 @@ class _Peer:
         while True:
             batch = [await queue.get()]
             batch.extend(_take_all(queue))
-            for request in [to_pb(m) for m in batch]:
+            for request in [to_pb(m) for m in _merged(batch, self._merge_bytes)]:
                 await call.write(request)
 
     async def _read_replies(self, call: Any) -> None:
@@ -281,6 +285,7 @@ class RaftTransport:
         *,
         rpc_timeout: float = 1.0,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_append_bytes: int = DEFAULT_APPEND_BYTES,
         channel_options: ChannelOptions | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
@@ -289,6 +294,7 @@ class RaftTransport:
         self.node_id = node_id
         self.router = ReplyRouter(node_id, deliver, rpc_timeout=rpc_timeout)
         self._rpc_timeout = rpc_timeout
+        self._max_append_bytes = max_append_bytes  # queued appends merge up to this (the core's limit)
         self._options = (
             channel_options if channel_options is not None else default_channel_options(max_message_bytes)
         )
@@ -394,7 +400,8 @@ class RaftTransport:
             self._report_unknown(peer_id)
             return None
         peer = _Peer(
-            peer_id, address, self.router, rpc_timeout=self._rpc_timeout, open_channel=self._open_channel
+            peer_id, address, self.router, rpc_timeout=self._rpc_timeout, open_channel=self._open_channel,
+            merge_bytes=self._max_append_bytes,
         )
         self._peers[peer_id] = peer
         return peer
@@ -424,6 +431,20 @@ class RaftTransport:
         task = asyncio.get_running_loop().create_task(peer.close(), name=f"raft-close->{peer.id}")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+def _merged(batch: list[AppendMessage], max_bytes: int) -> list[AppendMessage]:
+    """`batch` in order, each append that continues the one before merged into it."""
+    out: list[AppendMessage] = []
+    for msg in batch:
+        last = out[-1] if out else None
+        if isinstance(last, AppendRequest) and isinstance(msg, AppendRequest):
+            merged = merge_appends(last, msg, max_bytes)
+            if merged is not None:
+                out[-1] = merged
+                continue
+        out.append(msg)
+    return out
 
 
 def _take_all(queue: asyncio.Queue[AppendMessage]) -> list[AppendMessage]:

@@ -121,9 +121,11 @@ class Cluster:
         config: SimConfig = SimConfig(),
         core_factory: CoreFactory | None = None,
         verbose: bool = False,
+        merge_appends_within: int = 0,
     ) -> None:
         master = random.Random(seed)
         self.net = Network(random.Random(master.getrandbits(64)), faults)
+        self.net.merge_appends_within = merge_appends_within
         self.net.on_drop = self._on_drop
         self.rng = random.Random(master.getrandbits(64))  # workload and fault schedule
         self._core_seeds = random.Random(master.getrandbits(64))  # one rng per core incarnation

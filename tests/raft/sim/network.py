@@ -12,7 +12,8 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from raftsched.raft.messages import Message
+from raftsched.raft.appends import merge_appends
+from raftsched.raft.messages import AppendRequest, Message
 
 MAX_IN_FLIGHT = 50_000  # a bound on the queue: a run that exceeds it is a harness bug
 
@@ -66,6 +67,7 @@ class NetStats:
     cut: int = 0
     duplicated: int = 0
     delivered: int = 0
+    merged: int = 0
 
 
 class Network:
@@ -80,6 +82,9 @@ class Network:
         self._seq = 0
         self._cut: set[frozenset[str]] = set()  # Invariant: every element has two node ids
         self._ignored: set[type] = set()
+        # As the real transport does with a peer's queued appends (raftsched.raft.appends): an
+        # append due together with the one it continues is delivered merged into it.
+        self.merge_appends_within = 0  # bytes; 0: never merge
 
     # --- sending and delivering ---
 
@@ -106,9 +111,31 @@ class Network:
                 self._drop(msg, cut=True)
             else:
                 ready.append(msg)
+        if self.merge_appends_within:
+            ready = self._merged(ready)
         self.rng.shuffle(ready)
         self.stats.delivered += len(ready)
         return ready
+
+    def _merged(self, ready: list[Message]) -> list[Message]:
+        """`ready` with every append that continues an earlier one to the same node (in send order)
+        merged into it; the merged message takes the earlier one's place."""
+        out: list[Message] = []
+        last_append: dict[tuple[str, str], int] = {}  # (from, to) -> position in out
+        for msg in ready:
+            if isinstance(msg, AppendRequest):
+                at = last_append.get((msg.frm, msg.to))
+                if at is not None:
+                    earlier = out[at]
+                    assert isinstance(earlier, AppendRequest)
+                    merged = merge_appends(earlier, msg, self.merge_appends_within)
+                    if merged is not None:
+                        out[at] = merged
+                        self.stats.merged += 1
+                        continue
+                last_append[(msg.frm, msg.to)] = len(out)
+            out.append(msg)
+        return out
 
     def in_flight(self) -> int:
         return len(self._queue)

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1, help="run seeds seed..seed+count-1")
     parser.add_argument("--bug", default="", help="plant a bug from tests/raft/bugs.py")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--merge-appends-within", type=int, default=0,
+                        help="merge appends due together up to this many bytes, as the transport does")
     parser.add_argument("--membership", action="store_true", help="a schedule with membership changes")
     args = parser.parse_args(argv)
     factory = None
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             outcome = run_schedule(
                 seed, args.nodes, safety_ticks=args.safety_ticks, liveness_ticks=args.liveness_ticks,
                 core_factory=factory, bug=args.bug, verbose=args.verbose,
+                merge_appends_within=args.merge_appends_within,
             )  # fmt: skip
         except SimulationFailure as failure:
             print(failure, file=sys.stderr)

@@ -88,11 +88,15 @@ class Outcome:
     elections: int
     messages: int
     hostile: int = 0  # hostile messages injected (every one refused)
+    merged: int = 0  # appends delivered merged into the one before (merge_appends_within)
 
 
 class SimulationFailure(AssertionError):
-    def __init__(self, plan: Plan, cluster: Cluster, phase: str, cause: AssertionError, bug: str) -> None:
+    def __init__(self, plan: Plan, cluster: Cluster, phase: str, cause: AssertionError, bug: str,
+                 merge_appends_within: int = 0) -> None:
         replay = REPLAY.format(seed=plan.seed, nodes=plan.nodes) + (f" --bug {bug}" if bug else "")
+        if merge_appends_within:
+            replay += f" --merge-appends-within {merge_appends_within}"
         trace = "\n".join(cluster.trace)
         super().__init__(
             f"{cause}\n\nseed={plan.seed} nodes={plan.nodes} phase={phase} tick={cluster.now}\n"
@@ -113,12 +117,14 @@ def run_schedule(
     bug: str = "",
     verbose: bool = False,
     hostility: Hostility | None = None,
+    merge_appends_within: int = 0,
 ) -> Outcome:
     """One schedule; `hostility` replaces the plan's hostile-peer fault (tests compare runs)."""
     plan = Plan.draw(seed, nodes)
     if hostility is not None:
         plan = dataclasses.replace(plan, hostility=hostility)
-    cluster = Cluster(nodes, seed, faults=plan.faults, config=plan.config, core_factory=core_factory, verbose=verbose)
+    cluster = Cluster(nodes, seed, faults=plan.faults, config=plan.config, core_factory=core_factory, verbose=verbose,
+                      merge_appends_within=merge_appends_within)
     cluster.hostile = plan.hostile_peer()
     phase = "safety"
     try:
@@ -126,12 +132,12 @@ def run_schedule(
         phase = "liveness"
         run_liveness_phase(cluster, liveness_ticks)
     except AssertionError as cause:
-        raise SimulationFailure(plan, cluster, phase, cause, bug) from cause
+        raise SimulationFailure(plan, cluster, phase, cause, bug, merge_appends_within) from cause
     c = cluster.counters
     hostile = sum(cluster.hostile.sent.values()) if cluster.hostile else 0
     return Outcome(
         seed, nodes, cluster.now, c.proposed, c.acked, c.reads_served, c.crashes,
-        len(cluster.history.leaders), cluster.net.stats.sent, hostile,
+        len(cluster.history.leaders), cluster.net.stats.sent, hostile, cluster.net.stats.merged,
     )  # fmt: skip
 
 
