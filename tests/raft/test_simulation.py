@@ -78,7 +78,7 @@ def test_seeds_with_appends_merged_as_the_transport_does(within: int) -> None:
     due together with the one it continues is merged (up to `within` bytes), under every fault
     of each seed's plan. A failure names its seed and the replay command."""
     outcomes = [run_schedule(seed, nodes, merge_appends_within=within)
-                for nodes, seeds in ((3, range(BASE, BASE + 90)), (5, range(BASE, BASE + 30))) for seed in seeds]
+                for nodes, seeds in ((3, range(BASE, BASE + 40)), (5, range(BASE, BASE + 12))) for seed in seeds]
     merged = sum(o.merged for o in outcomes)
     print(f"\nsimulation with merged appends (within {within} bytes): {len(outcomes)} schedules, "
           f"{merged} appends merged, {sum(o.acked for o in outcomes)} acknowledged proposals")
