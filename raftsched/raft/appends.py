@@ -17,7 +17,8 @@ def merge_appends(first: AppendRequest, second: AppendRequest, max_bytes: int) -
     They merge when the same leader sent both in one term to one follower, `second` starts right
     after `first`'s last entry (same index and term), and all their entries fit `max_bytes` (the
     core's per-message limit: a follower never gets a larger append than the core would send).
-    The commit index is `second`'s: a follower applies it only up to the entries it now holds.
+    The commit index is the larger of the two (the second's, as a leader's commit only grows); a
+    follower applies it only up to the entries it now holds.
     """
     if (first.frm, first.to, first.term) != (second.frm, second.to, second.term):
         return None
