@@ -487,11 +487,12 @@ class SchedulerState:
         found = self._m.schedules.get(name)
         return _copy(found) if found is not None else None
 
-    def known_handlers(self) -> set[str]:
-        out = set(BUILTIN_HANDLERS)
-        for info in self._m.executors.values():
-            out.update(info.handlers)
-        return out
+    def known_handlers(self) -> frozenset[str]:
+        """The built-in handler names and those of every executor ever registered."""
+        m = self._m
+        if m.executor_handlers is None:  # an executor changed (put_executor), or memory was loaded
+            m.executor_handlers = BUILTIN_HANDLERS.union(*(info.handlers for info in m.executors.values()))
+        return m.executor_handlers
 
     def counters(self) -> dict[str, int]:
         m = self._m

@@ -134,6 +134,8 @@ class Model:
     outbox_writes: dict[tuple[str, bytes], bytes | None] = field(default_factory=dict)  # None: delete
     ended_scheduled: list[str] = field(default_factory=list)  # jobs of schedules that just ended
     hash_points: list[int] = field(default_factory=list)  # check ids applied, to hash the state after
+    # the executors' handler names, kept while no executor changes (every submit checks against it)
+    executor_handlers: frozenset[str] | None = None
 
     # --- reading jobs ---------------------------------------------------------------------------
 
@@ -350,6 +352,7 @@ class Model:
     def put_executor(self, info: jobs_pb2.ExecutorInfo) -> None:
         self.executors[info.id] = info
         self.dirty_executors[info.id] = None
+        self.executor_handlers = None
 
     def put_schedule(self, schedule: scheduler_pb2.Schedule) -> None:
         self.schedules[schedule.id] = schedule

@@ -20,6 +20,7 @@ is idempotent. Overlap policies are decided here from the state of the schedule'
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 
 from raftsched.jobstates import TERMINAL
 from raftsched.quoting import quote
@@ -50,7 +51,7 @@ OK, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION = 0, 3, 5, 
 # --- validation (the API before proposing, apply again on the committed entry) --------------------
 
 
-def validate_schedule(spec: scheduler_pb2.ScheduleSpec, known_handlers: set[str] | None) -> None:
+def validate_schedule(spec: scheduler_pb2.ScheduleSpec, known_handlers: AbstractSet[str] | None) -> None:
     """Raise ValidationError naming the first bad field."""
     if not NAME_RE.fullmatch(spec.name):
         raise ValidationError("name", "1..100 characters of [A-Za-z0-9._-], starting with a letter or digit")
@@ -95,7 +96,7 @@ def _check_limits(spec: scheduler_pb2.ScheduleSpec) -> None:
         raise ValidationError("catchup", f"unknown catch-up policy {spec.catchup}")
 
 
-def _check_template(template: jobs_pb2.JobSpec, known_handlers: set[str] | None) -> None:
+def _check_template(template: jobs_pb2.JobSpec, known_handlers: AbstractSet[str] | None) -> None:
     try:
         validate_spec(template, known_handlers)
     except ValidationError as err:

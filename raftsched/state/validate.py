@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from raftsched.quoting import quote
 from raftsched.v1 import jobs_pb2
@@ -63,7 +64,7 @@ def is_job_id(value: str) -> bool:
     return JOB_ID_RE.fullmatch(value) is not None
 
 
-def validate_spec(spec: jobs_pb2.JobSpec, known_handlers: set[str] | None) -> None:
+def validate_spec(spec: jobs_pb2.JobSpec, known_handlers: AbstractSet[str] | None) -> None:
     """Raise ValidationError for the first field out of its limits; return None when all hold."""
     _check_target(spec, known_handlers)
     _check_limits(spec)
@@ -72,7 +73,7 @@ def validate_spec(spec: jobs_pb2.JobSpec, known_handlers: set[str] | None) -> No
     _check_depends_on(spec)
 
 
-def _check_target(spec: jobs_pb2.JobSpec, known_handlers: set[str] | None) -> None:
+def _check_target(spec: jobs_pb2.JobSpec, known_handlers: AbstractSet[str] | None) -> None:
     if bool(spec.command) == bool(spec.handler):
         raise ValidationError("handler", "exactly one of command and handler must be set")
     if spec.handler and known_handlers is not None and spec.handler not in known_handlers:

@@ -25,6 +25,21 @@ def test_executor_up_registers_and_refreshes(node: Node) -> None:
     assert "empty" in node.run(c.executor_up("", slots=1)).error
 
 
+def test_known_handlers_follow_every_registration_and_a_restart(node: Node) -> None:
+    """The handler names are kept between submits; a registration with other handlers, and a
+    reload from RocksDB, must show in the very next answer."""
+    assert node.state.known_handlers() == {"noop", "sleep", "echo", "fail"}
+    node.up("e1", handlers=["resize"])
+    assert "resize" in node.state.known_handlers()
+    node.up("e2", handlers=["thumbnail"])
+    assert {"resize", "thumbnail"} <= node.state.known_handlers()
+    node.up("e1", handlers=["crop"])  # e1 re-registers without resize; e2 keeps thumbnail
+    assert "crop" in node.state.known_handlers() and "resize" not in node.state.known_handlers()
+    node.reopen()
+    assert {"crop", "thumbnail"} <= node.state.known_handlers()
+    assert "resize" not in node.state.known_handlers()
+
+
 def test_executor_up_keeps_running_attempts(node: Node) -> None:
     node.up()
     a = node.submit(slots=3)
