@@ -103,8 +103,10 @@ def finished_item(
     )
 
 
-def finished(executor: str, items: Iterable[commands_pb2.FinishedItem]) -> commands_pb2.Command:
-    cmd = commands_pb2.AttemptsFinishedCmd(executor=executor, items=items)
+def finished(executor: str, items: Iterable[commands_pb2.FinishedItem],
+             started: Iterable[tuple[str, int]] = ()) -> commands_pb2.Command:
+    """`started`: attempts to record as started first, in the same entry."""
+    cmd = commands_pb2.AttemptsFinishedCmd(executor=executor, items=items, started=_refs(started))
     return commands_pb2.Command(finished=cmd)
 
 

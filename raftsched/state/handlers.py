@@ -8,7 +8,7 @@ refused item leaves no half-done transition behind. Batch commands refuse item b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from google.protobuf.message import DecodeError
 
@@ -171,20 +171,25 @@ def _assign_one(m: Model, item: commands_pb2.AssignItem, now: int) -> str:
 
 def on_started(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     refusals = _Refusals(m)
-    for ref in cmd.started.items:
+    _start_all(m, cmd.started.items, cmd.started.executor, cmd.time_ms, refusals)
+    return refusals.result()
+
+
+def _start_all(m: Model, refs: Iterable[jobs_pb2.AttemptRef], executor: str, now: int,
+               refusals: _Refusals) -> None:
+    for ref in refs:
         job = m.job(ref.job_id)
         attempt = current_attempt(job) if job is not None else None
         if job is None or attempt is None or attempt.number != ref.attempt:
             refusals.add(f"{ref.job_id}/{ref.attempt}", "not the current attempt")
-        elif cmd.started.executor and attempt.executor != cmd.started.executor:
+        elif executor and attempt.executor != executor:
             refusals.add(f"{ref.job_id}/{ref.attempt}", f"the attempt belongs to {attempt.executor}")
         elif job.state != J.JOB_STATE_ASSIGNED:
             refusals.add(f"{ref.job_id}/{ref.attempt}", f"job is {state_name(job.state)}")
         else:
-            m.start_attempt(job, attempt, cmd.time_ms)
+            m.start_attempt(job, attempt, now)
             reason = f"attempt {attempt.number} on {attempt.executor}"
-            m.set_state(job, J.JOB_STATE_RUNNING, cmd.time_ms, reason)
-    return refusals.result()
+            m.set_state(job, J.JOB_STATE_RUNNING, now, reason)
 
 
 RESULT_ENDS = frozenset(
@@ -194,7 +199,9 @@ RESULT_ENDS = frozenset(
 
 
 def on_finished(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    """The starts it carries first (each as on_started), then the results."""
     refusals = _Refusals(m)
+    _start_all(m, cmd.finished.started, cmd.finished.executor, cmd.time_ms, refusals)
     for item in cmd.finished.items:
         reason = _finish_one(m, item, cmd.finished.executor, cmd.time_ms)
         if reason:

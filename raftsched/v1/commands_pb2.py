@@ -27,7 +27,7 @@ from raftsched.v1 import scheduler_pb2 as raftsched_dot_v1_dot_scheduler__pb2
 from raftsched.v1 import notify_pb2 as raftsched_dot_v1_dot_notify__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1braftsched/v1/commands.proto\x12\x0craftsched.v1\x1a\x17raftsched/v1/jobs.proto\x1a\x1craftsched/v1/scheduler.proto\x1a\x19raftsched/v1/notify.proto\"\x95\n\n\x07\x43ommand\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0f\n\x07time_ms\x18\x02 \x01(\x04\x12-\n\x06submit\x18\n \x01(\x0b\x32\x1b.raftsched.v1.SubmitJobsCmdH\x00\x12,\n\x06\x63\x61ncel\x18\x0b \x01(\x0b\x32\x1a.raftsched.v1.CancelJobCmdH\x00\x12)\n\x06\x61ssign\x18\x0c \x01(\x0b\x32\x17.raftsched.v1.AssignCmdH\x00\x12\x33\n\x07started\x18\r \x01(\x0b\x32 .raftsched.v1.AttemptsStartedCmdH\x00\x12\x35\n\x08\x66inished\x18\x0e \x01(\x0b\x32!.raftsched.v1.AttemptsFinishedCmdH\x00\x12\x35\n\ttimed_out\x18\x0f \x01(\x0b\x32 .raftsched.v1.AttemptTimedOutCmdH\x00\x12\x32\n\x0b\x65xecutor_up\x18\x10 \x01(\x0b\x32\x1b.raftsched.v1.ExecutorUpCmdH\x00\x12\x36\n\rexecutor_down\x18\x11 \x01(\x0b\x32\x1d.raftsched.v1.ExecutorDownCmdH\x00\x12/\n\x05\x64rain\x18\x12 \x01(\x0b\x32\x1e.raftsched.v1.DrainExecutorCmdH\x00\x12:\n\x0f\x63reate_schedule\x18\x13 \x01(\x0b\x32\x1f.raftsched.v1.CreateScheduleCmdH\x00\x12\x38\n\x0epause_schedule\x18\x14 \x01(\x0b\x32\x1e.raftsched.v1.PauseScheduleCmdH\x00\x12:\n\x0f\x64\x65lete_schedule\x18\x15 \x01(\x0b\x32\x1f.raftsched.v1.DeleteScheduleCmdH\x00\x12\x36\n\rfire_schedule\x18\x16 \x01(\x0b\x32\x1d.raftsched.v1.FireScheduleCmdH\x00\x12\x30\n\nskip_fires\x18\x17 \x01(\x0b\x32\x1a.raftsched.v1.SkipFiresCmdH\x00\x12\'\n\x05purge\x18\x18 \x01(\x0b\x32\x16.raftsched.v1.PurgeCmdH\x00\x12\x30\n\ncheck_hash\x18\x19 \x01(\x0b\x32\x1a.raftsched.v1.CheckHashCmdH\x00\x12\'\n\x05\x61larm\x18\x1a \x01(\x0b\x32\x16.raftsched.v1.AlarmCmdH\x00\x12\x30\n\nnotify_add\x18\x1b \x01(\x0b\x32\x1a.raftsched.v1.NotifyAddCmdH\x00\x12\x36\n\rnotify_remove\x18\x1c \x01(\x0b\x32\x1d.raftsched.v1.NotifyRemoveCmdH\x00\x12\x32\n\x0bnotify_test\x18\x1d \x01(\x0b\x32\x1b.raftsched.v1.NotifyTestCmdH\x00\x12\x30\n\nnotify_ack\x18\x1e \x01(\x0b\x32\x1a.raftsched.v1.NotifyAckCmdH\x00\x12\x38\n\x0eleader_changed\x18\x1f \x01(\x0b\x32\x1e.raftsched.v1.LeaderChangedCmdH\x00\x12\x39\n\nquarantine\x18  \x01(\x0b\x32#.raftsched.v1.QuarantineExecutorCmdH\x00\x12\x33\n\x07release\x18! \x01(\x0b\x32 .raftsched.v1.ReleaseExecutorCmdH\x00\x42\x06\n\x04\x62ody\"5\n\rSubmitJobsCmd\x12$\n\x05specs\x18\x01 \x03(\x0b\x32\x15.raftsched.v1.JobSpec\".\n\x0c\x43\x61ncelJobCmd\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"4\n\tAssignCmd\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.AssignItem\"?\n\nAssignItem\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\t\"O\n\x12\x41ttemptsStartedCmd\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\"R\n\x13\x41ttemptsFinishedCmd\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.raftsched.v1.FinishedItem\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\"\x8d\x01\n\x0c\x46inishedItem\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12%\n\x03\x65nd\x18\x03 \x01(\x0e\x32\x18.raftsched.v1.AttemptEnd\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0boutput_tail\x18\x06 \x01(\x0c\"=\n\x12\x41ttemptTimedOutCmd\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\"\xad\x01\n\rExecutorUpCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\r\x12\x37\n\x06labels\x18\x03 \x03(\x0b\x32\'.raftsched.v1.ExecutorUpCmd.LabelsEntry\x12\x10\n\x08handlers\x18\x04 \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x0f\x45xecutorDownCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x0cpoison_after\x18\x03 \x01(\r\"\'\n\x10\x44rainExecutorCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"N\n\x15QuarantineExecutorCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08until_ms\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"9\n\x12ReleaseExecutorCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"=\n\x11\x43reateScheduleCmd\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x1a.raftsched.v1.ScheduleSpec\">\n\x10PauseScheduleCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\"!\n\x11\x44\x65leteScheduleCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\"G\n\x0f\x46ireScheduleCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0escheduled_time\x18\x02 \x01(\x04\x12\x0e\n\x06manual\x18\x03 \x01(\x08\"F\n\x0cSkipFiresCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x05\x66ires\x18\x02 \x03(\x0b\x32\x19.raftsched.v1.SkippedFire\"f\n\x08PurgeCmd\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\x12\x18\n\x10idempotency_keys\x18\x02 \x03(\t\x12/\n\x0ctrim_skipped\x18\x03 \x03(\x0b\x32\x19.raftsched.v1.TrimSkipped\"2\n\x0bTrimSkipped\x12\x10\n\x08schedule\x18\x01 \x01(\t\x12\x11\n\tbefore_ms\x18\x02 \x01(\x04\" \n\x0c\x43heckHashCmd\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\x04\"G\n\x08\x41larmCmd\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61larm\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"6\n\x0cNotifyAddCmd\x12&\n\x04sink\x18\x01 \x01(\x0b\x32\x18.raftsched.v1.NotifySink\"\x1f\n\x0fNotifyRemoveCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1d\n\rNotifyTestCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x0cNotifyAckCmd\x12+\n\x05sinks\x18\x01 \x03(\x0b\x32\x1c.raftsched.v1.NotifyProgress\"0\n\x10LeaderChangedCmd\x12\x0e\n\x06leader\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x04\"\xcc\x01\n\x0b\x41pplyResult\x12-\n\tsubmitted\x18\x01 \x03(\x0b\x32\x1a.raftsched.v1.SubmitResult\x12\x1e\n\x03job\x18\x02 \x01(\x0b\x32\x11.raftsched.v1.Job\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\x05\x12(\n\x08schedule\x18\x05 \x01(\x0b\x32\x16.raftsched.v1.Schedule\x12\x15\n\rrefused_items\x18\x06 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x07 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1braftsched/v1/commands.proto\x12\x0craftsched.v1\x1a\x17raftsched/v1/jobs.proto\x1a\x1craftsched/v1/scheduler.proto\x1a\x19raftsched/v1/notify.proto\"\x95\n\n\x07\x43ommand\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x0f\n\x07time_ms\x18\x02 \x01(\x04\x12-\n\x06submit\x18\n \x01(\x0b\x32\x1b.raftsched.v1.SubmitJobsCmdH\x00\x12,\n\x06\x63\x61ncel\x18\x0b \x01(\x0b\x32\x1a.raftsched.v1.CancelJobCmdH\x00\x12)\n\x06\x61ssign\x18\x0c \x01(\x0b\x32\x17.raftsched.v1.AssignCmdH\x00\x12\x33\n\x07started\x18\r \x01(\x0b\x32 .raftsched.v1.AttemptsStartedCmdH\x00\x12\x35\n\x08\x66inished\x18\x0e \x01(\x0b\x32!.raftsched.v1.AttemptsFinishedCmdH\x00\x12\x35\n\ttimed_out\x18\x0f \x01(\x0b\x32 .raftsched.v1.AttemptTimedOutCmdH\x00\x12\x32\n\x0b\x65xecutor_up\x18\x10 \x01(\x0b\x32\x1b.raftsched.v1.ExecutorUpCmdH\x00\x12\x36\n\rexecutor_down\x18\x11 \x01(\x0b\x32\x1d.raftsched.v1.ExecutorDownCmdH\x00\x12/\n\x05\x64rain\x18\x12 \x01(\x0b\x32\x1e.raftsched.v1.DrainExecutorCmdH\x00\x12:\n\x0f\x63reate_schedule\x18\x13 \x01(\x0b\x32\x1f.raftsched.v1.CreateScheduleCmdH\x00\x12\x38\n\x0epause_schedule\x18\x14 \x01(\x0b\x32\x1e.raftsched.v1.PauseScheduleCmdH\x00\x12:\n\x0f\x64\x65lete_schedule\x18\x15 \x01(\x0b\x32\x1f.raftsched.v1.DeleteScheduleCmdH\x00\x12\x36\n\rfire_schedule\x18\x16 \x01(\x0b\x32\x1d.raftsched.v1.FireScheduleCmdH\x00\x12\x30\n\nskip_fires\x18\x17 \x01(\x0b\x32\x1a.raftsched.v1.SkipFiresCmdH\x00\x12\'\n\x05purge\x18\x18 \x01(\x0b\x32\x16.raftsched.v1.PurgeCmdH\x00\x12\x30\n\ncheck_hash\x18\x19 \x01(\x0b\x32\x1a.raftsched.v1.CheckHashCmdH\x00\x12\'\n\x05\x61larm\x18\x1a \x01(\x0b\x32\x16.raftsched.v1.AlarmCmdH\x00\x12\x30\n\nnotify_add\x18\x1b \x01(\x0b\x32\x1a.raftsched.v1.NotifyAddCmdH\x00\x12\x36\n\rnotify_remove\x18\x1c \x01(\x0b\x32\x1d.raftsched.v1.NotifyRemoveCmdH\x00\x12\x32\n\x0bnotify_test\x18\x1d \x01(\x0b\x32\x1b.raftsched.v1.NotifyTestCmdH\x00\x12\x30\n\nnotify_ack\x18\x1e \x01(\x0b\x32\x1a.raftsched.v1.NotifyAckCmdH\x00\x12\x38\n\x0eleader_changed\x18\x1f \x01(\x0b\x32\x1e.raftsched.v1.LeaderChangedCmdH\x00\x12\x39\n\nquarantine\x18  \x01(\x0b\x32#.raftsched.v1.QuarantineExecutorCmdH\x00\x12\x33\n\x07release\x18! \x01(\x0b\x32 .raftsched.v1.ReleaseExecutorCmdH\x00\x42\x06\n\x04\x62ody\"5\n\rSubmitJobsCmd\x12$\n\x05specs\x18\x01 \x03(\x0b\x32\x15.raftsched.v1.JobSpec\".\n\x0c\x43\x61ncelJobCmd\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"4\n\tAssignCmd\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.AssignItem\"?\n\nAssignItem\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\t\"O\n\x12\x41ttemptsStartedCmd\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\"}\n\x13\x41ttemptsFinishedCmd\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.raftsched.v1.FinishedItem\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\x12)\n\x07started\x18\x03 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\"\x8d\x01\n\x0c\x46inishedItem\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12%\n\x03\x65nd\x18\x03 \x01(\x0e\x32\x18.raftsched.v1.AttemptEnd\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0boutput_tail\x18\x06 \x01(\x0c\"=\n\x12\x41ttemptTimedOutCmd\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\"\xad\x01\n\rExecutorUpCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\r\x12\x37\n\x06labels\x18\x03 \x03(\x0b\x32\'.raftsched.v1.ExecutorUpCmd.LabelsEntry\x12\x10\n\x08handlers\x18\x04 \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"L\n\x0f\x45xecutorDownCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x0cpoison_after\x18\x03 \x01(\r\"\'\n\x10\x44rainExecutorCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\"N\n\x15QuarantineExecutorCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x10\n\x08until_ms\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"9\n\x12ReleaseExecutorCmd\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"=\n\x11\x43reateScheduleCmd\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x1a.raftsched.v1.ScheduleSpec\">\n\x10PauseScheduleCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\"!\n\x11\x44\x65leteScheduleCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\"G\n\x0f\x46ireScheduleCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0escheduled_time\x18\x02 \x01(\x04\x12\x0e\n\x06manual\x18\x03 \x01(\x08\"F\n\x0cSkipFiresCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x05\x66ires\x18\x02 \x03(\x0b\x32\x19.raftsched.v1.SkippedFire\"f\n\x08PurgeCmd\x12\x0f\n\x07job_ids\x18\x01 \x03(\t\x12\x18\n\x10idempotency_keys\x18\x02 \x03(\t\x12/\n\x0ctrim_skipped\x18\x03 \x03(\x0b\x32\x19.raftsched.v1.TrimSkipped\"2\n\x0bTrimSkipped\x12\x10\n\x08schedule\x18\x01 \x01(\t\x12\x11\n\tbefore_ms\x18\x02 \x01(\x04\" \n\x0c\x43heckHashCmd\x12\x10\n\x08\x63heck_id\x18\x01 \x01(\x04\"G\n\x08\x41larmCmd\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\r\n\x05\x61larm\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"6\n\x0cNotifyAddCmd\x12&\n\x04sink\x18\x01 \x01(\x0b\x32\x18.raftsched.v1.NotifySink\"\x1f\n\x0fNotifyRemoveCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1d\n\rNotifyTestCmd\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x0cNotifyAckCmd\x12+\n\x05sinks\x18\x01 \x03(\x0b\x32\x1c.raftsched.v1.NotifyProgress\"0\n\x10LeaderChangedCmd\x12\x0e\n\x06leader\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x04\"\xcc\x01\n\x0b\x41pplyResult\x12-\n\tsubmitted\x18\x01 \x03(\x0b\x32\x1a.raftsched.v1.SubmitResult\x12\x1e\n\x03job\x18\x02 \x01(\x0b\x32\x11.raftsched.v1.Job\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\x05\x12(\n\x08schedule\x18\x05 \x01(\x0b\x32\x16.raftsched.v1.Schedule\x12\x15\n\rrefused_items\x18\x06 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x07 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,51 +49,51 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTEMPTSSTARTEDCMD']._serialized_start=1653
   _globals['_ATTEMPTSSTARTEDCMD']._serialized_end=1732
   _globals['_ATTEMPTSFINISHEDCMD']._serialized_start=1734
-  _globals['_ATTEMPTSFINISHEDCMD']._serialized_end=1816
-  _globals['_FINISHEDITEM']._serialized_start=1819
-  _globals['_FINISHEDITEM']._serialized_end=1960
-  _globals['_ATTEMPTTIMEDOUTCMD']._serialized_start=1962
-  _globals['_ATTEMPTTIMEDOUTCMD']._serialized_end=2023
-  _globals['_EXECUTORUPCMD']._serialized_start=2026
-  _globals['_EXECUTORUPCMD']._serialized_end=2199
-  _globals['_EXECUTORUPCMD_LABELSENTRY']._serialized_start=2154
-  _globals['_EXECUTORUPCMD_LABELSENTRY']._serialized_end=2199
-  _globals['_EXECUTORDOWNCMD']._serialized_start=2201
-  _globals['_EXECUTORDOWNCMD']._serialized_end=2277
-  _globals['_DRAINEXECUTORCMD']._serialized_start=2279
-  _globals['_DRAINEXECUTORCMD']._serialized_end=2318
-  _globals['_QUARANTINEEXECUTORCMD']._serialized_start=2320
-  _globals['_QUARANTINEEXECUTORCMD']._serialized_end=2398
-  _globals['_RELEASEEXECUTORCMD']._serialized_start=2400
-  _globals['_RELEASEEXECUTORCMD']._serialized_end=2457
-  _globals['_CREATESCHEDULECMD']._serialized_start=2459
-  _globals['_CREATESCHEDULECMD']._serialized_end=2520
-  _globals['_PAUSESCHEDULECMD']._serialized_start=2522
-  _globals['_PAUSESCHEDULECMD']._serialized_end=2584
-  _globals['_DELETESCHEDULECMD']._serialized_start=2586
-  _globals['_DELETESCHEDULECMD']._serialized_end=2619
-  _globals['_FIRESCHEDULECMD']._serialized_start=2621
-  _globals['_FIRESCHEDULECMD']._serialized_end=2692
-  _globals['_SKIPFIRESCMD']._serialized_start=2694
-  _globals['_SKIPFIRESCMD']._serialized_end=2764
-  _globals['_PURGECMD']._serialized_start=2766
-  _globals['_PURGECMD']._serialized_end=2868
-  _globals['_TRIMSKIPPED']._serialized_start=2870
-  _globals['_TRIMSKIPPED']._serialized_end=2920
-  _globals['_CHECKHASHCMD']._serialized_start=2922
-  _globals['_CHECKHASHCMD']._serialized_end=2954
-  _globals['_ALARMCMD']._serialized_start=2956
-  _globals['_ALARMCMD']._serialized_end=3027
-  _globals['_NOTIFYADDCMD']._serialized_start=3029
-  _globals['_NOTIFYADDCMD']._serialized_end=3083
-  _globals['_NOTIFYREMOVECMD']._serialized_start=3085
-  _globals['_NOTIFYREMOVECMD']._serialized_end=3116
-  _globals['_NOTIFYTESTCMD']._serialized_start=3118
-  _globals['_NOTIFYTESTCMD']._serialized_end=3147
-  _globals['_NOTIFYACKCMD']._serialized_start=3149
-  _globals['_NOTIFYACKCMD']._serialized_end=3208
-  _globals['_LEADERCHANGEDCMD']._serialized_start=3210
-  _globals['_LEADERCHANGEDCMD']._serialized_end=3258
-  _globals['_APPLYRESULT']._serialized_start=3261
-  _globals['_APPLYRESULT']._serialized_end=3465
+  _globals['_ATTEMPTSFINISHEDCMD']._serialized_end=1859
+  _globals['_FINISHEDITEM']._serialized_start=1862
+  _globals['_FINISHEDITEM']._serialized_end=2003
+  _globals['_ATTEMPTTIMEDOUTCMD']._serialized_start=2005
+  _globals['_ATTEMPTTIMEDOUTCMD']._serialized_end=2066
+  _globals['_EXECUTORUPCMD']._serialized_start=2069
+  _globals['_EXECUTORUPCMD']._serialized_end=2242
+  _globals['_EXECUTORUPCMD_LABELSENTRY']._serialized_start=2197
+  _globals['_EXECUTORUPCMD_LABELSENTRY']._serialized_end=2242
+  _globals['_EXECUTORDOWNCMD']._serialized_start=2244
+  _globals['_EXECUTORDOWNCMD']._serialized_end=2320
+  _globals['_DRAINEXECUTORCMD']._serialized_start=2322
+  _globals['_DRAINEXECUTORCMD']._serialized_end=2361
+  _globals['_QUARANTINEEXECUTORCMD']._serialized_start=2363
+  _globals['_QUARANTINEEXECUTORCMD']._serialized_end=2441
+  _globals['_RELEASEEXECUTORCMD']._serialized_start=2443
+  _globals['_RELEASEEXECUTORCMD']._serialized_end=2500
+  _globals['_CREATESCHEDULECMD']._serialized_start=2502
+  _globals['_CREATESCHEDULECMD']._serialized_end=2563
+  _globals['_PAUSESCHEDULECMD']._serialized_start=2565
+  _globals['_PAUSESCHEDULECMD']._serialized_end=2627
+  _globals['_DELETESCHEDULECMD']._serialized_start=2629
+  _globals['_DELETESCHEDULECMD']._serialized_end=2662
+  _globals['_FIRESCHEDULECMD']._serialized_start=2664
+  _globals['_FIRESCHEDULECMD']._serialized_end=2735
+  _globals['_SKIPFIRESCMD']._serialized_start=2737
+  _globals['_SKIPFIRESCMD']._serialized_end=2807
+  _globals['_PURGECMD']._serialized_start=2809
+  _globals['_PURGECMD']._serialized_end=2911
+  _globals['_TRIMSKIPPED']._serialized_start=2913
+  _globals['_TRIMSKIPPED']._serialized_end=2963
+  _globals['_CHECKHASHCMD']._serialized_start=2965
+  _globals['_CHECKHASHCMD']._serialized_end=2997
+  _globals['_ALARMCMD']._serialized_start=2999
+  _globals['_ALARMCMD']._serialized_end=3070
+  _globals['_NOTIFYADDCMD']._serialized_start=3072
+  _globals['_NOTIFYADDCMD']._serialized_end=3126
+  _globals['_NOTIFYREMOVECMD']._serialized_start=3128
+  _globals['_NOTIFYREMOVECMD']._serialized_end=3159
+  _globals['_NOTIFYTESTCMD']._serialized_start=3161
+  _globals['_NOTIFYTESTCMD']._serialized_end=3190
+  _globals['_NOTIFYACKCMD']._serialized_start=3192
+  _globals['_NOTIFYACKCMD']._serialized_end=3251
+  _globals['_LEADERCHANGEDCMD']._serialized_start=3253
+  _globals['_LEADERCHANGEDCMD']._serialized_end=3301
+  _globals['_APPLYRESULT']._serialized_start=3304
+  _globals['_APPLYRESULT']._serialized_end=3508
 # @@protoc_insertion_point(module_scope)

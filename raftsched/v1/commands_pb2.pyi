@@ -104,12 +104,14 @@ class AttemptsStartedCmd(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ..., executor: _Optional[str] = ...) -> None: ...
 
 class AttemptsFinishedCmd(_message.Message):
-    __slots__ = ("items", "executor")
+    __slots__ = ("items", "executor", "started")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[FinishedItem]
     executor: str
-    def __init__(self, items: _Optional[_Iterable[_Union[FinishedItem, _Mapping]]] = ..., executor: _Optional[str] = ...) -> None: ...
+    started: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.AttemptRef]
+    def __init__(self, items: _Optional[_Iterable[_Union[FinishedItem, _Mapping]]] = ..., executor: _Optional[str] = ..., started: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ...) -> None: ...
 
 class FinishedItem(_message.Message):
     __slots__ = ("job_id", "attempt", "end", "exit_code", "error", "output_tail")

@@ -44,6 +44,7 @@ class FakeLeader(epb_grpc.ExecutorServicer):
         self.heartbeats: list[epb.Heartbeat] = []
         self.started: list[tuple[str, int]] = []
         self.finished: list[epb.TaskFinished] = []
+        self.reports: list[epb.ExecutorMessage] = []  # every message with started or finished items
         self._changed = asyncio.Event()
 
     # -- what the test calls --------------------------------------------------------------
@@ -117,6 +118,8 @@ class FakeLeader(epb_grpc.ExecutorServicer):
             if self.ack_heartbeats:
                 reply.heartbeat_ack.seq = msg.heartbeat.seq
                 reply.heartbeat_ack.lease_ms = self.lease_ms
+        if msg.started or msg.finished:
+            self.reports.append(msg)
         self.started.extend((s.job_id, s.attempt) for s in msg.started)
         results = list(msg.finished) + list(msg.register.unacked)
         self.finished.extend(msg.finished)

@@ -66,6 +66,23 @@ async def test_handlers_report_started_and_finished(leader: tuple[FakeLeader, st
     assert {("noop", 1), ("echo", 1), ("fail", 1), ("sleep", 1)} <= set(fake.started)
 
 
+async def test_a_task_that_ends_at_once_is_reported_started_and_finished_in_one_message(
+        leader: tuple[FakeLeader, str]) -> None:
+    """One message, so the leader replicates both reports in one round; a longer task's start
+    is still reported while it runs."""
+    fake, address = leader
+    async with running_executor(make_config(address)):
+        await fake.wait_for(lambda: fake.streams)
+        fake.assign("quick", handler="noop")
+        await fake.wait_result("quick")
+        fake.assign("slow", handler="sleep", payload=b"300")
+        await fake.wait_for(lambda: ("slow", 1) in fake.started)
+        assert fake.result("slow") is None  # its start was not held back until its end
+        await fake.wait_result("slow")
+    [quick] = [m for m in fake.reports if any(f.job_id == "quick" for f in m.finished)]
+    assert [(s.job_id, s.attempt) for s in quick.started] == [("quick", 1)]
+
+
 async def test_command_gets_payload_env_and_exit_code(leader: tuple[FakeLeader, str]) -> None:
     fake, address = leader
     script = ('echo "$RAFTSCHED_JOB_ID $RAFTSCHED_ATTEMPT $RAFTSCHED_FENCING_TOKEN $RAFTSCHED_EXECUTOR_ID"; cat; '

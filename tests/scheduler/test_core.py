@@ -173,6 +173,30 @@ def test_results_are_acknowledged_only_once_applied() -> None:
     assert h.of_kind("acked") and h.sm.get_job(job).state == J.JOB_STATE_SUCCEEDED  # type: ignore[union-attr]
 
 
+def test_a_start_and_a_result_in_one_message_are_one_entry() -> None:
+    """A task that ends at once is reported started and finished together: one log entry (one
+    replication round), the start applied first; a lone start is its own started entry."""
+    h = Harness()
+    gen = h.register()
+    h.commit()
+    first, second = submit(h), submit(h)
+    h.advance(100)
+    h.commit()
+    ref = E.TaskStarted(job_id=first, attempt=1)
+    done = E.TaskFinished(job_id=first, attempt=1, end=J.ATTEMPT_END_SUCCEEDED)
+    h.core.message(h.now(), "e1", gen, E.ExecutorMessage(started=[ref], finished=[done]))
+    h.collect()
+    assert h.proposed() == ["finished"]
+    command = h.held[-1].command.finished
+    assert [(s.job_id, s.attempt) for s in command.started] == [(first, 1)]
+    h.commit()
+    job = h.sm.get_job(first)
+    assert job is not None and job.state == J.JOB_STATE_SUCCEEDED and job.attempts[0].started_ms
+    h.core.message(h.now(), "e1", gen, E.ExecutorMessage(started=[E.TaskStarted(job_id=second, attempt=1)]))
+    h.collect()
+    assert h.proposed()[-1:] == ["started"]
+
+
 def test_due_fire_times_are_proposed_once_per_plan() -> None:
     h = Harness()
     spec = S.ScheduleSpec(name="s", every_ms=1000, template=J.JobSpec(handler="noop"))

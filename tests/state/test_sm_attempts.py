@@ -73,6 +73,29 @@ def test_started_only_for_current_attempt_on_its_executor(node: Node) -> None:
     assert "RUNNING" in node.start(a.id, 1).error  # a duplicate start changes nothing
 
 
+def test_a_result_carrying_its_start_records_both_in_one_entry(node: Node) -> None:
+    """The start applies first, as a started command would, then the result; a start that
+    would be refused alone is refused here too and the results still apply."""
+    node.up()
+    node.up("e2")
+    a, b, d = node.submit(), node.submit(), node.submit()
+    for job_id in (a.id, b.id):
+        node.assign(job_id)
+    node.assign(d.id, "e2")
+    node.tick(7)
+    result = node.run(c.finished("e1", [c.finished_item(a.id, 1, J.ATTEMPT_END_SUCCEEDED),
+                                        c.finished_item(d.id, 1, J.ATTEMPT_END_FAILED)],
+                                 started=[(a.id, 1), (b.id, 1), (d.id, 1)]))
+    job = node.job(a.id)
+    assert job.state == J.JOB_STATE_SUCCEEDED
+    assert (job.attempts[0].started_ms, job.attempts[0].finished_ms) == (node.now, node.now)
+    assert node.job(b.id).state == J.JOB_STATE_RUNNING  # started only: its result comes later
+    assert node.job(d.id).state == J.JOB_STATE_ASSIGNED  # e2's attempt: neither the start nor the result
+    assert node.job(d.id).stale_results_refused == 1
+    assert result.code == 9 and result.error.startswith("refused 2 item(s)")
+    assert "belongs to e2" in result.error and "stale result" in result.error
+
+
 def test_stale_result_is_refused_counted_and_changes_nothing_else(node: Node) -> None:
     node.up()
     a = node.submit(backoff=J.RetryBackoff(initial_ms=10))
