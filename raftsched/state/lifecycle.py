@@ -47,12 +47,17 @@ def max_attempts(job: jobs_pb2.Job) -> int:
     return job.spec.max_attempts or DEFAULT_MAX_ATTEMPTS
 
 
+# Built once: protobuf's Enum.values() builds a list on every call, and apply names states often.
+_END_NAMES = {value: J.AttemptEnd.Name(value).removeprefix("ATTEMPT_END_") for value in J.AttemptEnd.values()}
+_STATE_NAMES = {value: J.JobState.Name(value).removeprefix("JOB_STATE_") for value in J.JobState.values()}
+
+
 def end_name(end: int) -> str:
-    return J.AttemptEnd.Name(end).removeprefix("ATTEMPT_END_") if end in J.AttemptEnd.values() else str(end)
+    return _END_NAMES.get(end) or str(end)
 
 
 def state_name(state: int) -> str:
-    return J.JobState.Name(state).removeprefix("JOB_STATE_") if state in J.JobState.values() else str(state)
+    return _STATE_NAMES.get(state) or str(state)
 
 
 def record_outcome(attempt: jobs_pb2.Attempt, exit_code: int, error: str, output_tail: bytes) -> None:

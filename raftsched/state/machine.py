@@ -585,7 +585,10 @@ def _walk(view: Any, prefix: bytes, after: int | None, newest_first: bool) -> It
 
 
 def _count_key(state: int) -> bytes:
-    return b"count_" + state_name(state).lower().encode()
+    return _COUNT_KEYS.get(state) or b"count_" + state_name(state).lower().encode()
+
+
+_COUNT_KEYS = {state: b"count_" + state_name(state).lower().encode() for state in J.JobState.values()}
 
 
 def _meta(m: Model) -> dict[bytes, int]:
