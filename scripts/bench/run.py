@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark raftsched side by side with etcd and PySyncObj on this machine (SPEC §9).
 
-    python scripts/bench/run.py [--quick] [--json FILE] [--keep]
+    python scripts/bench/run.py [--quick | --smoke] [--json FILE] [--keep]
 
 Installs what is missing (Debian etcd-server/etcd-client via apt-get, pysyncobj via pip), then
 measures, one system after the other on 127.0.0.1 and with the same asyncio load generator:
@@ -10,7 +10,8 @@ under load), and for raftsched also SubmitJobs batches, end-to-end noop jobs wit
 executor-loss recovery. Prints one markdown table and writes the JSON; ratios are raftsched's
 figure over the anchor's. The table's "gRPC floor" column is a Python gRPC server whose SubmitJob
 does nothing (floor_server.py): the most any Python gRPC server gets here from this load
-generator. --quick (CI's smoke run) takes under two minutes.
+generator. --quick (CI's smoke run) takes under two minutes; --smoke, the test suite's run of
+every phase, about half that.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,10 @@ FULL = Plan()
 QUICK = Plan(anchor_levels=(128, 1024), duration=2.5, warmup=0.5, failover_trials=3, steady=0.5,
              e2e_jobs=1_000, e2e_timeout=20.0, loss_trials=1, transfer_trials=3, growth_sizes=growth.QUICK_SIZES,
              growth_duration=2.0, growth_fill_timeout=120.0)
+# The test suite's run of the harness (tests/bench): every phase and every key of the JSON, in the
+# shortest windows that still measure something. Its figures are too short to quote.
+SMOKE = replace(QUICK, duration=0.6, warmup=0.2, failover_trials=1, steady=0.3, e2e_jobs=200,
+                transfer_trials=1, growth_sizes=(0, 1_000), growth_duration=0.5)
 
 
 def cluster_levels(plan: Plan, system: str) -> tuple[int, ...]:
@@ -288,6 +293,8 @@ def _json_safe(value: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short phases (under two minutes): CI's smoke run")
+    parser.add_argument("--smoke", action="store_true",
+                        help="shorter still: the test suite's check that every phase runs (figures not comparable)")
     parser.add_argument("--json", metavar="FILE", help="write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the data and log directory")
     parser.add_argument("--only", metavar="PHASE,...", default=",".join(PHASES),
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(PHASES)
     if unknown:
         parser.error(f"--only: unknown phases {sorted(unknown)} (known: {', '.join(PHASES)})")
-    plan = QUICK if args.quick else FULL
+    plan = SMOKE if args.smoke else QUICK if args.quick else FULL
     root = Path(tempfile.mkdtemp(prefix="raftsched-bench-"))
     procs = ProcessSet()
     atexit.register(procs.stop_all)
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         procs.stop_all()
-    results["meta"] = {**_meta(plan, args.quick), "seconds": round(time.monotonic() - started, 1)}
+    results["meta"] = {**_meta(plan, args.quick or args.smoke), "seconds": round(time.monotonic() - started, 1)}
     shared = any(name in results for name in PHASES[:4])
     print((report.table(results, plan.levels) if shared else "") + growth.table(results.get("growth", {})), flush=True)
     failed = {name: r["errors"] for name, r in results.items() if isinstance(r, dict) and r.get("errors")}

@@ -1,6 +1,7 @@
-"""`scripts/bench/run.py --quick` end to end (SPEC §9): the harness runs every phase against a real
-3-node raftsched cluster and the anchors, and writes the table and the JSON. This is a smoke test of
-the harness: it never asserts speed (absolute figures drift on shared machines)."""
+"""`scripts/bench/run.py --smoke` end to end (SPEC §9): the phases of --quick in shorter windows.
+The harness runs every phase against a real 3-node raftsched cluster and the anchors, and writes
+the table and the JSON. This is a smoke test of the harness: it never asserts speed (absolute
+figures drift on shared machines); check 17 runs --quick itself."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_quick_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench" / "run.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(ROOT / "scripts" / "bench" / "run.py"), "--smoke", "--json", str(out)],
         capture_output=True, text=True, timeout=420,
     )
     assert proc.returncode == 0, f"bench failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
