@@ -139,9 +139,13 @@ class SchedulerState:
                 batch.put(keys.alarm_key(node, name), alarm.SerializeToString(deterministic=True), handle)
         self._stage_notify(batch)
         handle = self._db.handle(keys.META)
-        for meta_key, value in _meta(m).items():
-            batch.put(meta_key, keys.u64(value), handle)
+        meta = _meta(m)
+        written = m.meta_written  # only what changed since the last flush (most counts do not)
+        for meta_key, value in meta.items():
+            if written.get(meta_key) != value:
+                batch.put(meta_key, keys.u64(value), handle)
         self._db.write(batch, sync=False)
+        m.meta_written = meta
         m.flushed()
         if alarms_changed and self.on_alarms is not None:
             self.on_alarms()
