@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import httpcore  # noqa: F401  Why: httpx imports it on its first client, 40 ms on the loop at a first election
 import httpx
 
 from raftsched.notify import webhook
