@@ -220,8 +220,11 @@ def test_a_rebuild_run_again_after_stopping_midway_still_makes_the_node_a_voter(
         client.submit_jobs([jobs_pb2.JobSpec(handler="noop") for _ in range(10)])
         c.wait_caught_up(victim)
         _stop_and_rebuild(c, victim)
-        wait_for(lambda: b"back as a learner" in c.nodes[victim].log.read_bytes(), 30, "the re-add")
-        c.kill(victim)  # stopped midway: a learner now, not yet promoted
+        # The log line comes before the re-add commits: wait for the membership itself (a kill
+        # right after the line once found no learner; make test, under load).
+        wait_for(lambda: b"back as a learner" in c.nodes[victim].log.read_bytes(), 30, "the rebuild")
+        wait_for(lambda: victim in {m.id for m in client.list_members().learners}, 30, "the re-add")
+        c.kill(victim)  # stopped midway: a learner now, not yet promoted (that waits 2 s of catching up)
         assert victim in {m.id for m in client.list_members().learners}
         c.start(victim)  # the rebuild, run again
         c.node_flags = ()

@@ -34,7 +34,7 @@ from typing import TypeVar
 
 from raftsched import procmark
 from raftsched.client import Client, ClientError
-from raftsched.testing.procs import Proc, free_port
+from raftsched.testing.procs import Proc, free_port_range
 from raftsched.v1 import admin_pb2, jobs_pb2
 
 T = TypeVar("T")
@@ -153,7 +153,7 @@ class LeaseCluster:
         self.env.update(LEASES_RUN=self.run_id, PYTHONUNBUFFERED="1")
         self.proxy = Proxy(self.root / "proxy.log", self.env)
         try:
-            ports = {nid: free_port() for nid in self.ids}
+            ports = dict(zip(self.ids, free_port_range(len(self.ids)), strict=True))  # below the ephemeral range
             self.addr = {nid: f"127.0.0.1:{p}" for nid, p in ports.items()}
             for src in self.ids:
                 view = {dst: f"127.0.0.1:{self.proxy.listen(src, dst, ports[dst])}" for dst in self.ids if dst != src}
