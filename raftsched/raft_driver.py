@@ -16,7 +16,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Container, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -43,7 +43,9 @@ from raftsched.v1 import commands_pb2
 
 log = logging.getLogger("raftsched.raft")
 
-ApplyFn = Callable[[list[tuple[int, bytes | None]]], list["commands_pb2.ApplyResult | None"]]
+# apply(entries, wanted): `wanted` holds the indexes whose results someone here waits for (a
+# follower waits for none: the state machine may skip building the others' results).
+ApplyFn = Callable[[list[tuple[int, bytes | None]], Container[int]], list["commands_pb2.ApplyResult | None"]]
 
 
 @dataclass(slots=True)
@@ -470,7 +472,7 @@ class RaftDriver:
                 if entry.type is EntryType.CONFIG:
                     self._on_config_entry(entry.index, entry.data, True)
                 batch.append((entry.index, None))
-        results = self._apply(batch)
+        results = self._apply(batch, self._waiters)
         for entry, result in zip(rd.committed, results, strict=True):
             self._resolve(entry.index, entry.term, result)
         self.applied_index = rd.committed[-1].index

@@ -90,29 +90,51 @@ class _Refusals:
 
 def on_submit(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     result = C.ApplyResult()
+    if not m.results_wanted:  # a follower: the jobs are made, no copy of them is
+        for spec in cmd.submit.specs:
+            create_job(m, spec, cmd.time_ms)
+        return result
     for spec in cmd.submit.specs:
-        result.submitted.append(submit_one(m, spec, cmd.time_ms))
+        _fill(result.submitted.add(), create_job(m, spec, cmd.time_ms))  # add(): built in place, one copy
     return result
 
 
 def submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int, *, schedule_id: str = "", scheduled_time: int = 0
                ) -> scheduler_pb2.SubmitResult:
     """Create one job (or return the one its idempotency key names). Schedules create theirs here too."""
+    return _fill(scheduler_pb2.SubmitResult(),
+                 create_job(m, spec, now, schedule_id=schedule_id, scheduled_time=scheduled_time))
+
+
+Created = tuple[jobs_pb2.Job, bool] | str  # (the job, whether it existed already) or why it was refused
+
+
+def _fill(out: scheduler_pb2.SubmitResult, created: Created) -> scheduler_pb2.SubmitResult:
+    if isinstance(created, str):
+        out.error, out.code = created, INVALID_ARGUMENT
+    else:
+        out.job.CopyFrom(created[0])
+        out.existed = created[1]
+    return out
+
+
+def create_job(m: Model, spec: jobs_pb2.JobSpec, now: int, *, schedule_id: str = "", scheduled_time: int = 0,
+               ) -> Created:
+    """The job `spec` makes (or the one its idempotency key names), or why it is refused."""
     key = spec.idempotency_key
     known = m.idem_lookup(key) if key else None
     existing = m.job(known) if known is not None else None
     if existing is not None:  # SPEC §6.2: one job per key, whatever the second spec says
-        return scheduler_pb2.SubmitResult(job=existing, existed=True)  # the constructor copies
+        return existing, True
     try:
         validate_spec(spec, None)  # handlers were checked by the API; executors may come and go
     except ValidationError as err:
         m.counters.refused_items += 1
-        return scheduler_pb2.SubmitResult(error=str(err), code=INVALID_ARGUMENT)
+        return str(err)
     missing = [dep for dep in spec.depends_on if m.job(dep) is None]
     if missing:
         m.counters.refused_items += 1
-        reason = f"depends_on: unknown job {missing[0]}"
-        return scheduler_pb2.SubmitResult(error=reason, code=INVALID_ARGUMENT)
+        return f"depends_on: unknown job {missing[0]}"
     seq = m.next_seq
     m.next_seq += 1
     state, reason = lifecycle.initial_state(m, spec)
@@ -122,7 +144,7 @@ def submit_one(m: Model, spec: jobs_pb2.JobSpec, now: int, *, schedule_id: str =
     m.add_job(job)
     if key:
         m.put_idem(key, job.id, now)
-    return scheduler_pb2.SubmitResult(job=job)  # a copy: the constructor copies message fields
+    return job, False
 
 
 def on_cancel(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from raftsched.jobstates import TERMINAL
@@ -79,25 +79,32 @@ class SchedulerState:
 
     # --- apply ----------------------------------------------------------------------------------
 
-    def apply(self, entries: Sequence[tuple[int, bytes | None]]) -> list[commands_pb2.ApplyResult | None]:
+    def apply(self, entries: Sequence[tuple[int, bytes | None]],
+              wanted: Container[int] | None = None) -> list[commands_pb2.ApplyResult | None]:
         """Apply committed entries (index, command bytes or None for a no-op/config entry).
 
         Entries at or below the applied index were applied before a restart and are skipped with
-        a None result. Never raises on any entry's content.
+        a None result. Never raises on any entry's content. `wanted`: the indexes whose results
+        are read (None: all); the others' results are None, and what only they need (the copies
+        of submitted jobs) is not built: a follower applies every submit without anyone waiting.
         """
         results: list[commands_pb2.ApplyResult | None] = []
-        last = self._m.applied_index
+        m = self._m
+        last = m.applied_index
         for index, data in entries:
             if index <= last:
                 results.append(None)
                 continue
             # Invariant: committed entries are applied in order without gaps (Raft's log matching).
             assert index == last + 1, f"apply gap: entry {index} after applied {last}"
-            self._m.begin_entry(index)
-            results.append(None if data is None else apply_command(self._m, data))
+            m.begin_entry(index)
+            m.results_wanted = wanted is None or index in wanted
+            result = None if data is None else apply_command(m, data)
+            results.append(result if m.results_wanted else None)
             last = index
-            if self._m.hash_points:
+            if m.hash_points:
                 self._hash_point(index)
+        m.results_wanted = True
         if last != self._m.applied_index:
             self._m.applied_index = last
             self._notify(self._flush())

@@ -134,6 +134,8 @@ class Model:
     outbox_writes: dict[tuple[str, bytes], bytes | None] = field(default_factory=dict)  # None: delete
     ended_scheduled: list[str] = field(default_factory=list)  # jobs of schedules that just ended
     hash_points: list[int] = field(default_factory=list)  # check ids applied, to hash the state after
+    # False while applying an entry whose result nobody reads (SchedulerState.apply's `wanted`)
+    results_wanted: bool = True
     # the meta values the last flush wrote (empty when loaded: the first flush writes them all)
     meta_written: dict[bytes, int] = field(default_factory=dict)
     # the executors' handler names, kept while no executor changes (every submit checks against it)

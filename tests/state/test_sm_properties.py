@@ -158,6 +158,21 @@ def test_same_log_gives_same_state_whatever_the_batching(log: list[bytes | None]
 
 @SETTINGS
 @given(log=st.one_of(logs(), guided_logs()), data=st.data())
+def test_results_nobody_waits_for_change_nothing_but_the_result(log: list[bytes | None], data: Any) -> None:
+    """A follower applies without wanting results (raft_driver passes its waiters): the state is
+    the same as with every result built, and a wanted entry's result is the same too."""
+    wanted = data.draw(st.sets(st.integers(1, max(1, len(log)))), label="wanted")
+    with temp_node() as quiet, temp_node() as full:
+        entries = list(enumerate(log, start=1))
+        got = quiet.state.apply(entries, wanted)
+        expected = full.state.apply(entries)
+        assert quiet.state.snapshot() == full.state.snapshot()
+        for (index, _), result, reference in zip(entries, got, expected, strict=True):
+            assert result == (reference if index in wanted else None), index
+
+
+@SETTINGS
+@given(log=st.one_of(logs(), guided_logs()), data=st.data())
 def test_replay_after_restart_gives_the_same_state(log: list[bytes | None], data: Any) -> None:
     crash_at = data.draw(st.integers(0, len(log)), label="crash_at")
     replay_from = data.draw(st.integers(1, crash_at + 1), label="replay_from")
