@@ -30,7 +30,7 @@ from raftsched.clock import now_ms
 from raftsched.config import NodeConfig, is_loopback
 from raftsched.corruption import StateHasher
 from raftsched.loopwatch import LoopWatch
-from raftsched.notify.delivery import Notifier
+from raftsched.notify.delivery import Notifier, warm_up
 from raftsched.notify.webhook import RetryPolicy
 from raftsched.raft.config import ChangeKind, decode_change
 from raftsched.raft.core import RaftConfig
@@ -444,6 +444,7 @@ class Node:
     # --- lifecycle ---
 
     async def run(self, stop: asyncio.Event) -> None:
+        await warm_up()  # before the Raft driver: a first election must not wait on imports
         self.server = self._build_server()
         add_listen_port(self.server, self.config)
         await self.server.start()
