@@ -349,6 +349,11 @@ class Node:
         conf = self.driver.core.conf
         return frozenset(conf.voters | conf.learners)
 
+    def members_support(self, feature: int) -> bool:
+        """Whether every other member reported `feature` (raftsched.features) with its last reply
+        to this leader's appends: a member not heard from on the current stream counts as not."""
+        return all((self.transport.peer_features(m) or 0) & feature for m in self.members() if m != self.id)
+
     # --- facts the servicers need ---
 
     @property

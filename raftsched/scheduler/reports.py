@@ -47,28 +47,36 @@ class Reports(CoreBase):
 
     def _propose_report(self, session: Session, started: list[Any], finished: list[Any]) -> None:
         """One log entry for the batch: the starts ride in the results' command when there are
-        results (the start is applied first), so a task that ended at once costs one round."""
+        results (the start is applied first), so a task that ended at once costs one round.
+        While some member reads only the older form (a rolling upgrade), two entries."""
         refs = [(s.job_id, s.attempt) for s in started]
+        commands = []
+        if refs and not (finished and self.starts_in_results()):
+            commands.append(cmds.started(session.id, refs))
+            refs = []
         if finished:
             items = [
                 cmds.finished_item(f.job_id, f.attempt, f.end, exit_code=f.exit_code,
                                    error=f.error[:ERROR_MAX_CHARS], output_tail=f.output_tail)
                 for f in finished
             ]
-            command = cmds.finished(session.id, items, started=refs)
+            commands.append(cmds.finished(session.id, items, started=refs))
             # The executor has freed these slots already: dispatch may refill them while the
             # results commit.
             slots = self._slots_of(finished)
             session.finishing.update({(f.job_id, f.attempt): slots.get(f.job_id, 1) for f in finished})
             self._kick()
-        else:
-            command = cmds.started(session.id, refs)
         session.reports_in_flight += 1
+        pending = {"left": len(commands), "ok": True}
 
         def then(ok: bool, _result: commands_pb2.ApplyResult | None) -> None:
-            self._report_done(session, finished, ok)
+            pending["left"] -= 1
+            pending["ok"] = pending["ok"] and ok
+            if not pending["left"]:
+                self._report_done(session, finished, bool(pending["ok"]))
 
-        self._propose(command, then)
+        for command in commands:
+            self._propose(command, then)
         if finished and Bug.ACK_BEFORE_COMMIT in self.bugs:
             self._send(session, executor_pb2.LeaderMessage(
                 acked=[J.AttemptRef(job_id=f.job_id, attempt=f.attempt) for f in finished]))

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from raftsched import features
 from raftsched.raft.messages import (
     AppendRequest,
     AppendResponse,
@@ -197,11 +198,13 @@ def append_response_to_pb(m: AppendResponse | HeartbeatResponse) -> pb.AppendEnt
         match_index=m.match_index if m.success else m.reject_index,
         reject_hint_index=m.hint_index,
         reject_hint_term=m.hint_term,
+        features=features.SUPPORTED,
     )
 
 
 def heartbeat_response_to_pb(m: HeartbeatResponse) -> pb.AppendEntriesResponse:
-    return pb.AppendEntriesResponse(**_from(m.frm), to=m.to, term=m.term, read_seq=m.read_seq, heartbeat=True)
+    return pb.AppendEntriesResponse(**_from(m.frm), to=m.to, term=m.term, read_seq=m.read_seq, heartbeat=True,
+                                    features=features.SUPPORTED)
 
 
 def append_response_from_pb(p: pb.AppendEntriesResponse) -> AppendResponse | HeartbeatResponse:

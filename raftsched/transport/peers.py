@@ -93,6 +93,8 @@ class _Peer:
         # True from the first failure until the peer answers again: one Unreachable per burst.
         self._unreachable_reported = False
         self._heard = False  # a reply arrived on the current append stream
+        # raftsched.features bits of the last reply on the current append stream (None: none yet)
+        self.features: int | None = None
 
     # --- called from send() (must not block or deliver synchronously) --------------------------
 
@@ -202,6 +204,7 @@ class _Peer:
             first = await self._appends.get()
             self._heard = False
             reason = await self._stream_session(first)
+            self.features = None  # the next stream may reach another process (restarted, upgraded)
             dropped = _clear(self._appends)
             # Anything written but unanswered may be lost: let the core probe this peer again.
             self.report_unreachable(f"append stream ended ({reason}); dropped {dropped} queued")
@@ -244,6 +247,7 @@ class _Peer:
                 return
             self._heard = True
             self._unreachable_reported = False
+            self.features = reply.features
             deliver(from_pb(reply))
 
     def _stream_task_done(self, task: asyncio.Task[None]) -> None:
@@ -321,6 +325,12 @@ class RaftTransport:
             SnapshotStatus: self._refuse_local_report,
         }
         self._set_addresses(addresses)
+
+    def peer_features(self, peer_id: str) -> int | None:
+        """The raftsched.features bits `peer_id` sent with its last reply to our appends on the
+        current stream; None before one arrived (a follower never sends appends: None there)."""
+        peer = self._peers.get(peer_id)
+        return peer.features if peer is not None else None
 
     def servicer(self) -> RaftServicer:
         """The inbound half, sharing this transport's reply routes and `deliver`."""

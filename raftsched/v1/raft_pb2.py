@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17raftsched/v1/raft.proto\x12\x0craftsched.v1\"Y\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12%\n\x04type\x18\x03 \x01(\x0e\x32\x17.raftsched.v1.EntryType\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x93\x01\n\x0bVoteRequest\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x16\n\x0elast_log_index\x18\x04 \x01(\x04\x12\x15\n\rlast_log_term\x18\x05 \x01(\x04\x12\x10\n\x08pre_vote\x18\x06 \x01(\x08\x12\x1b\n\x13leadership_transfer\x18\x07 \x01(\x08\"Y\n\x0cVoteResponse\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x0f\n\x07granted\x18\x04 \x01(\x08\x12\x10\n\x08pre_vote\x18\x05 \x01(\x08\"\xc8\x01\n\x14\x41ppendEntriesRequest\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x16\n\x0eprev_log_index\x18\x04 \x01(\x04\x12\x15\n\rprev_log_term\x18\x05 \x01(\x04\x12$\n\x07\x65ntries\x18\x06 \x03(\x0b\x32\x13.raftsched.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x07 \x01(\x04\x12\x10\n\x08read_seq\x18\x08 \x01(\x04\x12\x11\n\theartbeat\x18\t \x01(\x08\"\xbf\x01\n\x15\x41ppendEntriesResponse\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x05 \x01(\x04\x12\x19\n\x11reject_hint_index\x18\x06 \x01(\x04\x12\x18\n\x10reject_hint_term\x18\x07 \x01(\x04\x12\x10\n\x08read_seq\x18\x08 \x01(\x04\x12\x11\n\theartbeat\x18\t \x01(\x08\"\xc3\x01\n\x14InstallSnapshotChunk\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x1b\n\x13last_included_index\x18\x04 \x01(\x04\x12\x1a\n\x12last_included_term\x18\x05 \x01(\x04\x12\x0e\n\x06\x63onfig\x18\x06 \x01(\x0c\x12\x0e\n\x06offset\x18\x07 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x08 \x01(\x0c\x12\x0c\n\x04\x64one\x18\t \x01(\x08\x12\x0e\n\x06\x63rc32c\x18\n \x01(\r\"j\n\x17InstallSnapshotResponse\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0f\n\x07success\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x13\n\x0bmatch_index\x18\x05 \x01(\x04\";\n\x11TimeoutNowRequest\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\"\x14\n\x12TimeoutNowResponse\"[\n\x0b\x43onfigState\x12$\n\x06voters\x18\x01 \x03(\x0b\x32\x14.raftsched.v1.Member\x12&\n\x08learners\x18\x02 \x03(\x0b\x32\x14.raftsched.v1.Member\"%\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xba\x01\n\x0c\x43onfigChange\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.raftsched.v1.ConfigChange.Kind\x12$\n\x06member\x18\x02 \x01(\x0b\x32\x14.raftsched.v1.Member\"U\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10KIND_ADD_LEARNER\x10\x01\x12\x10\n\x0cKIND_PROMOTE\x10\x02\x12\x0f\n\x0bKIND_REMOVE\x10\x03*N\n\tEntryType\x12\x15\n\x11\x45NTRY_TYPE_NORMAL\x10\x00\x12\x13\n\x0f\x45NTRY_TYPE_NOOP\x10\x01\x12\x15\n\x11\x45NTRY_TYPE_CONFIG\x10\x02\x32\xdb\x02\n\x04Raft\x12\x44\n\x0bRequestVote\x12\x19.raftsched.v1.VoteRequest\x1a\x1a.raftsched.v1.VoteResponse\x12\\\n\rAppendEntries\x12\".raftsched.v1.AppendEntriesRequest\x1a#.raftsched.v1.AppendEntriesResponse(\x01\x30\x01\x12^\n\x0fInstallSnapshot\x12\".raftsched.v1.InstallSnapshotChunk\x1a%.raftsched.v1.InstallSnapshotResponse(\x01\x12O\n\nTimeoutNow\x12\x1f.raftsched.v1.TimeoutNowRequest\x1a .raftsched.v1.TimeoutNowResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17raftsched/v1/raft.proto\x12\x0craftsched.v1\"Y\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12%\n\x04type\x18\x03 \x01(\x0e\x32\x17.raftsched.v1.EntryType\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x93\x01\n\x0bVoteRequest\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x16\n\x0elast_log_index\x18\x04 \x01(\x04\x12\x15\n\rlast_log_term\x18\x05 \x01(\x04\x12\x10\n\x08pre_vote\x18\x06 \x01(\x08\x12\x1b\n\x13leadership_transfer\x18\x07 \x01(\x08\"Y\n\x0cVoteResponse\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x0f\n\x07granted\x18\x04 \x01(\x08\x12\x10\n\x08pre_vote\x18\x05 \x01(\x08\"\xc8\x01\n\x14\x41ppendEntriesRequest\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x16\n\x0eprev_log_index\x18\x04 \x01(\x04\x12\x15\n\rprev_log_term\x18\x05 \x01(\x04\x12$\n\x07\x65ntries\x18\x06 \x03(\x0b\x32\x13.raftsched.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x07 \x01(\x04\x12\x10\n\x08read_seq\x18\x08 \x01(\x04\x12\x11\n\theartbeat\x18\t \x01(\x08\"\xd1\x01\n\x15\x41ppendEntriesResponse\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x05 \x01(\x04\x12\x19\n\x11reject_hint_index\x18\x06 \x01(\x04\x12\x18\n\x10reject_hint_term\x18\x07 \x01(\x04\x12\x10\n\x08read_seq\x18\x08 \x01(\x04\x12\x11\n\theartbeat\x18\t \x01(\x08\x12\x10\n\x08\x66\x65\x61tures\x18\n \x01(\r\"\xc3\x01\n\x14InstallSnapshotChunk\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x1b\n\x13last_included_index\x18\x04 \x01(\x04\x12\x1a\n\x12last_included_term\x18\x05 \x01(\x04\x12\x0e\n\x06\x63onfig\x18\x06 \x01(\x0c\x12\x0e\n\x06offset\x18\x07 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x08 \x01(\x0c\x12\x0c\n\x04\x64one\x18\t \x01(\x08\x12\x0e\n\x06\x63rc32c\x18\n \x01(\r\"j\n\x17InstallSnapshotResponse\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0f\n\x07success\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x13\n\x0bmatch_index\x18\x05 \x01(\x04\";\n\x11TimeoutNowRequest\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\"\x14\n\x12TimeoutNowResponse\"[\n\x0b\x43onfigState\x12$\n\x06voters\x18\x01 \x03(\x0b\x32\x14.raftsched.v1.Member\x12&\n\x08learners\x18\x02 \x03(\x0b\x32\x14.raftsched.v1.Member\"%\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xba\x01\n\x0c\x43onfigChange\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.raftsched.v1.ConfigChange.Kind\x12$\n\x06member\x18\x02 \x01(\x0b\x32\x14.raftsched.v1.Member\"U\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10KIND_ADD_LEARNER\x10\x01\x12\x10\n\x0cKIND_PROMOTE\x10\x02\x12\x0f\n\x0bKIND_REMOVE\x10\x03*N\n\tEntryType\x12\x15\n\x11\x45NTRY_TYPE_NORMAL\x10\x00\x12\x13\n\x0f\x45NTRY_TYPE_NOOP\x10\x01\x12\x15\n\x11\x45NTRY_TYPE_CONFIG\x10\x02\x32\xdb\x02\n\x04Raft\x12\x44\n\x0bRequestVote\x12\x19.raftsched.v1.VoteRequest\x1a\x1a.raftsched.v1.VoteResponse\x12\\\n\rAppendEntries\x12\".raftsched.v1.AppendEntriesRequest\x1a#.raftsched.v1.AppendEntriesResponse(\x01\x30\x01\x12^\n\x0fInstallSnapshot\x12\".raftsched.v1.InstallSnapshotChunk\x1a%.raftsched.v1.InstallSnapshotResponse(\x01\x12O\n\nTimeoutNow\x12\x1f.raftsched.v1.TimeoutNowRequest\x1a .raftsched.v1.TimeoutNowResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftsched.v1.raft_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENTRYTYPE']._serialized_start=1480
-  _globals['_ENTRYTYPE']._serialized_end=1558
+  _globals['_ENTRYTYPE']._serialized_start=1498
+  _globals['_ENTRYTYPE']._serialized_end=1576
   _globals['_ENTRY']._serialized_start=41
   _globals['_ENTRY']._serialized_end=130
   _globals['_VOTEREQUEST']._serialized_start=133
@@ -42,23 +42,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPENDENTRIESREQUEST']._serialized_start=374
   _globals['_APPENDENTRIESREQUEST']._serialized_end=574
   _globals['_APPENDENTRIESRESPONSE']._serialized_start=577
-  _globals['_APPENDENTRIESRESPONSE']._serialized_end=768
-  _globals['_INSTALLSNAPSHOTCHUNK']._serialized_start=771
-  _globals['_INSTALLSNAPSHOTCHUNK']._serialized_end=966
-  _globals['_INSTALLSNAPSHOTRESPONSE']._serialized_start=968
-  _globals['_INSTALLSNAPSHOTRESPONSE']._serialized_end=1074
-  _globals['_TIMEOUTNOWREQUEST']._serialized_start=1076
-  _globals['_TIMEOUTNOWREQUEST']._serialized_end=1135
-  _globals['_TIMEOUTNOWRESPONSE']._serialized_start=1137
-  _globals['_TIMEOUTNOWRESPONSE']._serialized_end=1157
-  _globals['_CONFIGSTATE']._serialized_start=1159
-  _globals['_CONFIGSTATE']._serialized_end=1250
-  _globals['_MEMBER']._serialized_start=1252
-  _globals['_MEMBER']._serialized_end=1289
-  _globals['_CONFIGCHANGE']._serialized_start=1292
-  _globals['_CONFIGCHANGE']._serialized_end=1478
-  _globals['_CONFIGCHANGE_KIND']._serialized_start=1393
-  _globals['_CONFIGCHANGE_KIND']._serialized_end=1478
-  _globals['_RAFT']._serialized_start=1561
-  _globals['_RAFT']._serialized_end=1908
+  _globals['_APPENDENTRIESRESPONSE']._serialized_end=786
+  _globals['_INSTALLSNAPSHOTCHUNK']._serialized_start=789
+  _globals['_INSTALLSNAPSHOTCHUNK']._serialized_end=984
+  _globals['_INSTALLSNAPSHOTRESPONSE']._serialized_start=986
+  _globals['_INSTALLSNAPSHOTRESPONSE']._serialized_end=1092
+  _globals['_TIMEOUTNOWREQUEST']._serialized_start=1094
+  _globals['_TIMEOUTNOWREQUEST']._serialized_end=1153
+  _globals['_TIMEOUTNOWRESPONSE']._serialized_start=1155
+  _globals['_TIMEOUTNOWRESPONSE']._serialized_end=1175
+  _globals['_CONFIGSTATE']._serialized_start=1177
+  _globals['_CONFIGSTATE']._serialized_end=1268
+  _globals['_MEMBER']._serialized_start=1270
+  _globals['_MEMBER']._serialized_end=1307
+  _globals['_CONFIGCHANGE']._serialized_start=1310
+  _globals['_CONFIGCHANGE']._serialized_end=1496
+  _globals['_CONFIGCHANGE_KIND']._serialized_start=1411
+  _globals['_CONFIGCHANGE_KIND']._serialized_end=1496
+  _globals['_RAFT']._serialized_start=1579
+  _globals['_RAFT']._serialized_end=1926
 # @@protoc_insertion_point(module_scope)

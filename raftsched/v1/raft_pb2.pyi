@@ -80,7 +80,7 @@ class AppendEntriesRequest(_message.Message):
     def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., prev_log_index: _Optional[int] = ..., prev_log_term: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., read_seq: _Optional[int] = ..., heartbeat: _Optional[bool] = ..., **kwargs) -> None: ...
 
 class AppendEntriesResponse(_message.Message):
-    __slots__ = ("to", "term", "success", "match_index", "reject_hint_index", "reject_hint_term", "read_seq", "heartbeat")
+    __slots__ = ("to", "term", "success", "match_index", "reject_hint_index", "reject_hint_term", "read_seq", "heartbeat", "features")
     FROM_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,7 @@ class AppendEntriesResponse(_message.Message):
     REJECT_HINT_TERM_FIELD_NUMBER: _ClassVar[int]
     READ_SEQ_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     to: str
     term: int
     success: bool
@@ -98,7 +99,8 @@ class AppendEntriesResponse(_message.Message):
     reject_hint_term: int
     read_seq: int
     heartbeat: bool
-    def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., success: _Optional[bool] = ..., match_index: _Optional[int] = ..., reject_hint_index: _Optional[int] = ..., reject_hint_term: _Optional[int] = ..., read_seq: _Optional[int] = ..., heartbeat: _Optional[bool] = ..., **kwargs) -> None: ...
+    features: int
+    def __init__(self, to: _Optional[str] = ..., term: _Optional[int] = ..., success: _Optional[bool] = ..., match_index: _Optional[int] = ..., reject_hint_index: _Optional[int] = ..., reject_hint_term: _Optional[int] = ..., read_seq: _Optional[int] = ..., heartbeat: _Optional[bool] = ..., features: _Optional[int] = ..., **kwargs) -> None: ...
 
 class InstallSnapshotChunk(_message.Message):
     __slots__ = ("to", "term", "last_included_index", "last_included_term", "config", "offset", "data", "done", "crc32c")

@@ -185,3 +185,35 @@ def _all_in(client, state: int) -> list[jobs_pb2.Job]:
         token = page.next_page_token
         if not token:
             return jobs
+
+
+def test_a_noop_is_recorded_started_and_finished_in_one_entry(jobs_cluster):
+    """Every member of a cluster of this version reports raftsched.features on its append replies,
+    so the leader writes a start inside its result's entry (a task that ends at once: the executor
+    holds the start up to 2 ms for the result). Of 20 noops, at least one shows it."""
+    from google.protobuf.message import DecodeError
+
+    from raftsched.state.commands import decode
+
+    client = jobs_cluster.client()
+    ids = [r.job.id for r in client.submit_jobs([jobs_pb2.JobSpec(handler="noop") for _ in range(20)]).results]
+    for job_id in ids:
+        jobs_cluster.wait_state(job_id, jobs_pb2.JOB_STATE_SUCCEEDED, 30, client)
+    leader = jobs_cluster.client(jobs_cluster.wait_leader())
+    start = leader.read_log(0, 1).first_index
+    together = set()
+    while True:
+        page = leader.read_log(start, 1000)
+        for entry in page.entries:
+            try:
+                cmd = decode(entry.data)
+            except DecodeError:  # a configuration entry
+                continue
+            if cmd.WhichOneof("body") == "finished":
+                ended = {item.job_id for item in cmd.finished.items}
+                together |= {ref.job_id for ref in cmd.finished.started if ref.job_id in ended}
+        if not page.entries or page.entries[-1].index >= page.commit_index:
+            break
+        start = page.entries[-1].index + 1
+    assert together & set(ids), "no noop was recorded started and finished in one entry"
+

@@ -197,6 +197,27 @@ def test_a_start_and_a_result_in_one_message_are_one_entry() -> None:
     assert h.proposed()[-1:] == ["started"]
 
 
+def test_while_a_member_reads_only_the_older_form_a_start_and_a_result_are_two_entries() -> None:
+    """A rolling upgrade: a node of the earlier version would skip starts inside a result."""
+    h = Harness()
+    h.core.starts_in_results = lambda: False
+    gen = h.register()
+    h.commit()
+    job = submit(h)
+    h.advance(100)
+    h.commit()
+    h.core.message(h.now(), "e1", gen, E.ExecutorMessage(
+        started=[E.TaskStarted(job_id=job, attempt=1)],
+        finished=[E.TaskFinished(job_id=job, attempt=1, end=J.ATTEMPT_END_SUCCEEDED)]))
+    h.collect()
+    assert h.proposed() == ["started", "finished"]
+    assert not h.held[-1].command.finished.started
+    h.commit()
+    done = h.sm.get_job(job)
+    assert done is not None and done.state == J.JOB_STATE_SUCCEEDED and done.attempts[0].started_ms
+    assert [(r.job_id, r.attempt) for m in h.of_kind("acked") for r in m.acked] == [(job, 1)]
+
+
 def test_due_fire_times_are_proposed_once_per_plan() -> None:
     h = Harness()
     spec = S.ScheduleSpec(name="s", every_ms=1000, template=J.JobSpec(handler="noop"))

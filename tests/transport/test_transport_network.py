@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from raftsched import features
 from raftsched.raft.messages import (
     AppendRequest,
     AppendResponse,
@@ -97,6 +98,17 @@ async def test_append_and_heartbeat_get_their_responses(cluster: MakeCluster, de
         AppendResponse("c", "a", term=1, success=True, match_index=1),
     }
     assert c["c"].inbox.messages == [Heartbeat("a", "c", 1, 0, 9), append("a", "c", 1)]
+
+
+async def test_a_leader_learns_what_each_follower_reads_from_its_replies(cluster: MakeCluster) -> None:
+    """raftsched.features: known only from a reply on the current append stream (a follower
+    that never answered counts as reading nothing new)."""
+    c = await cluster(["a", "b", "c"])
+    assert c["a"].t.peer_features("b") is None and c["a"].t.peer_features("c") is None
+    c["a"].t.send([append("a", "b", 1)])
+    await c["a"].inbox.wait_for(lambda: len(c["a"].inbox.messages) == 1)
+    assert c["a"].t.peer_features("b") == features.SUPPORTED != 0
+    assert c["a"].t.peer_features("c") is None and c["b"].t.peer_features("a") is None
 
 
 async def test_timeout_now_is_delivered(cluster: MakeCluster) -> None:
