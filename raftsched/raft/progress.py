@@ -79,8 +79,15 @@ class Progress:
     def maybe_decrease(self, rejected: int, probe_hint: int) -> bool:
         """A follower rejected the append after `rejected`; False if the rejection is stale."""
         if self.state is ProgressState.REPLICATE:
-            if rejected <= self.match:
-                return False
+            if rejected < self.match:
+                return False  # an answer to an append sent before it acknowledged `match`
+            if rejected == self.match:
+                # Usually an answer to an older append, arriving late. But a follower whose log lost
+                # its tail rejects every append after what it acknowledged, and its heartbeats are
+                # refused: probe at the match index to tell the two apart (the first doubt, below).
+                self.become_probe()
+                self.doubted = self.match
+                return True
             self.next = self.match + 1
             return True
         if self.next - 1 != rejected:

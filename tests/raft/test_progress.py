@@ -12,10 +12,32 @@ def _probing(match: int) -> Progress:
     return pr
 
 
-def test_a_rejection_below_the_match_index_while_replicating_is_stale() -> None:
+def test_a_rejection_of_an_acknowledged_index_while_replicating_is_checked_by_a_probe() -> None:
+    """Regression (make test, on CI): a follower restarted with its WAL cut while its leader stayed
+    in REPLICATE. Each rejection looked stale and its heartbeats were refused: it never caught up."""
     pr = _probing(10)
     pr.become_replicate()
-    assert not pr.maybe_decrease(10, 6)
+    assert pr.maybe_decrease(10, 6)
+    assert pr.state is ProgressState.PROBE and (pr.match, pr.next) == (10, 11)
+    assert pr.maybe_decrease(10, 6)  # the probe is rejected too: the second doubt
+    assert (pr.match, pr.next) == (0, 7)
+
+
+def test_a_rejection_below_the_match_index_while_replicating_is_stale() -> None:
+    """Every append sent since it acknowledged 10 follows 10: a rejection before it is old news."""
+    pr = _probing(10)
+    pr.become_replicate()
+    assert not pr.maybe_decrease(9, 6)
+    assert pr.state is ProgressState.REPLICATE and (pr.match, pr.next) == (10, 11)
+
+
+def test_a_late_rejection_at_the_match_index_costs_one_probe() -> None:
+    pr = _probing(10)
+    pr.become_replicate()
+    assert pr.maybe_decrease(10, 6)
+    pr.maybe_update(10)  # the probe is acknowledged: it held 10 all along
+    assert pr.doubted == 0
+    assert pr.maybe_decrease(10, 6)  # a later rejection there is a first doubt again, not a second
     assert (pr.match, pr.next) == (10, 11)
 
 
