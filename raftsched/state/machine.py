@@ -326,6 +326,12 @@ class SchedulerState:
         job = self._m.peek(job_id)
         return job_copy(job) if job is not None else None
 
+    def job_state(self, job_id: str) -> int | None:
+        """The job's state (a `JobState` value), or None when there is no such job: `get_job`
+        without the copy, for callers that scan many jobs."""
+        job = self._m.peek(job_id)
+        return job.state if job is not None else None
+
     def job_by_key(self, key: str) -> jobs_pb2.Job | None:
         job_id = self._m.idem_lookup(key)
         return self.get_job(job_id) if job_id is not None else None

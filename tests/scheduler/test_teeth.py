@@ -21,9 +21,9 @@ from .sim.schedule import SimulationFailure, run_schedule
 
 BOUND = 300
 FOUND_AT = {
-    Bug.FENCE_AFTER_HEARTBEAT: 22,
+    Bug.FENCE_AFTER_HEARTBEAT: 7,
     Bug.LEASE_FROM_RECEIVE: 32,
-    Bug.DOWN_BEFORE_TIMEOUT: 68,
+    Bug.DOWN_BEFORE_TIMEOUT: 0,
     Bug.RESEND_UNCHECKED: 0,
     Bug.FIRE_WITHOUT_DEDUP: 0,
     Bug.CATCHUP_IGNORES_WINDOW: 0,

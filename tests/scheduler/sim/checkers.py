@@ -66,6 +66,20 @@ class Checker:
         assert job is None or not _is_current(job, key[1], executor), (
             f"{node_id} acknowledged the result of {key} from {executor} before recording it: {job.state_reason}")
 
+    # --- a silent executor is not dead until the executor timeout (promise 10) ---
+
+    def leader_proposed(self, node: SimNode, command: commands_pb2.Command) -> None:
+        """A leader may declare an executor down only after the executor timeout of silence,
+        counted from the last message it took from that executor and from its own election."""
+        if not command.HasField("executor_down") or node.sched is None:
+            return
+        sched, executor = node.sched, command.executor_down.executor_id
+        heard = max(sched.last_seen.get(executor, 0), sched.elected_at)
+        silent = self.world.mono - heard
+        timeout = self.world.timing.executor_timeout_ms
+        assert silent >= timeout, (f"{node.id} declared {executor} down after {silent} ms of silence, "
+                                   f"before the executor timeout of {timeout} ms (promise 10)")
+
     # --- acknowledged submits ---
 
     def client_proposed(self, node: str, index: int, term: int, command: commands_pb2.Command) -> None:
@@ -146,16 +160,20 @@ class Checker:
 
     def lost_jobs(self, node: SimNode) -> list[str]:
         """Acknowledged jobs the node's state (applied past their submit) does not hold."""
-        assert node.sm is not None
-        return [j for j, index in self.acked.items() if index <= node.applied and node.sm.get_job(j) is None]
+        sm = node.sm
+        assert sm is not None
+        return [j for j, index in self.acked.items() if index <= node.applied and sm.job_state(j) is None]
 
-    def unfinished(self, node: SimNode) -> list[str]:
-        assert node.sm is not None
+    def unfinished(self, node: SimNode, first_only: bool = False) -> list[str]:
+        """Acknowledged jobs not ended in the node's state (only the first found, if `first_only`)."""
+        sm = node.sm
+        assert sm is not None
         out = []
         for job_id in self.acked:
-            job = node.sm.get_job(job_id)
-            if job is None or job.state not in TERMINAL:
+            if sm.job_state(job_id) not in TERMINAL:
                 out.append(job_id)
+                if first_only:
+                    break
         return out
 
 

@@ -152,7 +152,6 @@ class World:
         node.sm = SchedulerState(MemoryDB())  # applies the whole log again (no snapshots here)
         node.applied = node.applied_term = 0
         node.sched = SchedulerCore(node_id, self.timing.core(), node.sm, refusals=self.refusals, bugs=self.bugs)
-        node.sm.add_listener(lambda job, n=node: self._job_changed(n, job))
         node.pending.clear()
         self.log(f"start {node_id}")
 
@@ -219,8 +218,12 @@ class World:
         leads = core.role is Role.LEADER
         if leads and not sched.leading:
             sched.became_leader(self.at(node))
+            if node.sm is not None:  # the dispatcher listens while it leads (a copy per change)
+                node.sm.add_listener(sched.job_changed)
             self.log(f"{node.id} leads term {core.term}")
         elif not leads and sched.leading:
+            if node.sm is not None:
+                node.sm.remove_listener(sched.job_changed)
             sched.stepped_down()
             self._fail_pending(node)
             self._carry_out(node)
@@ -234,10 +237,6 @@ class World:
         for _, proposal_id in pending.values():
             if node.sched is not None:
                 node.sched.proposal_done(proposal_id, False)
-
-    def _job_changed(self, node: SimNode, job: object) -> None:
-        if node.sched is not None and node.sched.leading:
-            node.sched.job_changed(job)  # type: ignore[arg-type]
 
     def _carry_out(self, node: SimNode) -> None:
         """The shell's `_flush`: propose, send, close, until the core has nothing more."""
@@ -255,6 +254,7 @@ class World:
 
     def _propose(self, node: SimNode, proposal_id: int, command: commands_pb2.Command) -> None:
         assert node.core is not None and node.sched is not None
+        self.check.leader_proposed(node, command)
         try:
             index, term = node.core.propose([cmds.encode(command, self.wall(node))])
         except (NotLeaderError, ProposalDroppedError):
