@@ -1,6 +1,6 @@
 """The harness run end to end against a real cluster (SPEC §8): a smoke run under kill, pause and
 partition faults must come out valid, and a run that reads stale from cut-off followers must be
-caught (the harness has teeth). Both are bounded: 60 s and 25 s of workload plus recovery."""
+caught (the harness has teeth). Both are bounded: 30 s and 25 s of workload plus recovery."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _run(store: Path, *args: str, timeout: float) -> tuple[subprocess.CompletedP
 def test_smoke_run_under_kill_pause_partition_is_valid(tmp_path: Path) -> None:
     proc, results, history = _run(
         tmp_path,
-        "--nodes", "3", "--executors", "2", "--time", "60", "--seed", "7",
+        "--nodes", "3", "--executors", "2", "--time", "30", "--seed", "7", "--nemesis-interval", "3",
         "--nemesis", "kill,pause,partition", "--recovery-timeout", "60",
         timeout=420,
     )

@@ -32,7 +32,7 @@ def _quiet() -> object:
     logging.disable(logging.NOTSET)
 
 
-CHUNKS = 10  # the sweep is split so that the test workers (pytest-xdist) run its parts side by side
+CHUNKS = 40  # the sweep is split so that the test workers (pytest-xdist) share its parts evenly to the end
 
 
 @pytest.mark.parametrize("chunk", range(CHUNKS))
