@@ -681,6 +681,7 @@ class RaftCore:
         if pr is None:
             return
         pr.recent_active = True
+        pr.unanswered = 0
         if isinstance(msg, AppendResponse):
             self._handle_append_response(msg, pr)
         elif isinstance(msg, HeartbeatResponse):
@@ -857,8 +858,11 @@ class RaftCore:
             self._read_round += 1
             self._read_round_due = False
         for peer in self._peers():
-            commit, commit_term = self._heartbeat_commit(self.progress[peer])
+            pr = self.progress[peer]
+            commit, commit_term = self._heartbeat_commit(pr)
             self._send(Heartbeat(self.id, peer, self.term, commit, self._read_round, commit_term))
+            if pr.heartbeat_round():
+                self._maybe_send_append(peer, send_if_empty=True)
 
     def _heartbeat_commit(self, pr: Progress) -> tuple[int, int]:
         """The commit index a follower may take from a heartbeat, capped at what it holds, with

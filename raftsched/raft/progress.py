@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections import deque
 from enum import Enum
 
+# Heartbeat rounds a follower may leave unanswered (no message from it at all) before we probe it
+# again. A live follower answers every heartbeat; one whose log lost entries it acknowledged (a cut
+# WAL, a wiped disk) refuses them, as their commit is beyond its log, and a probe sent while it was
+# down is lost: without this, nothing would ever move its progress again.
+PROBE_RETRY_ROUNDS = 3
+
 
 class ProgressState(Enum):
     PROBE = 0  # one append at a time until we learn where the logs match
@@ -25,6 +31,7 @@ class Progress:
         self.max_inflight = max_inflight
         self.inflight: deque[int] = deque()  # last index of each append in flight, ascending
         self.doubted = 0  # PROBE: an index it acknowledged, then rejected once (stale, or lost?)
+        self.unanswered = 0  # heartbeat rounds since we last heard from it
 
     def __repr__(self) -> str:
         return f"Progress(match={self.match}, next={self.next}, {self.state.name})"
@@ -63,6 +70,19 @@ class Progress:
                 self.inflight.append(last_index)
         elif self.state is ProgressState.PROBE:
             self.probe_sent = True
+
+    def heartbeat_round(self) -> bool:
+        """A heartbeat round went out. True when the follower has answered nothing for
+        PROBE_RETRY_ROUNDS of them: it is probed again, from what it acknowledged (a stale answer
+        on the way costs one probe)."""
+        self.unanswered += 1
+        if self.unanswered < PROBE_RETRY_ROUNDS or self.state is ProgressState.SNAPSHOT:
+            return False
+        self.unanswered = 0
+        if self.state is ProgressState.REPLICATE:
+            self.become_probe()
+        self.probe_sent = False
+        return True
 
     def maybe_update(self, index: int) -> bool:
         """A follower acknowledged everything up to `index`; False if that is old news."""

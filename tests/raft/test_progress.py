@@ -58,3 +58,27 @@ def test_two_rejections_of_an_acknowledged_index_mean_the_follower_lost_entries(
     assert pr.maybe_decrease(10, 6)
     assert (pr.match, pr.next) == (0, 7)
     assert pr.maybe_update(9) and pr.match == 9  # counted again once it acknowledges
+
+
+def test_a_follower_silent_for_three_heartbeat_rounds_is_probed_again() -> None:
+    """Regression (make test; the membership simulation): a follower back with a log cut short
+    (or a wiped disk) refuses every heartbeat, as their commit is beyond its log; a probe sent
+    while it was down was lost, or, replicating, we had nothing new to send. Nothing answered,
+    and its progress never moved again."""
+    pr = _probing(10)
+    pr.sent(10, 0)
+    assert pr.is_paused()
+    assert not pr.heartbeat_round() and not pr.heartbeat_round()  # its answer may still come
+    assert pr.heartbeat_round() and not pr.is_paused()
+    pr.become_replicate()
+    assert not pr.heartbeat_round() and not pr.heartbeat_round()
+    assert pr.heartbeat_round()
+    assert pr.state is ProgressState.PROBE and (pr.match, pr.next) == (10, 11)
+
+
+def test_a_follower_that_answers_is_never_probed_again() -> None:
+    pr = _probing(10)
+    pr.become_replicate()
+    for _ in range(10):
+        assert not pr.heartbeat_round()
+        pr.unanswered = 0  # what the core does on any message from it

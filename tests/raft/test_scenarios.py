@@ -158,7 +158,9 @@ def test_fast_back_off_converges_a_long_divergent_tail_in_few_round_trips() -> N
     tick_until(c, lambda: c.log_of("n1") == c.log_of("n3"), 3 * ELECTION)
     rejections = [m for m in c.sent if isinstance(m, AppendResponse) and m.frm == "n1" and not m.success]
     assert [e.term for e in c.log_of("n1")] == [1] + [2] * 21 + [3]
-    assert 1 <= len(rejections) <= 2, rejections  # one index at a time would take 21
+    # Probes at one place count once: the leader probes a silent follower again every few heartbeat
+    # rounds, so copies of its probe at 22 wait for n1 (their answers after the first are stale).
+    assert 1 <= len({m.reject_index for m in rejections}) <= 2, rejections  # one index at a time: 21
 
 
 def n1_leads_with_pre_vote_and_check_quorum() -> Cluster:
