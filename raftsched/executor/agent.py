@@ -17,10 +17,12 @@ Protocol (the leader side must match it):
 * When no leader message arrives for max(lease_ms, 2 * heartbeat_ms) the stream is presumed dead
   (a deposed leader may hold it open) and the agent reconnects.
 * The leader refuses a registration out of the protocol's limits (INVALID_ARGUMENT), under an id
-  the agent's certificate or token does not name (PERMISSION_DENIED), or under the id of a live
-  session (ALREADY_EXISTS: after a quick restart, until the old stream is gone or silent for the
-  lease plus the kill grace). The agent logs each refusal once (a WARNING, an ERROR for the ones
-  that retrying cannot fix) and keeps trying, every REFUSED_RETRY_S after those.
+  the agent's certificate or token does not name (PERMISSION_DENIED), or under the id of another
+  process's live session (ALREADY_EXISTS: after a quick restart, until the old stream is gone or
+  silent for the lease plus the kill grace). Each registration carries the process's
+  `incarnation`, so a reconnect after a network cut replaces the stream the leader still holds.
+  The agent logs each refusal once (a WARNING, an ERROR for the ones that retrying cannot fix)
+  and keeps trying, every REFUSED_RETRY_S after those.
 
 Lease (SPEC §6 promise 9, see lease.py): when it runs out, every running attempt is killed and
 reported FENCED; assignments arriving without a lease are refused as FENCED "lease not held". A
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import signal
 import time
 from collections.abc import Callable
@@ -129,6 +132,9 @@ class Executor:
         self._unacked: dict[AttemptKey, epb.TaskFinished] = {}  # insertion order = oldest first
         self._session: _Session | None = None
         self._seq = 0
+        # Tells the leader a new stream comes from this same process, so it replaces a stream the
+        # leader still holds open at once instead of refusing the id as taken (see register below).
+        self._incarnation = secrets.token_hex(16)
         self._draining = False
         self._forced = False
         self._stop_requested = asyncio.Event()
@@ -342,6 +348,7 @@ class Executor:
             running=[key.ref() for key in self._running],
             unacked=list(self._unacked.values()),
             draining=self._draining,
+            incarnation=self._incarnation,
         )
         return epb.ExecutorMessage(register=register, heartbeat=self._next_heartbeat())
 

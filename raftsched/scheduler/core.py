@@ -20,6 +20,8 @@ leader was elected, so that executors of a failed-over cluster have time to reco
 One session per executor id: a second registration under the id of a live session is refused,
 and disturbs nothing. A session is live until it has been silent for the lease plus the kill grace
 (`takeover_ms`): by then the executor's lease has lapsed and its tasks were killed (promise 9).
+The same agent process reconnecting (its registration carries the live session's `incarnation`)
+replaces that session at once: it holds the same tasks under the same lease.
 Reports are screened before anything is proposed (`screening`): only attempts the executor holds,
 or held and lost, reach the log. Nothing is judged before `caught_up` (this leader applied what
 was committed before its term).
@@ -104,18 +106,25 @@ class SchedulerCore(Reports, Dispatch, Watchdog, ScheduleFirer):
         return "", session.gen
 
     def _claim(self, session: Session) -> str:
-        """Make `session` the one of its id; "" when done, else why not: another session of that id
-        is live (heard from within `takeover_ms`)."""
+        """Make `session` the one of its id; "" when done, else why not: another process's session of
+        that id is live (heard from within `takeover_ms`)."""
         old = self.sessions.get(session.id)
         if old is not None and old.open:
             silent = old.silent_for(self.now.mono)
-            if silent < self.config.takeover_ms:
+            if session.incarnation and session.incarnation == old.incarnation:
+                # The same process gave up a stream we still hold open (a network cut): its tasks and
+                # its lease are the ones the old session knew, so nothing can run twice. Keeping it
+                # out until `takeover_ms` would let its lease lapse and kill healthy work (promise 10).
+                log.info("executor %s reconnected: its new stream replaces the old one, silent for %.1f s",
+                         session.id, silent / 1000)
+            elif silent < self.config.takeover_ms:
                 return (f"executor {session.id} is connected already (heard from {silent / 1000:.1f} s ago); a "
                         f"second registration under its id is refused. An executor that restarted gets its id "
                         f"back once the old stream closes or has been silent for "
                         f"{self.config.takeover_ms / 1000:.1f} s: retry")
-            log.warning("executor %s: a new registration replaces its session, silent for %.1f s",
-                        session.id, silent / 1000)
+            else:
+                log.warning("executor %s: a new registration replaces its session, silent for %.1f s",
+                            session.id, silent / 1000)
         if old is not None:
             self._close(old)
         self.sessions[session.id] = session

@@ -34,6 +34,7 @@ from raftsched.v1 import executor_pb2, jobs_pb2
 log = logging.getLogger("raftsched.scheduler")
 
 MAX_RUNNING_REFS = MAX_EXECUTOR_SLOTS  # an attempt takes a slot at least: no more run at once
+MAX_INCARNATION_CHARS = 64  # the agent sends 32 hex digits
 MAX_REPORT_ITEMS = 10_000  # started + finished (+ unacked) in one message; the agent sends <= 1,000
 # (and re-sends at most 10,000 unacknowledged results in a register: raftsched.executor.agent)
 LOG_INTERVAL_S = 10.0
@@ -129,6 +130,9 @@ def check_register(reg: executor_pb2.Register) -> None:
         raise ValidationError("running", f"at most {MAX_RUNNING_REFS} attempts, got {len(reg.running)}")
     if len(reg.unacked) > MAX_REPORT_ITEMS:
         raise ValidationError("unacked", f"at most {MAX_REPORT_ITEMS} results, got {len(reg.unacked)}")
+    if len(reg.incarnation) > MAX_INCARNATION_CHARS:
+        raise ValidationError("incarnation", f"at most {MAX_INCARNATION_CHARS} characters, "
+                              f"got {len(reg.incarnation)}")
 
 
 def check_message(msg: executor_pb2.ExecutorMessage) -> None:

@@ -20,6 +20,7 @@ class Session:
     handlers: set[str]
     draining: bool
     last_heard: int  # of its last message (the register, at first)
+    incarnation: str = ""  # the agent process's token ("" from agents before it was sent)
     open: bool = True
     lease_granted_at: int | None = None  # of the last heartbeat ack (None: never)
     # Attempts we told it to kill that may still hold their slots: (job, attempt) -> slots.
@@ -37,7 +38,8 @@ class Session:
 
     @classmethod
     def of(cls, reg: executor_pb2.Register, gen: int, now: int) -> Session:
-        return cls(reg.executor_id, gen, reg.slots, dict(reg.labels), set(reg.handlers), reg.draining, now)
+        return cls(reg.executor_id, gen, reg.slots, dict(reg.labels), set(reg.handlers), reg.draining, now,
+                   reg.incarnation)
 
     def can_take_work(self) -> bool:
         return self.open and not self.draining and self.lease_granted_at is not None and not self.registering

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from raftsched.v1 import jobs_pb2 as raftsched_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1braftsched/v1/executor.proto\x12\x0craftsched.v1\x1a\x17raftsched/v1/jobs.proto\"\xc1\x01\n\x0f\x45xecutorMessage\x12(\n\x08register\x18\x01 \x01(\x0b\x32\x16.raftsched.v1.Register\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.raftsched.v1.Heartbeat\x12*\n\x07started\x18\x03 \x03(\x0b\x32\x19.raftsched.v1.TaskStarted\x12,\n\x08\x66inished\x18\x04 \x03(\x0b\x32\x1a.raftsched.v1.TaskFinished\"\x8d\x02\n\x08Register\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\r\x12\x32\n\x06labels\x18\x03 \x03(\x0b\x32\".raftsched.v1.Register.LabelsEntry\x12\x10\n\x08handlers\x18\x04 \x03(\t\x12)\n\x07running\x18\x05 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12+\n\x07unacked\x18\x06 \x03(\x0b\x32\x1a.raftsched.v1.TaskFinished\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"U\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x07running\x18\x02 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\".\n\x0bTaskStarted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"\x8d\x01\n\x0cTaskFinished\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12%\n\x03\x65nd\x18\x03 \x01(\x0e\x32\x18.raftsched.v1.AttemptEnd\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0boutput_tail\x18\x06 \x01(\x0c\"R\n\nAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12#\n\x04spec\x18\x03 \x01(\x0b\x32\x15.raftsched.v1.JobSpec\"\xd2\x01\n\rLeaderMessage\x12(\n\x06\x61ssign\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.Assignment\x12(\n\x06\x63\x61ncel\x18\x02 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12\x31\n\rheartbeat_ack\x18\x03 \x01(\x0b\x32\x1a.raftsched.v1.HeartbeatAck\x12\'\n\x05\x61\x63ked\x18\x04 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12\x11\n\tleader_id\x18\x05 \x01(\t\"-\n\x0cHeartbeatAck\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x10\n\x08lease_ms\x18\x02 \x01(\x04\x32U\n\x08\x45xecutor\x12I\n\x07\x43onnect\x12\x1d.raftsched.v1.ExecutorMessage\x1a\x1b.raftsched.v1.LeaderMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1braftsched/v1/executor.proto\x12\x0craftsched.v1\x1a\x17raftsched/v1/jobs.proto\"\xc1\x01\n\x0f\x45xecutorMessage\x12(\n\x08register\x18\x01 \x01(\x0b\x32\x16.raftsched.v1.Register\x12*\n\theartbeat\x18\x02 \x01(\x0b\x32\x17.raftsched.v1.Heartbeat\x12*\n\x07started\x18\x03 \x03(\x0b\x32\x19.raftsched.v1.TaskStarted\x12,\n\x08\x66inished\x18\x04 \x03(\x0b\x32\x1a.raftsched.v1.TaskFinished\"\xa2\x02\n\x08Register\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\r\x12\x32\n\x06labels\x18\x03 \x03(\x0b\x32\".raftsched.v1.Register.LabelsEntry\x12\x10\n\x08handlers\x18\x04 \x03(\t\x12)\n\x07running\x18\x05 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12+\n\x07unacked\x18\x06 \x03(\x0b\x32\x1a.raftsched.v1.TaskFinished\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x13\n\x0bincarnation\x18\x08 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"U\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12)\n\x07running\x18\x02 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\".\n\x0bTaskStarted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"\x8d\x01\n\x0cTaskFinished\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12%\n\x03\x65nd\x18\x03 \x01(\x0e\x32\x18.raftsched.v1.AttemptEnd\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0boutput_tail\x18\x06 \x01(\x0c\"R\n\nAssignment\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12#\n\x04spec\x18\x03 \x01(\x0b\x32\x15.raftsched.v1.JobSpec\"\xd2\x01\n\rLeaderMessage\x12(\n\x06\x61ssign\x18\x01 \x03(\x0b\x32\x18.raftsched.v1.Assignment\x12(\n\x06\x63\x61ncel\x18\x02 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12\x31\n\rheartbeat_ack\x18\x03 \x01(\x0b\x32\x1a.raftsched.v1.HeartbeatAck\x12\'\n\x05\x61\x63ked\x18\x04 \x03(\x0b\x32\x18.raftsched.v1.AttemptRef\x12\x11\n\tleader_id\x18\x05 \x01(\t\"-\n\x0cHeartbeatAck\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x10\n\x08lease_ms\x18\x02 \x01(\x04\x32U\n\x08\x45xecutor\x12I\n\x07\x43onnect\x12\x1d.raftsched.v1.ExecutorMessage\x1a\x1b.raftsched.v1.LeaderMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,21 +37,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTORMESSAGE']._serialized_start=71
   _globals['_EXECUTORMESSAGE']._serialized_end=264
   _globals['_REGISTER']._serialized_start=267
-  _globals['_REGISTER']._serialized_end=536
-  _globals['_REGISTER_LABELSENTRY']._serialized_start=491
-  _globals['_REGISTER_LABELSENTRY']._serialized_end=536
-  _globals['_HEARTBEAT']._serialized_start=538
-  _globals['_HEARTBEAT']._serialized_end=623
-  _globals['_TASKSTARTED']._serialized_start=625
-  _globals['_TASKSTARTED']._serialized_end=671
-  _globals['_TASKFINISHED']._serialized_start=674
-  _globals['_TASKFINISHED']._serialized_end=815
-  _globals['_ASSIGNMENT']._serialized_start=817
-  _globals['_ASSIGNMENT']._serialized_end=899
-  _globals['_LEADERMESSAGE']._serialized_start=902
-  _globals['_LEADERMESSAGE']._serialized_end=1112
-  _globals['_HEARTBEATACK']._serialized_start=1114
-  _globals['_HEARTBEATACK']._serialized_end=1159
-  _globals['_EXECUTOR']._serialized_start=1161
-  _globals['_EXECUTOR']._serialized_end=1246
+  _globals['_REGISTER']._serialized_end=557
+  _globals['_REGISTER_LABELSENTRY']._serialized_start=512
+  _globals['_REGISTER_LABELSENTRY']._serialized_end=557
+  _globals['_HEARTBEAT']._serialized_start=559
+  _globals['_HEARTBEAT']._serialized_end=644
+  _globals['_TASKSTARTED']._serialized_start=646
+  _globals['_TASKSTARTED']._serialized_end=692
+  _globals['_TASKFINISHED']._serialized_start=695
+  _globals['_TASKFINISHED']._serialized_end=836
+  _globals['_ASSIGNMENT']._serialized_start=838
+  _globals['_ASSIGNMENT']._serialized_end=920
+  _globals['_LEADERMESSAGE']._serialized_start=923
+  _globals['_LEADERMESSAGE']._serialized_end=1133
+  _globals['_HEARTBEATACK']._serialized_start=1135
+  _globals['_HEARTBEATACK']._serialized_end=1180
+  _globals['_EXECUTOR']._serialized_start=1182
+  _globals['_EXECUTOR']._serialized_end=1267
 # @@protoc_insertion_point(module_scope)

@@ -20,7 +20,7 @@ class ExecutorMessage(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., started: _Optional[_Iterable[_Union[TaskStarted, _Mapping]]] = ..., finished: _Optional[_Iterable[_Union[TaskFinished, _Mapping]]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("executor_id", "slots", "labels", "handlers", "running", "unacked", "draining")
+    __slots__ = ("executor_id", "slots", "labels", "handlers", "running", "unacked", "draining", "incarnation")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class Register(_message.Message):
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     UNACKED_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     executor_id: str
     slots: int
     labels: _containers.ScalarMap[str, str]
@@ -42,7 +43,8 @@ class Register(_message.Message):
     running: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.AttemptRef]
     unacked: _containers.RepeatedCompositeFieldContainer[TaskFinished]
     draining: bool
-    def __init__(self, executor_id: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., handlers: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ..., unacked: _Optional[_Iterable[_Union[TaskFinished, _Mapping]]] = ..., draining: _Optional[bool] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, executor_id: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., handlers: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[_jobs_pb2.AttemptRef, _Mapping]]] = ..., unacked: _Optional[_Iterable[_Union[TaskFinished, _Mapping]]] = ..., draining: _Optional[bool] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("seq", "running", "draining")

@@ -339,6 +339,39 @@ async def test_a_silent_sessions_id_is_taken_over_after_lease_and_kill_grace(
         new.close()
 
 
+async def test_the_same_process_reconnecting_replaces_its_open_stream_at_once_another_is_refused(
+        live: MetricsCluster, channel: grpc.aio.Channel) -> None:
+    """A network cut: the agent gave up a stream the leader still holds open. Its new registration
+    carries the same incarnation and replaces the old session at once (waiting for lease + kill
+    grace would let its lease lapse and kill its tasks); another process's is still refused."""
+    old = Hand(channel)
+    await old.open(register("q3", incarnation="aaaa"))
+    err = await refusal(channel, register("q3", seq=5, incarnation="bbbb"))
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS, err
+    err = await refusal(channel, register("q3", seq=6))  # an agent that sends no incarnation
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS, err
+    started = time.monotonic()
+    new = Hand(channel)
+    try:
+        await new.open(register("q3", seq=7, incarnation="aaaa"))
+        assert time.monotonic() - started < TAKEOVER_S / 2
+        await new.heartbeat()
+        with pytest.raises((grpc.aio.AioRpcError, AssertionError)):  # the leader closed the old stream
+            await old.until(lambda m: False, "the end of the old stream", timeout=STEP)
+        views = {e.id: e for e in live.client().list_executors().executors}
+        assert views["q3"].state == J.EXECUTOR_STATE_CONNECTED
+    finally:
+        old.close()
+        new.close()
+
+
+async def test_an_incarnation_over_64_characters_is_refused(live: MetricsCluster,
+                                                           channel: grpc.aio.Channel) -> None:
+    err = await refusal(channel, register("q4", incarnation="x" * 65))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+    assert "register.incarnation" in (err.details() or ""), err.details()
+
+
 def test_a_real_executor_restarted_beside_its_frozen_old_process_gets_its_id_after_the_silence(
         live: MetricsCluster) -> None:
     """`raftsched executor` retries ALREADY_EXISTS: the frozen process's session is taken over once

@@ -28,6 +28,7 @@ class Harness:
         self.mono, self.index = 0, 0
         self.held: list[Proposal] = []  # proposed, not yet committed
         self.sent: list[tuple[str, E.LeaderMessage]] = []
+        self.closes: list[tuple[str, int]] = []  # streams the core closed: (executor, gen)
         self.core.became_leader(self.now())
         self.core.set_caught_up()
 
@@ -43,6 +44,7 @@ class Harness:
         rd = self.core.take_ready()
         self.held.extend(rd.proposals)
         self.sent.extend((executor, msg) for executor, _, msg in rd.sends)
+        self.closes.extend(rd.closes)
         return rd
 
     def apply(self, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
@@ -61,11 +63,13 @@ class Harness:
     def proposed(self) -> list[str]:
         return [p.command.WhichOneof("body") or "" for p in self.held]
 
-    def register(self, executor: str = "e1", *, running: list[tuple[str, int]] = (), seq: int = 1) -> int:  # type: ignore[assignment]
-        reg = E.Register(executor_id=executor, slots=2, handlers=["noop"],
+    def register(self, executor: str = "e1", *, running: list[tuple[str, int]] = (), seq: int = 1,  # type: ignore[assignment]
+                 incarnation: str = "", refused_ok: bool = False) -> int:
+        """The stream gen, or 0 when refused (only with `refused_ok`)."""
+        reg = E.Register(executor_id=executor, slots=2, handlers=["noop"], incarnation=incarnation,
                          running=[J.AttemptRef(job_id=j, attempt=a) for j, a in running])
         refused, gen = self.core.register(self.now(), E.ExecutorMessage(register=reg, heartbeat=E.Heartbeat(seq=seq)))
-        assert not refused, refused
+        assert refused_ok or not refused, refused
         self.collect()
         return gen
 
@@ -143,6 +147,31 @@ def test_reregistering_without_an_attempt_fences_it_before_reading_the_heartbeat
         assert bool(h.of_kind("assign")) is resent, h.sent
         h.commit()
         assert h.sm.get_job(job).attempts[-1].end == J.ATTEMPT_END_FENCED  # type: ignore[union-attr]
+
+
+def test_the_same_process_takes_its_id_back_at_once_another_only_after_the_silence() -> None:
+    h = Harness()
+    old = h.register(incarnation="p1")
+    h.commit()
+    job = submit(h)
+    h.advance(100)
+    h.commit()  # assigned to e1 on its first stream
+    h.advance(1500)  # cut off: silent 1.5 s, well within lease + kill grace
+    assert h.register(seq=5, incarnation="p2", refused_ok=True) == 0  # another process: refused
+    assert h.register(seq=6, refused_ok=True) == 0  # an agent that sends no incarnation: refused
+    h.sent.clear()
+    new = h.register(seq=7, running=[(job, 1)], incarnation="p1")  # the same process, back
+    assert new > old and h.closes == [("e1", old)], h.closes
+    h.commit()
+    h.heartbeat(new, 8, running=[(job, 1)])
+    h.commit()
+    state = h.sm.get_job(job)
+    assert state is not None and state.state == J.JOB_STATE_ASSIGNED, state
+    assert [(a.executor, a.end) for a in state.attempts] == [("e1", J.ATTEMPT_END_UNSPECIFIED)]  # nothing fenced
+    assert "finished" not in h.proposed()
+    # Past lease + kill grace of silence, another process takes the id over.
+    h.advance(CONFIG.takeover_ms)
+    assert h.register(seq=1, incarnation="p3") > new
 
 
 def test_a_result_for_an_attempt_never_held_is_refused_and_forgotten() -> None:

@@ -68,6 +68,7 @@ class SimExecutor:
         self.unacked: dict[Key, E.TaskFinished] = {}
         self.stream: Stream | None = None
         self.seq = 0
+        self.restarts = 0  # names the agent process: the registration's incarnation
         self.crashed_until: int | None = None
         self.frozen_until = 0
         self.cut_until = 0  # no link to any node
@@ -161,6 +162,7 @@ class SimExecutor:
         now = self.world.now
         if self.crashed_until is not None and now >= self.crashed_until:
             self.crashed_until = None
+            self.restarts += 1
             self.lease = self._new_lease()
             self.stream = None
             self.world.log(f"{self.id} restarts ({len(self.tasks)} orphan task processes)")
@@ -208,7 +210,7 @@ class SimExecutor:
             return
         register = E.Register(executor_id=self.id, slots=self.slots, handlers=["sleep"],
                               running=self._running(),
-                              unacked=list(self.unacked.values()))
+                              unacked=list(self.unacked.values()), incarnation=f"{self.id}.{self.restarts}")
         # The stream exists before the leader answers: what it sends while registering arrives.
         self.stream = stream = Stream(target, 0, last_heard=world.now)
         refused, gen = world.register(target, E.ExecutorMessage(register=register, heartbeat=self._heartbeat()))
