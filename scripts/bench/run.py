@@ -73,7 +73,7 @@ class Plan:
 
 FULL = Plan()
 QUICK = Plan(anchor_levels=(128, 1024), duration=2.5, warmup=0.5, failover_trials=3, steady=0.5,
-             e2e_jobs=1_000, e2e_timeout=20.0, loss_trials=1, transfer_trials=3, growth_sizes=growth.QUICK_SIZES,
+             e2e_jobs=1_000, e2e_timeout=20.0, loss_trials=1, transfer_trials=7, growth_sizes=growth.QUICK_SIZES,
              growth_duration=2.0, growth_fill_timeout=120.0)
 # The test suite's run of the harness (tests/bench): every phase and every key of the JSON, in the
 # shortest windows that still measure something. Its figures are too short to quote.
