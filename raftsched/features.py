@@ -12,4 +12,6 @@ from __future__ import annotations
 from typing import Final
 
 STARTS_IN_RESULTS: Final = 1  # AttemptsFinishedCmd.started: starts applied before the results
-SUPPORTED: Final = STARTS_IN_RESULTS  # what this version reads
+# FireScheduleCmd.release_when_due and ReleaseBufferedCmd: a buffered time fires only once due
+RELEASE_WHEN_DUE: Final = 2
+SUPPORTED: Final = STARTS_IN_RESULTS | RELEASE_WHEN_DUE  # what this version reads

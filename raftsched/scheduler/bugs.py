@@ -19,6 +19,8 @@ class Bug(enum.StrEnum):
     FIRE_WITHOUT_DEDUP = "fire-without-dedup"  # fire scheduled times without the per-time dedup of the state machine
     CATCHUP_IGNORES_WINDOW = "catchup-ignores-window"  # catch up late times however old (the window ignored)
     ACK_BEFORE_COMMIT = "ack-before-commit"  # acknowledge an executor's results before they commit
+    # buffer a time without release_when_due: it fires when the job ahead ends, however early
+    RELEASE_ON_END = "release-on-end"
 
 
 @dataclass(frozen=True, slots=True)

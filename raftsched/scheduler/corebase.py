@@ -87,15 +87,15 @@ class Ready:
 
 class CoreBase:
     def __init__(self, node_id: str, config: CoreConfig, view: StateView, *, refusals: Refusals,
-                 bugs: Bugs = NO_BUGS, starts_in_results: Callable[[], bool] = lambda: True) -> None:
+                 bugs: Bugs = NO_BUGS, members_read: Callable[[int], bool] = lambda feature: True) -> None:
         self.node_id = node_id
         self.config = config
         self.view = view
         self.refusals = refusals  # what executors sent that was refused, for the node's life
         self.bugs = bugs
-        # Whether every member reads starts inside a result's command (raftsched.features); asked
-        # at each report batch (a member may restart on another version at any time).
-        self.starts_in_results = starts_in_results
+        # Whether every member reads a form of command (a raftsched.features bit); asked each time
+        # one would be written (a member may restart on another version at any time).
+        self.members_read = members_read
         self.sessions: dict[str, Session] = {}
         self.last_seen: dict[str, int] = {}  # executor -> monotonic ms of its last message
         self.elected_at = 0

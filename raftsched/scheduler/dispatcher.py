@@ -21,7 +21,6 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from raftsched import features
 from raftsched.clock import now_ms
 from raftsched.raft.errors import RaftError
 from raftsched.raft_driver import OutcomeUnknownError, OverloadedError, ProposalLostError
@@ -96,7 +95,7 @@ class LeaderScheduler:
                             quarantine_max_ms=cfg.quarantine_max, poison_after=cfg.poison_after,
                             retry_rate=cfg.retry_rate, retry_burst=cfg.retry_burst)
         self.core = SchedulerCore(node.id, config, node.sm, refusals=self.refusals,
-                                  starts_in_results=lambda: node.members_support(features.STARTS_IN_RESULTS))
+                                  members_read=node.members_support)
         self.streams: dict[tuple[str, int], Stream] = {}
         self.tasks = TaskOwner("leader")
         self._running = False

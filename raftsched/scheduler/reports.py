@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from raftsched import features
 from raftsched.scheduler.bugs import Bug
 from raftsched.scheduler.corebase import CoreBase, log
 from raftsched.scheduler.screening import (
@@ -51,7 +52,7 @@ class Reports(CoreBase):
         While some member reads only the older form (a rolling upgrade), two entries."""
         refs = [(s.job_id, s.attempt) for s in started]
         commands = []
-        if refs and not (finished and self.starts_in_results()):
+        if refs and not (finished and self.members_read(features.STARTS_IN_RESULTS)):
             commands.append(cmds.started(session.id, refs))
             refs = []
         if finished:

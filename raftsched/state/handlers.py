@@ -441,6 +441,7 @@ HANDLERS: dict[str, Handler] = {
     "delete_schedule": schedules.on_delete,
     "fire_schedule": schedules.on_fire,
     "skip_fires": schedules.on_skip,
+    "release_buffered": schedules.on_release_buffered,
     "purge": on_purge,
     "check_hash": on_check_hash,
     "alarm": on_alarm,

@@ -504,6 +504,10 @@ class SchedulerState:
         found = self._m.schedules.get(name)
         return _copy(found) if found is not None else None
 
+    def last_jobs(self) -> dict[str, str]:
+        """Each schedule's last job id, by name (no copies: read after every apply by checkers)."""
+        return {name: s.last_job_id for name, s in self._m.schedules.items()}
+
     def known_handlers(self) -> frozenset[str]:
         """The built-in handler names and those of every executor ever registered."""
         m = self._m

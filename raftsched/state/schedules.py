@@ -13,7 +13,9 @@ is idempotent. Overlap policies are decided here from the state of the schedule'
     allow         fire
     skip          the last job is not terminal: record the time as skipped (overlap)
     buffer-one    the last job is not terminal: the time waits (`buffered`); it fires when that job
-                  ends. A newer time replaces a waiting one, which is recorded as skipped (overlap)
+                  ends, or, when that is before the time was due by the ending entry's stamp, once
+                  the leader's clock reaches it (`release_when_due`, ReleaseBufferedCmd). A newer
+                  time replaces a waiting one, which is recorded as skipped (overlap)
     cancel-other  the last job is not terminal: cancel it, then fire
 """
 
@@ -178,13 +180,19 @@ def on_fire(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
     if schedule.paused:
         _record_skip(m, schedule, fire.scheduled_time, PAUSED, cmd.time_ms)
         return C.ApplyResult(schedule=_copy(schedule))
-    job = _fire_with_overlap(m, schedule, fire.scheduled_time, cmd.time_ms)
+    job = _fire_with_overlap(m, schedule, fire.scheduled_time, cmd.time_ms, fire.release_when_due)
     return C.ApplyResult(job=job, schedule=_copy(schedule))
 
 
-def _fire_with_overlap(m: Model, schedule: scheduler_pb2.Schedule, t: int, now: int) -> jobs_pb2.Job | None:
+def _fire_with_overlap(m: Model, schedule: scheduler_pb2.Schedule, t: int, now: int,
+                       release_when_due: bool = False) -> jobs_pb2.Job | None:
     last = m.job(schedule.last_job_id) if schedule.last_job_id else None
     running = last is not None and last.state not in TERMINAL
+    if schedule.buffered and not running:
+        # A time waiting for the leader's release (its job ended before it was due): it is older,
+        # and due now that a newer time is, so it fires first and the newer one overlaps it.
+        last = _release(m, schedule, now)
+        running = last is not None
     policy = schedule.spec.overlap
     if running and policy == S.OVERLAP_POLICY_SKIP:
         _record_skip(m, schedule, t, OVERLAP, now)
@@ -193,6 +201,7 @@ def _fire_with_overlap(m: Model, schedule: scheduler_pb2.Schedule, t: int, now: 
         if schedule.buffered:  # the waiting time gives way to the newer one
             _record_skip(m, schedule, schedule.last_fired_time, OVERLAP, now, keep_order=False)
         schedule.buffered = True
+        schedule.release_when_due = release_when_due
         schedule.last_fired_time = t
         m.put_schedule(schedule)
         return None
@@ -204,13 +213,50 @@ def _fire_with_overlap(m: Model, schedule: scheduler_pb2.Schedule, t: int, now: 
 
 
 def release_buffered(m: Model, ended: list[str], now: int) -> None:
-    """After a command: a buffer-one time waiting for a job that just ended fires now."""
+    """After a command: a buffer-one time waiting for a job that just ended fires now, unless it
+    is not due yet by this entry's stamp and was buffered `release_when_due`: the entry's leader
+    may run behind the one that fired the time, and the job would start before its time. The
+    leader then proposes its release once due by its own clock (`on_release_buffered`)."""
     for job_id in ended:
         job = m.job(job_id)
         schedule = m.schedules.get(job.schedule_id) if job is not None else None
         if schedule is not None and schedule.buffered and schedule.last_job_id == job_id:
-            schedule.buffered = False
-            _create_job(m, schedule, schedule.last_fired_time, now)
+            if schedule.release_when_due and now < firetimes.due(schedule.spec, schedule.last_fired_time):
+                continue
+            _release(m, schedule, now)
+
+
+def _release(m: Model, schedule: scheduler_pb2.Schedule, now: int) -> jobs_pb2.Job | None:
+    schedule.buffered = False
+    schedule.release_when_due = False
+    return _create_job(m, schedule, schedule.last_fired_time, now)
+
+
+def on_release_buffered(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:
+    """The leader's release of a buffered time whose blocking job ended before the time was due.
+    Anything else (released already, replaced by a newer time, its job not ended) changes nothing:
+    expected when a new leader repeats a release that did commit, so not counted as a refusal."""
+    release = cmd.release_buffered
+    schedule = m.schedules.get(release.name)
+    if schedule is None:
+        return _refuse(m, NOT_FOUND, f"no schedule named {quote(release.name)}")
+    last = m.job(schedule.last_job_id) if schedule.last_job_id else None
+    if not schedule.buffered or schedule.last_fired_time != release.scheduled_time:
+        reason = f"scheduled time {release.scheduled_time} is not the one buffered"
+        return C.ApplyResult(error=reason, code=FAILED_PRECONDITION, schedule=_copy(schedule))
+    if last is not None and last.state not in TERMINAL:
+        reason = f"job {last.id} of schedule {schedule.id} has not ended"
+        return C.ApplyResult(error=reason, code=FAILED_PRECONDITION, schedule=_copy(schedule))
+    job = _release(m, schedule, cmd.time_ms)
+    return C.ApplyResult(job=job, schedule=_copy(schedule))
+
+
+def release_due(schedule: scheduler_pb2.Schedule, last_job_ended: bool) -> int | None:
+    """The due moment of a buffered time waiting for the leader's release (its blocking job
+    ended before it was due), or None when there is none."""
+    if schedule.buffered and schedule.release_when_due and last_job_ended:
+        return firetimes.due(schedule.spec, schedule.last_fired_time)
+    return None
 
 
 def on_skip(m: Model, cmd: commands_pb2.Command) -> commands_pb2.ApplyResult:

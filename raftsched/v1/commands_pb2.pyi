@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Command(_message.Message):
-    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires", "purge", "check_hash", "alarm", "notify_add", "notify_remove", "notify_test", "notify_ack", "leader_changed", "quarantine", "release")
+    __slots__ = ("version", "time_ms", "submit", "cancel", "assign", "started", "finished", "timed_out", "executor_up", "executor_down", "drain", "create_schedule", "pause_schedule", "delete_schedule", "fire_schedule", "skip_fires", "purge", "check_hash", "alarm", "notify_add", "notify_remove", "notify_test", "notify_ack", "leader_changed", "quarantine", "release", "release_buffered")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     SUBMIT_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class Command(_message.Message):
     LEADER_CHANGED_FIELD_NUMBER: _ClassVar[int]
     QUARANTINE_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_BUFFERED_FIELD_NUMBER: _ClassVar[int]
     version: int
     time_ms: int
     submit: SubmitJobsCmd
@@ -63,7 +64,8 @@ class Command(_message.Message):
     leader_changed: LeaderChangedCmd
     quarantine: QuarantineExecutorCmd
     release: ReleaseExecutorCmd
-    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ..., purge: _Optional[_Union[PurgeCmd, _Mapping]] = ..., check_hash: _Optional[_Union[CheckHashCmd, _Mapping]] = ..., alarm: _Optional[_Union[AlarmCmd, _Mapping]] = ..., notify_add: _Optional[_Union[NotifyAddCmd, _Mapping]] = ..., notify_remove: _Optional[_Union[NotifyRemoveCmd, _Mapping]] = ..., notify_test: _Optional[_Union[NotifyTestCmd, _Mapping]] = ..., notify_ack: _Optional[_Union[NotifyAckCmd, _Mapping]] = ..., leader_changed: _Optional[_Union[LeaderChangedCmd, _Mapping]] = ..., quarantine: _Optional[_Union[QuarantineExecutorCmd, _Mapping]] = ..., release: _Optional[_Union[ReleaseExecutorCmd, _Mapping]] = ...) -> None: ...
+    release_buffered: ReleaseBufferedCmd
+    def __init__(self, version: _Optional[int] = ..., time_ms: _Optional[int] = ..., submit: _Optional[_Union[SubmitJobsCmd, _Mapping]] = ..., cancel: _Optional[_Union[CancelJobCmd, _Mapping]] = ..., assign: _Optional[_Union[AssignCmd, _Mapping]] = ..., started: _Optional[_Union[AttemptsStartedCmd, _Mapping]] = ..., finished: _Optional[_Union[AttemptsFinishedCmd, _Mapping]] = ..., timed_out: _Optional[_Union[AttemptTimedOutCmd, _Mapping]] = ..., executor_up: _Optional[_Union[ExecutorUpCmd, _Mapping]] = ..., executor_down: _Optional[_Union[ExecutorDownCmd, _Mapping]] = ..., drain: _Optional[_Union[DrainExecutorCmd, _Mapping]] = ..., create_schedule: _Optional[_Union[CreateScheduleCmd, _Mapping]] = ..., pause_schedule: _Optional[_Union[PauseScheduleCmd, _Mapping]] = ..., delete_schedule: _Optional[_Union[DeleteScheduleCmd, _Mapping]] = ..., fire_schedule: _Optional[_Union[FireScheduleCmd, _Mapping]] = ..., skip_fires: _Optional[_Union[SkipFiresCmd, _Mapping]] = ..., purge: _Optional[_Union[PurgeCmd, _Mapping]] = ..., check_hash: _Optional[_Union[CheckHashCmd, _Mapping]] = ..., alarm: _Optional[_Union[AlarmCmd, _Mapping]] = ..., notify_add: _Optional[_Union[NotifyAddCmd, _Mapping]] = ..., notify_remove: _Optional[_Union[NotifyRemoveCmd, _Mapping]] = ..., notify_test: _Optional[_Union[NotifyTestCmd, _Mapping]] = ..., notify_ack: _Optional[_Union[NotifyAckCmd, _Mapping]] = ..., leader_changed: _Optional[_Union[LeaderChangedCmd, _Mapping]] = ..., quarantine: _Optional[_Union[QuarantineExecutorCmd, _Mapping]] = ..., release: _Optional[_Union[ReleaseExecutorCmd, _Mapping]] = ..., release_buffered: _Optional[_Union[ReleaseBufferedCmd, _Mapping]] = ...) -> None: ...
 
 class SubmitJobsCmd(_message.Message):
     __slots__ = ("specs",)
@@ -211,14 +213,24 @@ class DeleteScheduleCmd(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class FireScheduleCmd(_message.Message):
-    __slots__ = ("name", "scheduled_time", "manual")
+    __slots__ = ("name", "scheduled_time", "manual", "release_when_due")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
     MANUAL_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_WHEN_DUE_FIELD_NUMBER: _ClassVar[int]
     name: str
     scheduled_time: int
     manual: bool
-    def __init__(self, name: _Optional[str] = ..., scheduled_time: _Optional[int] = ..., manual: _Optional[bool] = ...) -> None: ...
+    release_when_due: bool
+    def __init__(self, name: _Optional[str] = ..., scheduled_time: _Optional[int] = ..., manual: _Optional[bool] = ..., release_when_due: _Optional[bool] = ...) -> None: ...
+
+class ReleaseBufferedCmd(_message.Message):
+    __slots__ = ("name", "scheduled_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    scheduled_time: int
+    def __init__(self, name: _Optional[str] = ..., scheduled_time: _Optional[int] = ...) -> None: ...
 
 class SkipFiresCmd(_message.Message):
     __slots__ = ("name", "fires")

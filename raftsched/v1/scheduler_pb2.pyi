@@ -230,7 +230,7 @@ class SkippedFire(_message.Message):
     def __init__(self, scheduled_time: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("id", "spec", "paused", "note", "created_ms", "last_fired_time", "next_fire_times", "skipped", "fired_count", "skipped_count", "last_job_id", "buffered", "last_skipped_time")
+    __slots__ = ("id", "spec", "paused", "note", "created_ms", "last_fired_time", "next_fire_times", "skipped", "fired_count", "skipped_count", "last_job_id", "buffered", "last_skipped_time", "release_when_due")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +244,7 @@ class Schedule(_message.Message):
     LAST_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     BUFFERED_FIELD_NUMBER: _ClassVar[int]
     LAST_SKIPPED_TIME_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_WHEN_DUE_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: ScheduleSpec
     paused: bool
@@ -257,7 +258,8 @@ class Schedule(_message.Message):
     last_job_id: str
     buffered: bool
     last_skipped_time: int
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[ScheduleSpec, _Mapping]] = ..., paused: _Optional[bool] = ..., note: _Optional[str] = ..., created_ms: _Optional[int] = ..., last_fired_time: _Optional[int] = ..., next_fire_times: _Optional[_Iterable[int]] = ..., skipped: _Optional[_Iterable[_Union[SkippedFire, _Mapping]]] = ..., fired_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., last_job_id: _Optional[str] = ..., buffered: _Optional[bool] = ..., last_skipped_time: _Optional[int] = ...) -> None: ...
+    release_when_due: bool
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[ScheduleSpec, _Mapping]] = ..., paused: _Optional[bool] = ..., note: _Optional[str] = ..., created_ms: _Optional[int] = ..., last_fired_time: _Optional[int] = ..., next_fire_times: _Optional[_Iterable[int]] = ..., skipped: _Optional[_Iterable[_Union[SkippedFire, _Mapping]]] = ..., fired_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., last_job_id: _Optional[str] = ..., buffered: _Optional[bool] = ..., last_skipped_time: _Optional[int] = ..., release_when_due: _Optional[bool] = ...) -> None: ...
 
 class CreateScheduleRequest(_message.Message):
     __slots__ = ("spec",)

@@ -5,6 +5,7 @@ they replicate."""
 
 from __future__ import annotations
 
+from raftsched import features
 from raftsched.scheduler.bugs import NO_BUGS, Bug, Bugs
 from raftsched.scheduler.core import CoreConfig, Proposal, Ready, SchedulerCore
 from raftsched.scheduler.screening import Refusals
@@ -229,7 +230,7 @@ def test_a_start_and_a_result_in_one_message_are_one_entry() -> None:
 def test_while_a_member_reads_only_the_older_form_a_start_and_a_result_are_two_entries() -> None:
     """A rolling upgrade: a node of the earlier version would skip starts inside a result."""
     h = Harness()
-    h.core.starts_in_results = lambda: False
+    h.core.members_read = lambda feature: False
     gen = h.register()
     h.commit()
     job = submit(h)
@@ -259,6 +260,24 @@ def test_due_fire_times_are_proposed_once_per_plan() -> None:
     h.commit()
     schedule = h.sm.schedule("s")
     assert schedule is not None and schedule.last_fired_time == T0 + 1000
+
+
+def test_fire_times_are_buffered_release_when_due_only_while_every_member_reads_it() -> None:
+    """A rolling upgrade: a node of the earlier version would release a buffered time as soon as
+    the job ahead ends, whatever the ending entry's stamp, and its state would drift."""
+    read: set[int] = set()
+    h = Harness()
+    h.core.members_read = lambda feature: feature in read
+    spec = S.ScheduleSpec(name="s", every_ms=1000, template=J.JobSpec(handler="noop"),
+                          overlap=S.OVERLAP_POLICY_BUFFER_ONE)
+    h.apply(commands_pb2.Command(create_schedule=commands_pb2.CreateScheduleCmd(spec=spec)))
+    flags = []
+    for _ in range(2):
+        h.advance(1000)
+        flags += [p.command.fire_schedule.release_when_due for p in h.held if p.command.HasField("fire_schedule")]
+        h.commit()
+        read.add(features.RELEASE_WHEN_DUE)
+    assert flags == [False, True]
 
 
 def test_registering_while_declared_down_records_the_executor_up_again() -> None:

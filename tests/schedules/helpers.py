@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from state.sm_harness import Node
 
+from raftsched.jobstates import TERMINAL
 from raftsched.scheduler.schedules import plan_commands
 from raftsched.state import commands as c
 from raftsched.v1 import commands_pb2, jobs_pb2, scheduler_pb2
@@ -49,7 +50,9 @@ def leader_round(node: Node, now: int | None = None) -> list[commands_pb2.Comman
     at = node.now if now is None else now
     done: list[commands_pb2.Command] = []
     for schedule in node.state.schedules():
-        commands, _ = plan_commands(schedule, at)
+        last = node.state.get_job(schedule.last_job_id) if schedule.last_job_id else None
+        ended = last is None or last.state in TERMINAL
+        commands, _ = plan_commands(schedule, at, last_job_ended=ended, release_when_due=True)
         for cmd in commands:
             node.run(cmd, at=at)
         done.extend(commands)

@@ -191,6 +191,73 @@ def test_overlap_buffer_one_fires_when_the_job_ends_and_keeps_only_the_newest(no
     assert fire(node, "a", T0 + 3000).code == 9
 
 
+def _buffered_behind(node: Node, *, release_when_due: bool) -> jobs_pb2.Job:
+    """T0 + 1 s fired and running; T0 + 2 s fired by a leader whose clock reads T0 + 2 s and
+    buffered behind it. Returns the running job."""
+    node.up("e1", slots=4)
+    create(node, spec("a", overlap=S.OVERLAP_POLICY_BUFFER_ONE))
+    first = fire(node, "a", T0 + 1000).job
+    cmd = commands_pb2.FireScheduleCmd(name="a", scheduled_time=T0 + 2000, release_when_due=release_when_due)
+    node.run(commands_pb2.Command(fire_schedule=cmd), at=T0 + 2000)
+    assert node.state.schedule("a").buffered  # type: ignore[union-attr]
+    return first
+
+
+def test_buffer_one_waits_for_its_time_when_the_job_ends_on_a_slower_clock(node: Node) -> None:
+    """The chaos run's finding: the job ahead ended in an entry stamped before the buffered time
+    was due (its leader's clock ran behind the one that fired the time). The time fires only
+    once the leader's clock reaches it, in a ReleaseBufferedCmd."""
+    first = _buffered_behind(node, release_when_due=True)
+    node.now = T0 + 1500  # the next leader's clock, behind
+    finish_job(node, first.id)
+    assert scheduled_times(node, "a") == [T0 + 1000]
+    assert node.state.schedule("a").buffered  # type: ignore[union-attr]
+    assert leader_round(node, T0 + 1900) == []  # not due by this leader's clock yet
+    done = leader_round(node, T0 + 2000)
+    assert [cmd.WhichOneof("body") for cmd in done] == ["release_buffered"]
+    released = jobs_of(node, "a")[-1]
+    assert released.scheduled_time == T0 + 2000 and released.submitted_ms == T0 + 2000
+    assert not node.state.schedule("a").buffered  # type: ignore[union-attr]
+    before = _dump(node)
+    again = node.run(done[0], at=T0 + 2100)  # a new leader repeats it: nothing changes
+    assert again.code == 9 and not again.job.id
+    assert _without_meta(_dump(node)) == _without_meta(before)
+    assert node.state.counters()["refused_commands"] == 0
+
+
+def test_buffer_one_in_the_earlier_form_fires_when_the_job_ends_whatever_its_stamp(node: Node) -> None:
+    """Entries written while a member reads only the earlier form (raftsched.features) apply as
+    that member applies them."""
+    first = _buffered_behind(node, release_when_due=False)
+    node.now = T0 + 1500
+    finish_job(node, first.id)
+    assert scheduled_times(node, "a") == [T0 + 1000, T0 + 2000]
+    assert jobs_of(node, "a")[-1].submitted_ms == T0 + 1500
+
+
+def test_a_newer_time_fires_the_one_waiting_for_its_release_first(node: Node) -> None:
+    first = _buffered_behind(node, release_when_due=True)
+    node.now = T0 + 1500
+    finish_job(node, first.id)
+    fire(node, "a", T0 + 3000)  # a leader at T0 + 3 s fires the next time before the release
+    times = scheduled_times(node, "a")
+    assert times == [T0 + 1000, T0 + 2000], times  # T0 + 2 s runs; T0 + 3 s waits behind it
+    assert node.state.schedule("a").buffered and node.state.schedule("a").last_fired_time == T0 + 3000  # type: ignore[union-attr]
+    assert skipped(node, "a") == []
+
+
+def test_a_release_of_a_time_not_buffered_or_before_its_job_ends_changes_nothing(node: Node) -> None:
+    _buffered_behind(node, release_when_due=True)
+    before = _dump(node)
+    for t in (T0 + 2000, T0 + 1000):  # the job ahead still runs; a time not the buffered one
+        cmd = commands_pb2.Command(release_buffered=commands_pb2.ReleaseBufferedCmd(name="a", scheduled_time=t))
+        result = node.run(cmd, at=T0 + 2500)
+        assert result.code == 9 and not result.job.id, result
+        assert _without_meta(_dump(node)) == _without_meta(before)
+    missing = node.run(commands_pb2.Command(release_buffered=commands_pb2.ReleaseBufferedCmd(name="zz")))
+    assert missing.code == 5
+
+
 def test_overlap_cancel_other_cancels_then_fires(node: Node) -> None:
     jobs = _overlapping(node, S.OVERLAP_POLICY_CANCEL_OTHER)
     assert [j.scheduled_time for j in jobs] == [T0 + 1000, T0 + 2000]

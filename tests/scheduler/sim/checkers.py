@@ -33,6 +33,7 @@ class Checker:
         self.finished = 0
         self._skips: list[tuple[str, int]] = []  # recorded by the skip command being applied
         self._before: dict[str, tuple[Any, ...]] = {}  # job -> its record before a finished command applied
+        self._last_jobs: dict[str, str] = {}  # schedule -> its last job before the command being applied
 
     # --- no two attempts of one job run at once (promises 4, 9) ---
 
@@ -91,6 +92,7 @@ class Checker:
         self._skips, self._before = [], {}
         if data is None or node.sm is None:
             return
+        self._last_jobs = node.sm.last_jobs()
         cmd = cmds.decode(data)
         if cmd.HasField("skip_fires"):
             schedule = node.sm.schedule(cmd.skip_fires.name)
@@ -121,8 +123,11 @@ class Checker:
             for submitted in result.submitted:
                 if submitted.job.id:
                     self.acked.setdefault(submitted.job.id, index)
-        if cmd.HasField("fire_schedule") and result.job.id:
-            self._fired(node, cmd, result.job)
+        # A scheduled job is made by a firing, or by any command that ends the job a buffer-one
+        # time waits for (or by the leader's release of that time): each changes its last job.
+        for name, job_id in node.sm.last_jobs().items():
+            if job_id and job_id != self._last_jobs.get(name):
+                self._fired(node, cmd, name, job_id)
         for key in self._skips:
             assert key not in self.fired, f"schedule {key[0]} time {key[1]} fired and then skipped (promise 11)"
             self.skipped.add(key)
@@ -131,18 +136,26 @@ class Checker:
             after = _fate(job) if job is not None else ()
             assert after == before, f"{node.id} applied a stale result to {job_id} at index {index} (promise 4)"
 
-    def _fired(self, node: SimNode, cmd: commands_pb2.Command, job: jobs_pb2.Job) -> None:
+    def _fired(self, node: SimNode, cmd: commands_pb2.Command, name: str, job_id: str) -> None:
         assert node.sm is not None
-        key = (cmd.fire_schedule.name, cmd.fire_schedule.scheduled_time)
+        job = node.sm.get_job(job_id)
+        schedule = node.sm.schedule(name)
+        if job is None or schedule is None:  # (the simulation triggers no schedule by hand)
+            return
+        key = (name, job.scheduled_time)
         jobs = self.fired.setdefault(key, set())
         jobs.add(job.id)
         assert len(jobs) == 1, f"schedule {key[0]} time {key[1]} fired as {sorted(jobs)} (promise 11)"
         assert key not in self.skipped, f"schedule {key[0]} time {key[1]} skipped and then fired (promise 11)"
-        schedule = node.sm.schedule(key[0])
-        if schedule is None or job.submitted_ms != cmd.time_ms:
+        if job.submitted_ms != cmd.time_ms:
             return  # an older job returned by its idempotency key
         spec = schedule.spec
-        late = cmd.time_ms - firetimes.due(spec, key[1])
+        due = firetimes.due(spec, key[1])
+        assert cmd.time_ms >= due, (f"schedule {key[0]} time {key[1]} fired as {job.id} by an entry stamped "
+                                    f"{due - cmd.time_ms} ms before it was due")
+        if not cmd.HasField("fire_schedule"):
+            return  # a buffer-one time released: it waited for the job ahead, as long as that ran
+        late = cmd.time_ms - due
         limit = max(firetimes.window_ms(spec) + spec.jitter_ms, firetimes.ON_TIME_GRACE_MS)
         assert late <= limit, (f"schedule {key[0]} fired time {key[1]} {late} ms late, outside its catch-up "
                                f"window of {firetimes.window_ms(spec)} ms")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from raftsched.jobstates import TERMINAL
 from raftsched.scheduler.bugs import NO_BUGS, Bugs
 from raftsched.state import commands as cmds
 from raftsched.state import firetimes
@@ -156,7 +157,8 @@ class Workload:
         spec = S.ScheduleSpec(name=f"s{n}", every_ms=rng.choice((1000, 2000, 5000)) * crowding,
                               catchup=rng.choice((S.CATCHUP_POLICY_SKIP, S.CATCHUP_POLICY_ONCE, S.CATCHUP_POLICY_ALL)),
                               catchup_window_ms=rng.choice((3000, 10_000, 30_000)),
-                              overlap=rng.choice((S.OVERLAP_POLICY_ALLOW, S.OVERLAP_POLICY_SKIP)))
+                              overlap=rng.choice((S.OVERLAP_POLICY_ALLOW, S.OVERLAP_POLICY_SKIP,
+                                                  S.OVERLAP_POLICY_BUFFER_ONE)))
         # Two slots: a stream of one-slot jobs can starve a two-slot job for ever (a finding, see
         # docs); new work in the liveness phase comes only from schedules, so it must not do that.
         spec.template.CopyFrom(jobs_pb2.JobSpec(handler="sleep", payload=rng.randint(1, 20).to_bytes(2, "big"),
@@ -281,4 +283,8 @@ def converged(world: World, quick: bool = False) -> str:
         due = firetimes.times_after(schedule.spec, decided_until(schedule), now - 2000, 1)
         if due:
             return f"schedule {schedule.id}: time {due[0]} due but not decided"
+        last = leader.sm.job_state(schedule.last_job_id) if schedule.last_job_id else None
+        if (schedule.buffered and (last is None or last in TERMINAL)
+                and firetimes.due(schedule.spec, schedule.last_fired_time) <= now - 2000):
+            return f"schedule {schedule.id}: buffered time {schedule.last_fired_time} due, its job ended, not fired"
     return ""
