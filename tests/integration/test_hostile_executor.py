@@ -329,14 +329,19 @@ async def test_a_silent_sessions_id_is_taken_over_after_lease_and_kill_grace(
     waited = time.monotonic() - last_heard
     try:
         assert taken >= 1 and waited >= TAKEOVER_S - 0.2, (taken, waited)
-        await new.heartbeat()
-        with pytest.raises((grpc.aio.AioRpcError, AssertionError)):  # the leader closed the old stream
-            await old.until(lambda m: False, "the end of the old stream", timeout=STEP)
-        views = {e.id: e for e in live.client().list_executors().executors}
-        assert views["q2"].state == J.EXECUTOR_STATE_CONNECTED
+        await _assert_replaced(live, old, new, "q2")
     finally:
         old.close()
         new.close()
+
+
+async def _assert_replaced(live: MetricsCluster, old: Hand, new: Hand, executor_id: str) -> None:
+    """The new stream works, the leader closed the old one, and the executor shows connected."""
+    await new.heartbeat()
+    with pytest.raises((grpc.aio.AioRpcError, AssertionError)):  # the leader closed the old stream
+        await old.until(lambda m: False, "the end of the old stream", timeout=STEP)
+    views = {e.id: e for e in live.client().list_executors().executors}
+    assert views[executor_id].state == J.EXECUTOR_STATE_CONNECTED
 
 
 async def test_the_same_process_reconnecting_replaces_its_open_stream_at_once_another_is_refused(
@@ -355,11 +360,7 @@ async def test_the_same_process_reconnecting_replaces_its_open_stream_at_once_an
     try:
         await new.open(register("q3", seq=7, incarnation="aaaa"))
         assert time.monotonic() - started < TAKEOVER_S / 2
-        await new.heartbeat()
-        with pytest.raises((grpc.aio.AioRpcError, AssertionError)):  # the leader closed the old stream
-            await old.until(lambda m: False, "the end of the old stream", timeout=STEP)
-        views = {e.id: e for e in live.client().list_executors().executors}
-        assert views["q3"].state == J.EXECUTOR_STATE_CONNECTED
+        await _assert_replaced(live, old, new, "q3")
     finally:
         old.close()
         new.close()
