@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## a local 3-node cluster with 2 executors and demo jobs; Ctrl-C stops it
 	$(VENV)/bin/raftsched dev
 
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: $(STAMP)  ## the whole suite: unit, simulation, integration against real processes (TEST_WORKERS processes)
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not integration"

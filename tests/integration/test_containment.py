@@ -117,6 +117,12 @@ def test_a_burst_of_failing_retries_does_not_delay_new_work(cluster: Cluster) ->
              for _ in range(500)]
     burst = [r.job.id for r in client.submit_jobs(specs).results]
     assert len(burst) == 500
+
+    def first_attempts_given() -> bool:  # from here on, what waits ahead of new work is retries
+        queued = client.list_jobs(state=J.JOB_STATE_QUEUED, page_size=500).jobs
+        return not [j for j in queued if not j.attempts]
+
+    wait_for(first_attempts_given, 60, "every burst job's first attempt assigned", 0.05)
     delays = []
     waited_seen = False
     for _ in range(10):

@@ -153,8 +153,8 @@ class Checker:
         due = firetimes.due(spec, key[1])
         assert cmd.time_ms >= due, (f"schedule {key[0]} time {key[1]} fired as {job.id} by an entry stamped "
                                     f"{due - cmd.time_ms} ms before it was due")
-        if not cmd.HasField("fire_schedule"):
-            return  # a buffer-one time released: it waited for the job ahead, as long as that ran
+        if not (cmd.HasField("fire_schedule") and cmd.fire_schedule.scheduled_time == key[1]):
+            return  # a buffer-one time released (by a job's end, the leader, or a newer time's firing)
         late = cmd.time_ms - due
         limit = max(firetimes.window_ms(spec) + spec.jitter_ms, firetimes.ON_TIME_GRACE_MS)
         assert late <= limit, (f"schedule {key[0]} fired time {key[1]} {late} ms late, outside its catch-up "
