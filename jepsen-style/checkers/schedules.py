@@ -198,11 +198,17 @@ def _gaps(decided: list[int], fired: set[int], listed: list[tuple[int, str]], sk
           ) -> list[dict[str, Any]]:
     """Decided times with neither a job nor a listed skip. The record lists the newest skips
     only, so such times older than the oldest listed skip are matched by count with the unlisted
-    ones; newer ones, or more of them than unlisted skips, are gaps."""
+    ones; newer ones, or more of them than unlisted skips, are gaps.
+
+    A buffer-one time given up for a newer one is recorded out of time order, just before the
+    newest record, and may be far older than the records around it (a time buffered behind a job
+    that ran long). It is listed, but it does not bound the unlisted ones: `oldest` is taken over
+    the records that are in time order."""
     listed_set = {t for t, _ in listed}
     uncovered = [t for t in decided if t not in fired and t not in listed_set]
     unlisted = max(0, skipped_count - len(listed))
-    oldest = min(listed_set, default=None)
+    in_order = [t for i, (t, _) in enumerate(listed) if i == 0 or t > max(u for u, _ in listed[:i])]
+    oldest = min(in_order, default=None)
     older = [t for t in uncovered if unlisted and oldest is not None and t < oldest]
     newer = uncovered[len(older):]  # uncovered is in time order, older is its prefix
     out: list[dict[str, Any]] = []

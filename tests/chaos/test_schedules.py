@@ -156,6 +156,28 @@ def test_a_run_without_schedules_is_valid_and_the_checker_is_registered() -> Non
     assert CHECKERS["schedules"] is schedules.check
 
 
+def test_an_old_buffered_time_given_up_late_does_not_hide_the_unlisted_skips() -> None:
+    """make chaos (seed 1, this stop): a time buffered behind a job that ran for minutes by a
+    leader's clock was given up for a newer one at the end. Its record, old, sits among the newest
+    100; the 150 skips before them are unlisted and still match the uncovered old times by count."""
+    name = "s-buf"
+    times = [T0 + k * 1000 for k in range(1, 201)]
+    given_up = times[5]  # buffered early, replaced by times[-1] at the end
+    missed = [t for t in times[6:-1] if t != given_up]
+    listed = [(t, "missed") for t in missed[-99:]]
+    listed.insert(len(listed) - 1, (given_up, "overlap"))
+    fired = [*times[:5], times[-1]]
+    jobs = [sjob(f"j{i}", name, t) for i, t in enumerate(fired)]
+    st = state([record(name, "skip", fired, listed, skipped_count=len(missed) + 1)], jobs)
+    st["schedule_pauses"] = {name: {"invoke_ms": times[-1], "ok_ms": times[-1] + 50}}
+    st["collected_ms"] = times[-1] + 500
+    result = check(st)
+    assert result["valid"], result
+    del listed[-3]  # a recent time neither fired nor listed, with the count unchanged
+    st["schedules"][name] = record(name, "skip", fired, listed, skipped_count=len(missed) + 1)
+    assert check(st)["violations"] == {"unexplained gap": 1, "counts disagree": 1}
+
+
 def test_buffer_one_time_waiting_for_its_job_is_not_a_gap_and_the_leader_stamp_counts() -> None:
     """buffer-one records a time as fired (buffered) before its job exists; a job created before
     its time by the leader's own clock is early whatever the harness's clock said."""
