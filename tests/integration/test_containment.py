@@ -118,21 +118,24 @@ def test_a_burst_of_failing_retries_does_not_delay_new_work(cluster: Cluster) ->
     burst = [r.job.id for r in client.submit_jobs(specs).results]
     assert len(burst) == 500
 
-    def first_attempts_given() -> bool:  # from here on, what waits ahead of new work is retries
-        queued = client.list_jobs(state=J.JOB_STATE_QUEUED, page_size=500).jobs
-        return not [j for j in queued if not j.attempts]
-
-    wait_for(first_attempts_given, 60, "every burst job's first attempt assigned", 0.05)
     delays = []
     waited_seen = False
-    for _ in range(10):
+    for _ in range(30):
+        if len(delays) >= 10:
+            break
         time.sleep(0.3)
+        # A new job waits its turn behind first attempts (queue order); what must not delay it is
+        # retries. Samples taken while first attempts were still queued are not counted (under
+        # load the burst's 500 took 2 s to assign: make test on 3 workers).
+        firsts_ahead = any(not j.attempts for j in client.list_jobs(state=J.JOB_STATE_QUEUED, page_size=500).jobs)
         job = c.submit(handler="noop")
         done = c.wait_state(job.id, {J.JOB_STATE_SUCCEEDED}, 20)
-        delays.append((done.attempts[0].assigned_ms - done.submitted_ms) / 1000)
+        if not firsts_ahead:
+            delays.append((done.attempts[0].assigned_ms - done.submitted_ms) / 1000)
         waiting = [j for j in client.list_jobs(state=J.JOB_STATE_QUEUED, page_size=500).jobs if j.attempts]
         if waiting and any("retry budget" in client.get_job(j.id).state_reason for j in waiting[:20]):
             waited_seen = True
+    assert len(delays) >= 5, f"only {len(delays)} new jobs were submitted behind retries alone"
     assert waited_seen, "no retry was ever shown waiting for the retry budget"
     assert max(delays) <= NEW_JOB_BOUND_S, f"new jobs waited {delays} s behind retries"
     for job_id in burst:
