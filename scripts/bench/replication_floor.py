@@ -1,0 +1,248 @@
+"""The replication floor: the least a 3-node Python write path has to do, measured like the floor.
+
+The gRPC floor (floor_server.py) answers SubmitJob at once. This adds only what any replicated,
+durable write needs, and nothing of Raft or the state machine:
+- the leader gathers the requests that arrive while its previous round is on the wire into one
+  batch (as raftsched's ready loop does), sends it on one stream to each of two replica processes,
+  and appends it to its own file with fdatasync in a worker thread (as raftsched's fsync thread);
+- a replica appends each batch to its file, fdatasyncs it, and acknowledges it;
+- the leader answers a batch's requests once its own write and one replica's are durable.
+No log index, no terms, no checksums, no RocksDB, no apply, no idempotency lookup: an upper
+bound on what raftsched's design can reach with grpc.aio on this machine.
+
+    python scripts/bench/replication_floor.py [--levels 1,16,128] [--seconds 5] [--window-ms 0]
+
+starts the three processes (127.0.0.1, a temporary directory) and prints, per in-flight level,
+acknowledged writes/s and CPU per write, beside the plain floor server in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from raftsched.v1 import jobs_pb2, scheduler_pb2, scheduler_pb2_grpc
+
+APPEND = "/replicationfloor.Replica/Append"
+_COUNT = struct.Struct(">Q")
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class Replica:
+    """Appends each batch to one file and acknowledges it once it is durable."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    async def append(self, batches: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        seq = 0
+        async for batch in batches:
+            os.write(self._fd, batch)
+            os.fdatasync(self._fd)
+            seq += 1
+            yield _COUNT.pack(seq)
+
+
+class Leader(scheduler_pb2_grpc.SchedulerServicer):
+    """SubmitJob as the floor answers it, once the request is durable on the leader and a replica."""
+
+    def __init__(self, path: Path, replicas: list[str], window: float) -> None:
+        self._window = window
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._ids = itertools.count(1)
+        self._replicas = replicas
+        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._disk = ThreadPoolExecutor(1, thread_name_prefix="fsync")
+        # per round: (futures, replica acks still needed, own write done)
+        self._rounds: dict[int, list[Any]] = {}
+        self._queues: list[asyncio.Queue[bytes]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for address in self._replicas:
+            queue: asyncio.Queue[bytes] = asyncio.Queue()
+            self._queues.append(queue)
+            self._tasks.append(asyncio.create_task(self._stream(address, queue)))
+        self._tasks.append(asyncio.create_task(self._rounds_loop()))
+
+    async def SubmitJob(self, request: scheduler_pb2.SubmitJobRequest, context: object,
+                        ) -> scheduler_pb2.SubmitJobResponse:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((request.spec.SerializeToString(), future))
+        self._wake.set()
+        await future
+        job = jobs_pb2.Job(id=f"j{next(self._ids)}", spec=request.spec, state=jobs_pb2.JOB_STATE_QUEUED)
+        return scheduler_pb2.SubmitJobResponse(job=job)
+
+    async def _rounds_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        for seq in itertools.count(1):
+            await self._wake.wait()
+            if self._window:
+                await asyncio.sleep(self._window)  # gather more requests into this round
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            data = b"".join(_COUNT.pack(len(item)) + item for item, _ in batch)
+            self._rounds[seq] = [[f for _, f in batch], 1, False]
+            for queue in self._queues:
+                queue.put_nowait(data)
+            await asyncio.sleep(0)  # the replicas' writes start before the leader's own
+            # The next round waits for this one's own write (raftsched's group commit does too;
+            # not waiting makes more, smaller rounds and measured slower).
+            await loop.run_in_executor(self._disk, self._write, data)
+            self._done(seq, own=True)
+            await asyncio.sleep(0)
+
+    def _write(self, data: bytes) -> None:
+        os.write(self._fd, data)
+        os.fdatasync(self._fd)
+
+    def _done(self, seq: int, *, own: bool = False, acked: bool = False) -> None:
+        state = self._rounds.get(seq)
+        if state is None:
+            return
+        if own:
+            state[2] = True
+        if acked:
+            state[1] -= 1
+        if state[2] and state[1] <= 0:
+            del self._rounds[seq]
+            for future in state[0]:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _stream(self, address: str, queue: asyncio.Queue[bytes]) -> None:
+        channel = grpc.aio.insecure_channel(address)
+        call = channel.stream_stream(APPEND, request_serializer=_identity, response_deserializer=_identity)()
+
+        async def acks() -> None:
+            async for ack in call:
+                self._done(_COUNT.unpack(ack)[0], acked=True)
+
+        reader = asyncio.create_task(acks())
+        try:
+            while True:
+                await call.write(await queue.get())
+        finally:
+            reader.cancel()
+            await channel.close()
+
+
+async def serve(role: str, port: int, path: Path, replicas: list[str], window: float) -> None:
+    server = grpc.aio.server()
+    if role == "replica":
+        handler = grpc.stream_stream_rpc_method_handler(Replica(path).append, request_deserializer=_identity,
+                                                        response_serializer=_identity)
+        service, method = APPEND.strip("/").split("/")
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, {method: handler})])
+    else:
+        leader = Leader(path, replicas, window)
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(leader, server)  # type: ignore[no-untyped-call]
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    if role == "leader":
+        await leader.start()
+    await server.wait_for_termination()
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+async def measure(levels: list[int], seconds: float, window_ms: float) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchlib.floor import GrpcFloor
+    from benchlib.loadgen import run_load
+    from benchlib.procs import HOST, Proc, ProcessSet, cpu_seconds, free_port, wait_port
+
+    root = Path(tempfile.mkdtemp(prefix="replication-floor-"))
+    procs = ProcessSet()
+    try:
+        ports = [free_port() for _ in range(3)]
+        me = [sys.executable, str(Path(__file__).resolve())]
+        servers = [procs.add(Proc(f"replica{i}", [*me, "--serve", "replica", "--port", str(ports[i]),
+                                                  "--file", str(root / f"replica{i}.log")], root / f"replica{i}.out"))
+                   for i in (1, 2)]
+        servers.insert(0, procs.add(Proc("leader", [*me, "--serve", "leader", "--port", str(ports[0]),
+                                                    "--file", str(root / "leader.log"), "--replicas",
+                                                    f"{HOST}:{ports[1]},{HOST}:{ports[2]}", "--window-ms",
+                                                    str(window_ms)], root / "leader.out")))
+        for proc in servers[1:]:
+            proc.start()
+        for port in ports[1:]:
+            wait_port(port, 30)
+        servers[0].start()
+        wait_port(ports[0], 30)
+        floor = GrpcFloor(root, procs)
+        await floor.start()
+        run = uuid.uuid4().hex[:8]
+        channel = grpc.aio.insecure_channel(f"{HOST}:{ports[0]}")
+        submit = scheduler_pb2_grpc.SchedulerStub(channel).SubmitJob  # type: ignore[no-untyped-call]
+        keys = itertools.count()
+
+        async def op(worker: int) -> object:
+            spec = jobs_pb2.JobSpec(handler="noop", idempotency_key=f"rfloor-{run}-{next(keys)}")
+            return await submit(scheduler_pb2.SubmitJobRequest(spec=spec), timeout=30)
+
+        floor_op = await floor.write_op()
+        print("| in flight | replication floor writes/s | its server CPU µs/write (3 processes) | "
+              "gRPC floor writes/s | ratio |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
+        for level in levels:
+            before = sum(cpu_seconds(p.pid) for p in servers)
+            result = await run_load(op, level, seconds, warmup=0.5)
+            used = sum(cpu_seconds(p.pid) for p in servers) - before
+            plain = await run_load(floor_op, level, seconds, warmup=0.5)
+            per_write = used / max(1, result.acked) * 1e6 * result.seconds / (result.seconds + 0.5)
+            print(f"| {level} | {result.throughput:,.0f} | {per_write:,.0f} | {plain.throughput:,.0f} | "
+                  f"{result.throughput / plain.throughput:.2f} |", flush=True)
+        await channel.close()
+        await floor.close()
+    finally:
+        procs.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve", choices=("leader", "replica"), help="run one process of the system")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--file", type=Path)
+    parser.add_argument("--replicas", default="", help="leader: the replicas' addresses, comma-separated")
+    parser.add_argument("--levels", default="1,16,128", help="requests in flight to measure at")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured window per level")
+    parser.add_argument("--window-ms", type=float, default=0.0,
+                        help="leader: wait this long after a round's first request before sending it "
+                             "(0: at once, as raftsched does)")
+    args = parser.parse_args()
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    if args.serve:
+        if args.port is None or args.file is None:
+            parser.error("--serve needs --port and --file")
+        replicas = [a for a in args.replicas.split(",") if a]
+        asyncio.run(serve(args.serve, args.port, args.file, replicas, args.window_ms / 1000))
+    else:
+        asyncio.run(measure([int(v) for v in args.levels.split(",")], args.seconds, args.window_ms))
+
+
+if __name__ == "__main__":
+    main()
