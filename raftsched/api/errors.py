@@ -14,13 +14,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from raftsched.logs import REQUEST_ID
+from raftsched.logs import REQUEST_ID, MadeUpRequestId
 from raftsched.raft.errors import NotLeaderError, ProposalDroppedError
 from raftsched.raft_driver import LeaderMovedError, OutcomeUnknownError, OverloadedError, ProposalLostError
 from raftsched.state.validate import ValidationError
@@ -95,12 +94,12 @@ REQUEST_ID_KEY = "x-request-id"
 MAX_REQUEST_ID = 64
 
 
-def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+def request_id(context: grpc.aio.ServicerContext[Any, Any]) -> str | MadeUpRequestId:
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY:
             text = value.decode(errors="replace") if isinstance(value, bytes) else value
             return text[:MAX_REQUEST_ID]
-    return os.urandom(6).hex()
+    return MadeUpRequestId()
 
 
 def guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
