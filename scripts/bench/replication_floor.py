@@ -27,7 +27,6 @@ import shutil
 import struct
 import sys
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -167,54 +166,26 @@ async def serve(role: str, port: int, path: Path, replicas: list[str], window: f
 
 async def measure(levels: list[int], seconds: float, window_ms: float) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from benchlib.floor import GrpcFloor
-    from benchlib.loadgen import run_load
-    from benchlib.procs import HOST, Proc, ProcessSet, cpu_seconds, free_port, wait_port
+    from benchlib.floor import GrpcFloor, ReplicationFloor
+    from benchlib.phases import measure_level
+    from benchlib.procs import ProcessSet
 
     root = Path(tempfile.mkdtemp(prefix="replication-floor-"))
     procs = ProcessSet()
+    systems = (ReplicationFloor(root, procs, window_ms), GrpcFloor(root, procs))
     try:
-        ports = [free_port() for _ in range(3)]
-        me = [sys.executable, str(Path(__file__).resolve())]
-        servers = [procs.add(Proc(f"replica{i}", [*me, "--serve", "replica", "--port", str(ports[i]),
-                                                  "--file", str(root / f"replica{i}.log")], root / f"replica{i}.out"))
-                   for i in (1, 2)]
-        servers.insert(0, procs.add(Proc("leader", [*me, "--serve", "leader", "--port", str(ports[0]),
-                                                    "--file", str(root / "leader.log"), "--replicas",
-                                                    f"{HOST}:{ports[1]},{HOST}:{ports[2]}", "--window-ms",
-                                                    str(window_ms)], root / "leader.out")))
-        for proc in servers[1:]:
-            proc.start()
-        for port in ports[1:]:
-            wait_port(port, 30)
-        servers[0].start()
-        wait_port(ports[0], 30)
-        floor = GrpcFloor(root, procs)
-        await floor.start()
-        run = uuid.uuid4().hex[:8]
-        channel = grpc.aio.insecure_channel(f"{HOST}:{ports[0]}")
-        submit = scheduler_pb2_grpc.SchedulerStub(channel).SubmitJob  # type: ignore[no-untyped-call]
-        keys = itertools.count()
-
-        async def op(worker: int) -> object:
-            spec = jobs_pb2.JobSpec(handler="noop", idempotency_key=f"rfloor-{run}-{next(keys)}")
-            return await submit(scheduler_pb2.SubmitJobRequest(spec=spec), timeout=30)
-
-        floor_op = await floor.write_op()
+        for system in systems:
+            await system.start()
         print("| in flight | replication floor writes/s | its server CPU µs/write (3 processes) | "
               "gRPC floor writes/s | ratio |")
         print("| ---: | ---: | ---: | ---: | ---: |")
         for level in levels:
-            before = sum(cpu_seconds(p.pid) for p in servers)
-            result = await run_load(op, level, seconds, warmup=0.5)
-            used = sum(cpu_seconds(p.pid) for p in servers) - before
-            plain = await run_load(floor_op, level, seconds, warmup=0.5)
-            per_write = used / max(1, result.acked) * 1e6 * result.seconds / (result.seconds + 0.5)
-            print(f"| {level} | {result.throughput:,.0f} | {per_write:,.0f} | {plain.throughput:,.0f} | "
-                  f"{result.throughput / plain.throughput:.2f} |", flush=True)
-        await channel.close()
-        await floor.close()
+            replicated, plain = [await measure_level(system, level, seconds, 0.5) for system in systems]
+            print(f"| {level} | {replicated['tput']:,.0f} | {replicated['server_cpu_us_per_op']:,.0f} | "
+                  f"{plain['tput']:,.0f} | {float(replicated['tput']) / float(plain['tput']):.2f} |", flush=True)
     finally:
+        for system in systems:
+            await system.close()
         procs.stop_all()
         shutil.rmtree(root, ignore_errors=True)
 

@@ -10,8 +10,10 @@ under load), and for raftsched also SubmitJobs batches, end-to-end noop jobs wit
 executor-loss recovery. Prints one markdown table and writes the JSON; ratios are raftsched's
 figure over the anchor's. The table's "gRPC floor" column is a Python gRPC server whose SubmitJob
 does nothing (floor_server.py): the most any Python gRPC server gets here from this load
-generator. --quick (CI's smoke run) takes under two minutes; --smoke, the test suite's run of
-every phase, about half that.
+generator. The "replication floor" column is three processes doing only a replicated, durable
+write (replication_floor.py), in rounds as raftsched's: a bound on its write path here. --quick
+(CI's smoke run) takes under two minutes and a half; --smoke, the test suite's run of every
+phase, about half that.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import growth, install, report
+from benchlib.floor import GrpcFloor, ReplicationFloor
 from benchlib.phases import guarded, log, measure_failover, measure_level
 from benchlib.procs import ProcessSet
 from benchlib.systems import System
@@ -218,9 +221,16 @@ async def bench_pysyncobj(plan: Plan, root: Path, procs: ProcessSet) -> Results:
 
 async def bench_floor(plan: Plan, root: Path, procs: ProcessSet) -> Results:
     """What a Python gRPC server that does nothing gets from the same load generator."""
-    from benchlib.floor import GrpcFloor
+    return await _bench_writes_only(GrpcFloor(root, procs), plan, procs)
 
-    floor = GrpcFloor(root, procs)
+
+async def bench_replication_floor(plan: Plan, root: Path, procs: ProcessSet) -> Results:
+    """What three Python processes doing only a replicated, durable write get (replication_floor.py):
+    between it and raftsched is the cost of Raft, RocksDB, the state machine and the checks."""
+    return await _bench_writes_only(ReplicationFloor(root, procs), plan, procs)
+
+
+async def _bench_writes_only(floor: GrpcFloor | ReplicationFloor, plan: Plan, procs: ProcessSet) -> Results:
     out: Results = {}
     errors: dict[str, str] = {}
     try:
@@ -235,7 +245,7 @@ async def bench_floor(plan: Plan, root: Path, procs: ProcessSet) -> Results:
         errors["start"] = f"{type(e).__name__}: {e}"[:500]
     finally:
         await floor.close()
-        procs.stop([floor.proc])
+        procs.stop(floor.procs)
     if errors:
         out["errors"] = errors
     return out
@@ -249,7 +259,7 @@ async def bench_growth(plan: Plan, root: Path, procs: ProcessSet) -> Results:
         return {"errors": {"growth": f"{type(e).__name__}: {e}"[:500]}}
 
 
-PHASES = ("raftsched", "etcd", "pysyncobj", "grpc_floor", "growth")
+PHASES = ("raftsched", "etcd", "pysyncobj", "grpc_floor", "replication_floor", "growth")
 
 
 async def bench_all(plan: Plan, root: Path, procs: ProcessSet, only: tuple[str, ...] = PHASES) -> Results:
@@ -260,7 +270,7 @@ async def bench_all(plan: Plan, root: Path, procs: ProcessSet, only: tuple[str, 
         install.ensure_pysyncobj()
     results: Results = {}
     systems = (("raftsched", bench_raftsched), ("etcd", bench_etcd), ("pysyncobj", bench_pysyncobj),
-               ("grpc_floor", bench_floor), ("growth", bench_growth))
+               ("grpc_floor", bench_floor), ("replication_floor", bench_replication_floor), ("growth", bench_growth))
     chosen = [(name, bench) for name, bench in systems if name in only]
     # On a terminal, a bar over the phases (raftsched.cli.progress); the log lines go on above it.
     with progress.phases("bench", [name for name, _ in chosen]) as begin:

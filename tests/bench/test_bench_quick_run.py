@@ -41,3 +41,7 @@ def test_quick_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
     floor = figures["grpc_floor"]["writes"]
     assert floor["128"]["tput"] > 0 and floor["1"]["p50_ms"] > 0, floor
     assert "| gRPC floor |" in proc.stdout, "the table lacks the floor column"
+    replicated = figures["replication_floor"]["writes"]
+    assert replicated["128"]["tput"] > 0 and replicated["128"]["server_cpu_us_per_op"] > 0, replicated
+    assert figures["ratios"]["replication_floor_128_tput_vs_floor"] > 0, figures["ratios"]
+    assert "| replication floor |" in proc.stdout, "the table lacks the replication floor column"

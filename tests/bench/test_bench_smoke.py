@@ -176,11 +176,12 @@ def test_ratios_are_raftsched_over_the_anchor() -> None:
 def test_table_is_one_markdown_table_with_every_figure() -> None:
     results = {**RESULTS, "ratios": report.ratios(RESULTS, (1, 128))}
     lines = report.table(results, (1, 128)).splitlines()
-    assert lines[0] == "| figure | raftsched | etcd | PySyncObj | gRPC floor | vs etcd | vs PySyncObj |"
+    assert lines[0] == ("| figure | raftsched | etcd | PySyncObj | gRPC floor | replication floor | vs etcd "
+                        "| vs PySyncObj |")
     assert all(line.startswith("| ") and line.endswith(" |") for line in lines)
     assert len({line.count("|") for line in lines}) == 1
     row = next(line for line in lines if line.startswith("| writes/s acknowledged, 128 in flight"))
-    assert row == "| writes/s acknowledged, 128 in flight | 8,000 | 4,000 | 1,000 | n/a | 2.00x | 8.00x |"
+    assert row == "| writes/s acknowledged, 128 in flight | 8,000 | 4,000 | 1,000 | n/a | n/a | 2.00x | 8.00x |"
     failover = next(line for line in lines if line.startswith("| failover"))
     assert "1.20 (1.00-1.50)" in failover and "n/a" in failover
 
@@ -196,7 +197,23 @@ def test_the_floor_column_sets_raftsched_against_a_server_that_does_nothing() ->
     lines = report.table(results, (1, 128)).splitlines()
     assert len({line.count("|") for line in lines}) == 1
     row = next(line for line in lines if line.startswith("| p50 latency ms, 1 in flight"))
-    assert row == "| p50 latency ms, 1 in flight | 2.00 | 1.00 | n/a | 0.4 | 2.00x | n/a |"
+    assert row == "| p50 latency ms, 1 in flight | 2.00 | 1.00 | n/a | 0.4 | n/a | 2.00x | n/a |"
+
+
+def test_the_replication_floor_column_sets_raftsched_against_a_bare_replicated_write() -> None:
+    floor = {"writes": {"128": {"tput": 8000.0, "p50_ms": 15.0, "p99_ms": 20.0}}}
+    replicated = {"writes": {"128": {"tput": 4000.0, "p50_ms": 30.0, "p99_ms": 45.0, "server_cpu_us_per_op": 400.0}}}
+    results = {**RESULTS, "grpc_floor": floor, "replication_floor": replicated}
+    results["ratios"] = report.ratios(results, (1, 128))
+    assert results["ratios"]["replication_floor_128_tput_vs_floor"] == 0.5
+    assert results["ratios"]["submit_128_tput_vs_replication_floor"] == 2.0
+    assert results["ratios"]["submit_1_tput_vs_replication_floor"] is None  # not measured there
+    lines = report.table(results, (1, 128)).splitlines()
+    assert len({line.count("|") for line in lines}) == 1
+    row = next(line for line in lines if line.startswith("| server CPU µs per write, 128 in flight"))
+    assert row.split(" | ")[5] == "400", row
+    row = next(line for line in lines if line.startswith("| replication floor's writes/s"))
+    assert row.endswith("| 4,000 |  |  |  |  | floor 0.50x |  |"), row
 
 
 @pytest.mark.parametrize(("value", "text"), [(None, "n/a"), (12345.6, "12,346"), (12.34, "12.3"),

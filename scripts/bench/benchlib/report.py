@@ -58,10 +58,15 @@ def ratios(results: Results, levels: Sequence[int]) -> dict[str, float | None]:
         out[f"batch_jobs_vs_{anchor}_{top}_tput"] = ratio(_get(mine, "submit_batch", "jobs_per_s"),
                                                           _get(theirs, "writes", top, "tput"))
     floor = results.get("grpc_floor", {})
+    replicated = results.get("replication_floor", {})
     for c in levels:
         out[f"floor_{c}_tput_vs_etcd"] = ratio(_get(floor, "writes", c, "tput"),
                                                _get(results.get("etcd", {}), "writes", c, "tput"))
         out[f"submit_{c}_tput_vs_floor"] = ratio(_get(mine, "writes", c, "tput"), _get(floor, "writes", c, "tput"))
+        out[f"replication_floor_{c}_tput_vs_floor"] = ratio(_get(replicated, "writes", c, "tput"),
+                                                            _get(floor, "writes", c, "tput"))
+        out[f"submit_{c}_tput_vs_replication_floor"] = ratio(_get(mine, "writes", c, "tput"),
+                                                             _get(replicated, "writes", c, "tput"))
     etcd = results.get("etcd", {})
     top = max(levels)
     out["stream_128_tput_vs_etcd"] = ratio(_get(mine, "stream_writes", 128, "tput"), _get(etcd, "writes", 128, "tput"))
@@ -101,33 +106,35 @@ def _failover_cell(system: Results) -> str:
 
 def table(results: Results, levels: Sequence[int]) -> str:
     """One table. The "gRPC floor" column is a Python gRPC server whose SubmitJob does nothing: the
-    most any Python gRPC server gets here from this load generator (writes only)."""
+    most any Python gRPC server gets here from this load generator (writes only). The "replication
+    floor" column is three processes doing only a replicated, durable write (writes only)."""
     r = results.get("raftsched", {})
     e = results.get("etcd", {})
     p = results.get("pysyncobj", {})
     f = results.get("grpc_floor", {})
+    rf = results.get("replication_floor", {})
     rs = results.get("ratios", {})
-    rows = [["figure", "raftsched", "etcd", "PySyncObj", "gRPC floor", "vs etcd", "vs PySyncObj"],
-            ["---", "---:", "---:", "---:", "---:", "---:", "---:"]]
+    rows = [["figure", "raftsched", "etcd", "PySyncObj", "gRPC floor", "replication floor", "vs etcd", "vs PySyncObj"],
+            ["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]]
 
     def shared(label: str, name: str, path: tuple[str | int, ...]) -> None:
-        rows.append([label, fmt(_get(r, *path)), fmt(_get(e, *path)), fmt(_get(p, *path)), fmt(_get(f, *path)),
+        rows.append([label, *(fmt(_get(s, *path)) for s in (r, e, p, f, rf)),
                      fmt_ratio(rs.get(f"{name}_vs_etcd")), fmt_ratio(rs.get(f"{name}_vs_pysyncobj"))])
 
     def alone(label: str, value: str, vs_etcd: str = "", vs_pysyncobj: str = "") -> None:
-        rows.append([label, value, "", "", "", vs_etcd, vs_pysyncobj])
+        rows.append([label, value, "", "", "", "", vs_etcd, vs_pysyncobj])
 
     for c in levels:
         shared(f"writes/s acknowledged, {c} in flight", f"submit_{c}_tput", ("writes", c, "tput"))
         shared(f"p50 latency ms, {c} in flight", f"submit_{c}_p50", ("writes", c, "p50_ms"))
         shared(f"p99 latency ms, {c} in flight", f"submit_{c}_p99", ("writes", c, "p99_ms"))
-    rows.append(["peak writes/s, any in-flight level", *(fmt(peak_tput(s)) for s in (r, e, p, f)),
+    rows.append(["peak writes/s, any in-flight level", *(fmt(peak_tput(s)) for s in (r, e, p, f, rf)),
                  fmt_ratio(rs.get("submit_peak_tput_vs_etcd")), fmt_ratio(rs.get("submit_peak_tput_vs_pysyncobj"))])
     top = max(levels)
     for label, key in ((f"client CPU µs per write, {top} in flight", "client_cpu_us_per_op"),
                        (f"server CPU µs per write, {top} in flight", "server_cpu_us_per_op")):
-        rows.append([label, *(fmt(_get(s, "writes", top, key)) for s in (r, e, p, f)), "", ""])
-    rows.append(["failover window s, median (min-max)", _failover_cell(r), _failover_cell(e), _failover_cell(p), "",
+        rows.append([label, *(fmt(_get(s, "writes", top, key)) for s in (r, e, p, f, rf)), "", ""])
+    rows.append(["failover window s, median (min-max)", _failover_cell(r), _failover_cell(e), _failover_cell(p), "", "",
                  fmt_ratio(rs.get("failover_median_vs_etcd")), fmt_ratio(rs.get("failover_median_vs_pysyncobj"))])
     batch = _get(r, "submit_batch", "batch")
     alone(f"SubmitJobs batches of {fmt(batch)}: jobs/s acknowledged", fmt(_get(r, "submit_batch", "jobs_per_s")),
@@ -142,6 +149,8 @@ def table(results: Results, levels: Sequence[int]) -> str:
     alone("leader transfer: longest write gap ms, median", fmt(_get(r, "transfer", "median_ms")))
     alone("writes/s acknowledged, 128 in flight, vs the gRPC floor", fmt(_get(r, "writes", top, "tput")),
           f"floor {fmt_ratio(rs.get(f'submit_{top}_tput_vs_floor'))}")
+    alone("replication floor's writes/s, 128 in flight, vs the gRPC floor", fmt(_get(rf, "writes", top, "tput")),
+          f"floor {fmt_ratio(rs.get(f'replication_floor_{top}_tput_vs_floor'))}")
     alone("executor loss: kill → attempt ended, s", fmt(_get(r, "executor_loss", "detect_median_s")))
     alone("executor loss: kill → next attempt assigned, s", fmt(_get(r, "executor_loss", "requeue_median_s")))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
