@@ -3,8 +3,9 @@ state at the index of each corruption check, and keep the answers for the leader
 
 The leader proposes a CheckHashCmd (`raftsched.scheduler.corruption`); every node, right after
 applying it, opens a RocksDB iterator on each state family (`SchedulerState.views`: each reads the
-state as of its creation, whatever is applied later; cheap) and hashes what they hold, STEP
-records at a time between event-loop turns, so a large state never stalls the loop. What is
+state as of its creation, whatever is applied later; cheap) and hashes what they hold in slices of
+at most SLICE_S, resting REST_S after each, so a large state neither stalls the loop nor takes
+more than half of it. What is
 hashed is what RocksDB returns, not what memory believes: a record changed on disk behind the
 node's back changes its digest. The iterators pin the memtables and files of that moment until
 the hash is done or `close` cancels it.
@@ -21,7 +22,15 @@ from dataclasses import dataclass
 from raftsched.state.machine import SchedulerState, StateDigest
 
 log = logging.getLogger("raftsched.corruption")
-STEP = 4096  # records hashed per event-loop turn (a few ms)
+# Every node hashes at once, on cores the whole cluster shares. With fixed steps of 4,096 records
+# (3-7 ms each, more under load) a leader transfer 2 s after the previous one (the new leader's
+# first check) took 280-420 ms between acknowledged writes instead of 25 ms with 170,000 jobs
+# stored: each hop of the election waited behind a step on every node, which all hashed together.
+# In time slices with rests between them: 33-49 ms (the median of 4 and of 7 trials); 23 ms with no
+# check at all (/work/notes/transfer_big.py, out of the tree).
+STEP = 256  # records hashed between two looks at the clock
+SLICE_S = 0.001  # hashing per event-loop turn, at most
+REST_S = 0.001  # then this long for everything else (hashing takes at most half the loop)
 KEPT = 16  # answers kept, newest last
 
 
@@ -55,8 +64,14 @@ class StateHasher:
 
     async def _hash(self, check_id: int, index: int, digest: StateDigest) -> None:
         started = time.monotonic()
-        while not digest.step(STEP):
-            await asyncio.sleep(0)
+        done = False
+        while not done:
+            turn_ends = time.perf_counter() + SLICE_S
+            done = digest.step(STEP)
+            while not done and time.perf_counter() < turn_ends:
+                done = digest.step(STEP)
+            if not done:
+                await asyncio.sleep(REST_S)
         result = StateHash(check_id, index, digest.value(), time.monotonic() - started)
         if check_id in self._results:
             self._results[check_id] = result

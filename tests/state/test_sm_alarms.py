@@ -95,6 +95,8 @@ async def test_a_node_that_applies_past_the_check_in_one_batch_hashes_the_state_
     """What a busy or catching-up node does: the check and the entries after it come in one batch,
     and more batches are applied between the hasher's turns; its digest is still the check's."""
     monkeypatch.setattr(corruption, "STEP", 2)  # many turns, so applies interleave with the hash
+    monkeypatch.setattr(corruption, "SLICE_S", 0.0)  # one step per turn
+    monkeypatch.setattr(corruption, "REST_S", 0.0)
     submit = c.submit(J.JobSpec(handler="noop"))
     before = [c.encode(submit, time_ms=T0) for _ in range(6)] + [c.encode(check(7), time_ms=T0)]
     with temp_node() as reference:
