@@ -5,10 +5,9 @@ The leader proposes a CheckHashCmd (`raftsched.scheduler.corruption`); every nod
 applying it, opens a RocksDB iterator on each state family (`SchedulerState.views`: each reads the
 state as of its creation, whatever is applied later; cheap) and hashes what they hold in slices of
 at most SLICE_S, resting REST_S after each, so a large state neither stalls the loop nor takes
-more than half of it. What is
-hashed is what RocksDB returns, not what memory believes: a record changed on disk behind the
-node's back changes its digest. The iterators pin the memtables and files of that moment until
-the hash is done or `close` cancels it.
+more than a quarter of it. What is hashed is what RocksDB returns, not what memory believes: a
+record changed on disk behind the node's back changes its digest. The iterators pin the memtables
+and files of that moment until the hash is done, a newer check drops it, or `close` cancels it.
 """
 
 from __future__ import annotations
@@ -22,15 +21,16 @@ from dataclasses import dataclass
 from raftsched.state.machine import SchedulerState, StateDigest
 
 log = logging.getLogger("raftsched.corruption")
-# Every node hashes at once, on cores the whole cluster shares. With fixed steps of 4,096 records
-# (3-7 ms each, more under load) a leader transfer 2 s after the previous one (the new leader's
-# first check) took 280-420 ms between acknowledged writes instead of 25 ms with 170,000 jobs
-# stored: each hop of the election waited behind a step on every node, which all hashed together.
-# In time slices with rests between them: 33-49 ms (the median of 4 and of 7 trials); 23 ms with no
-# check at all (/work/notes/transfer_big.py, out of the tree).
+# Every node hashes at once, on cores the whole cluster shares, so hashing yields often and takes
+# at most a quarter of each node's loop; and a newer check drops an unfinished older one (`_point`).
+# Before, in steps of 4,096 records (3-7 ms each) back to back, a leader transfer 2 s after the
+# previous one (the new leader's first check) took 280-420 ms between acknowledged writes instead
+# of 25 ms with 170,000 jobs stored, and 183 ms (median of 6) with 250,000, where each transfer
+# left one more hash running. Now 35 ms (median of 7, 250,000 jobs; /work/notes/transfer_big.py,
+# out of the tree). The price: a check takes about four times its CPU time.
 STEP = 256  # records hashed between two looks at the clock
 SLICE_S = 0.001  # hashing per event-loop turn, at most
-REST_S = 0.001  # then this long for everything else (hashing takes at most half the loop)
+REST_S = 0.003  # then this long for everything else
 KEPT = 16  # answers kept, newest last
 
 
@@ -52,8 +52,16 @@ class StateHasher:
         sm.on_hash_point = self._point
 
     def _point(self, check_id: int, index: int) -> None:
-        """Called inside apply, right after the check's entry: take the view now, hash it later."""
+        """Called inside apply, right after the check's entry: take the view now, hash it later.
+        A newer check supersedes one still being hashed, which is dropped: each leader checks soon
+        after its election, and successive transfers left several hashes running at once on every
+        node (the leader that asked for the older one has moved on; if it still waits, this node
+        answers that it applied past the check without a digest, and it stops asking)."""
         views = self._sm.views()
+        for task in self._tasks:
+            task.cancel()
+        for unfinished in [c for c, found in self._results.items() if found.digest is None]:
+            del self._results[unfinished]
         self._results[check_id] = StateHash(check_id, index, None)
         while len(self._results) > KEPT:
             self._results.popitem(last=False)

@@ -134,3 +134,30 @@ async def test_a_node_still_hashing_a_check_it_applied_past_tells_the_leader_to_
         assert (never.ready, never.applied_index) == (False, 4)  # no such check here: how far it applied
     finally:
         await hasher.close()
+
+
+async def test_a_newer_check_supersedes_one_still_being_hashed(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each new leader checks soon after its election: successive transfers must not leave several
+    hashes running at once. The older one is dropped (its node then answers that it applied past
+    it without a digest); the newer one is hashed at its own index."""
+    monkeypatch.setattr(corruption, "STEP", 1)
+    monkeypatch.setattr(corruption, "SLICE_S", 0.0)  # one record per turn: the first is still running
+    monkeypatch.setattr(corruption, "REST_S", 0.0)
+    submit = c.encode(c.submit(J.JobSpec(handler="noop")), time_ms=T0)
+    with temp_node() as reference:
+        reference.replay([submit] * 3 + [c.encode(check(7), time_ms=T0)] + [submit] * 2
+                         + [c.encode(check(8), time_ms=T0)])
+        expected = reference.state.fingerprint()
+    hasher = StateHasher(node.state)
+    try:
+        node.replay([submit] * 3 + [c.encode(check(7), time_ms=T0)])
+        await asyncio.sleep(0)
+        assert hasher.hashing_at(7) == 4
+        node.replay([submit] * 2 + [c.encode(check(8), time_ms=T0)])
+        assert hasher.get(7) is None and hasher.hashing_at(7) is None  # dropped: "past it, no digest"
+        while (found := hasher.get(8)) is None or found.digest is None:
+            await asyncio.sleep(0)
+            assert sum(not task.done() for task in hasher._tasks) <= 1, "two hashes running at once"
+    finally:
+        await hasher.close()
+    assert (found.index, found.digest) == (7, expected)
