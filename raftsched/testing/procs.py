@@ -45,15 +45,22 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+_HANDED_OUT: set[int] = set()  # by free_port_range in this process
+
+
 def free_port_range(count: int, lo: int = 20000, hi: int = 32000) -> list[int]:
     """`count` consecutive ports from a random base in [lo, hi), each checked free with a bind.
     Below the kernel's default ephemeral range (32768-60999), so an outgoing connection does not
-    take one between the check and a restarted process binding it again."""
+    take one between the check and a restarted process binding it again. Never a port this process
+    was given before: a cluster's ports are not bound yet when its metrics ports are picked, and
+    a range that overlapped them made a node fail to start ("address already in use": make test,
+    test_hostile_raft's cluster, metrics 29768-29770 against nodes 29770-29772)."""
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(lo, hi - count)
         ports = list(range(base, base + count))
-        if all(_bindable(p) for p in ports):
+        if _HANDED_OUT.isdisjoint(ports) and all(_bindable(p) for p in ports):
+            _HANDED_OUT.update(ports)
             return ports
     raise RuntimeError(f"no {count} consecutive free ports in {lo}..{hi}")
 
