@@ -72,14 +72,11 @@ class StateHasher:
 
     async def _hash(self, check_id: int, index: int, digest: StateDigest) -> None:
         started = time.monotonic()
-        done = False
-        while not done:
-            turn_ends = time.perf_counter() + SLICE_S
-            done = digest.step(STEP)
-            while not done and time.perf_counter() < turn_ends:
-                done = digest.step(STEP)
-            if not done:
+        turn_ends = time.perf_counter() + SLICE_S
+        while not digest.step(STEP):
+            if time.perf_counter() >= turn_ends:
                 await asyncio.sleep(REST_S)
+                turn_ends = time.perf_counter() + SLICE_S
         result = StateHash(check_id, index, digest.value(), time.monotonic() - started)
         if check_id in self._results:
             self._results[check_id] = result

@@ -29,6 +29,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,18 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
+def _append_durably(fd: int, data: bytes) -> None:
+    os.write(fd, data)
+    os.fdatasync(fd)
+
+
+@dataclass
+class _Round:
+    waiting: list[asyncio.Future[None]]  # the requests it answers
+    acks_needed: int = 1  # from replicas: with the leader's own copy, a majority of 3
+    written: bool = False  # the leader's own copy is durable
+
+
 class Replica:
     """Appends each batch to one file and acknowledges it once it is durable."""
 
@@ -53,8 +66,7 @@ class Replica:
     async def append(self, batches: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
         seq = 0
         async for batch in batches:
-            os.write(self._fd, batch)
-            os.fdatasync(self._fd)
+            _append_durably(self._fd, batch)
             seq += 1
             yield _COUNT.pack(seq)
 
@@ -70,8 +82,7 @@ class Leader(scheduler_pb2_grpc.SchedulerServicer):
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._disk = ThreadPoolExecutor(1, thread_name_prefix="fsync")
-        # per round: (futures, replica acks still needed, own write done)
-        self._rounds: dict[int, list[Any]] = {}
+        self._rounds: dict[int, _Round] = {}
         self._queues: list[asyncio.Queue[bytes]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -100,31 +111,25 @@ class Leader(scheduler_pb2_grpc.SchedulerServicer):
             self._wake.clear()
             batch, self._pending = self._pending, []
             data = b"".join(_COUNT.pack(len(item)) + item for item, _ in batch)
-            self._rounds[seq] = [[f for _, f in batch], 1, False]
+            self._rounds[seq] = _Round([f for _, f in batch])
             for queue in self._queues:
                 queue.put_nowait(data)
             await asyncio.sleep(0)  # the replicas' writes start before the leader's own
             # The next round waits for this one's own write (raftsched's group commit does too;
             # not waiting makes more, smaller rounds and measured slower).
-            await loop.run_in_executor(self._disk, self._write, data)
+            await loop.run_in_executor(self._disk, _append_durably, self._fd, data)
             self._done(seq, own=True)
             await asyncio.sleep(0)
-
-    def _write(self, data: bytes) -> None:
-        os.write(self._fd, data)
-        os.fdatasync(self._fd)
 
     def _done(self, seq: int, *, own: bool = False, acked: bool = False) -> None:
         state = self._rounds.get(seq)
         if state is None:
             return
-        if own:
-            state[2] = True
-        if acked:
-            state[1] -= 1
-        if state[2] and state[1] <= 0:
+        state.written = state.written or own
+        state.acks_needed -= acked
+        if state.written and state.acks_needed <= 0:
             del self._rounds[seq]
-            for future in state[0]:
+            for future in state.waiting:
                 if not future.done():
                     future.set_result(None)
 
